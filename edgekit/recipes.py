@@ -1,0 +1,98 @@
+"""Recipes: a paper's model, data, pre-processing, schedule, quantization and gates, as YAML."""
+from __future__ import annotations
+
+import importlib.resources
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edgekit.errors import EdgekitError
+from edgekit.preprocess import Preprocess
+
+TASKS = ("classification", "detection", "segmentation", "segmentation+decision")
+REQUIRED = ("name", "task", "paper", "model", "data", "preprocess", "train", "quantize", "validate")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    task: str
+    description: str
+    paper: dict[str, Any]
+    model: dict[str, Any]
+    data: dict[str, Any]
+    preprocess: Preprocess
+    train: dict[str, Any]
+    quantize: dict[str, Any]
+    validate: dict[str, Any]
+    path: Path
+
+    @property
+    def classes(self) -> tuple[str, ...]:
+        return tuple(self.data["classes"])
+
+    def train_settings(self, pretrained: bool) -> dict[str, Any]:
+        """The training schedule, with the ``from_scratch`` overrides applied when not pretrained."""
+        settings = {k: v for k, v in self.train.items() if k != "from_scratch"}
+        if not pretrained:
+            settings.update(self.train.get("from_scratch", {}))
+        return settings
+
+
+def _dir(package: str, folder: str) -> Path:
+    try:
+        found = Path(str(importlib.resources.files(package)))
+        if found.is_dir():
+            return found
+    except ModuleNotFoundError:
+        pass
+    return Path(__file__).resolve().parent.parent / folder
+
+
+def recipes_dir() -> Path:
+    return _dir("edgekit._recipes", "recipes")
+
+
+def _parse(path: Path) -> Recipe:
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise EdgekitError(f"{path}: malformed YAML ({str(exc).splitlines()[0]})") from exc
+    if not isinstance(raw, dict):
+        raise EdgekitError(f"{path}: a recipe must be a YAML mapping")
+    for key in REQUIRED:
+        if key not in raw:
+            raise EdgekitError(f"{path}: {key}: missing")
+    if raw["task"] not in TASKS:
+        raise EdgekitError(f"{path}: task: {raw['task']!r} is not one of {', '.join(TASKS)}")
+    try:
+        pre = Preprocess(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw["preprocess"].items()})
+    except TypeError as exc:
+        raise EdgekitError(f"{path}: preprocess: {exc}") from exc
+    if "classes" not in raw["data"]:
+        raise EdgekitError(f"{path}: data.classes: missing")
+    return Recipe(
+        name=raw["name"], task=raw["task"], description=raw.get("description", ""), paper=raw["paper"],
+        model=raw["model"], data=raw["data"], preprocess=pre, train=raw["train"], quantize=raw["quantize"],
+        validate=raw["validate"], path=path,
+    )
+
+
+def list_recipes() -> list[Recipe]:
+    return [_parse(p) for p in sorted(recipes_dir().glob("*.yaml"))]
+
+
+def load_recipe(name_or_path: str | Path) -> Recipe:
+    """A recipe by name (``recipes/<name>.yaml``) or a path to a user's YAML file."""
+    p = Path(name_or_path)
+    if p.suffix in (".yaml", ".yml"):
+        if not p.is_file():
+            raise EdgekitError(f"{p}: recipe file not found")
+        return _parse(p)
+    candidate = recipes_dir() / f"{name_or_path}.yaml"
+    if not candidate.is_file():
+        known = ", ".join(r.path.stem for r in list_recipes())
+        raise EdgekitError(f"unknown recipe {name_or_path!r} (known: {known})")
+    return _parse(candidate)

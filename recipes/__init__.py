@@ -1,0 +1,1 @@
+"""Recipe YAML files, installed as package data (edgekit._recipes)."""
