@@ -1,0 +1,1 @@
+"""Target YAML files, installed as package data (edgekit._targets)."""
