@@ -1,0 +1,41 @@
+"""Model checkpoints: the recipe's model built and filled from an edgekit or plain state dict."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from edgekit.errors import EdgekitError
+from edgekit.models import create_model
+from edgekit.recipes import Recipe
+
+
+def build_model(recipe: Recipe) -> torch.nn.Module:
+    return create_model(recipe.model["name"], **recipe.model.get("args", {}))
+
+
+def save_checkpoint(path: Path, model: torch.nn.Module, recipe: Recipe, **extra) -> None:
+    tmp = Path(path).with_name(f".{Path(path).name}.tmp")
+    torch.save({"recipe": recipe.name, "model": recipe.model, "state_dict": model.state_dict(), **extra}, tmp)
+    tmp.replace(path)
+
+
+def load_model(recipe: Recipe, path: Path) -> torch.nn.Module:
+    """Build the recipe's model and load ``path`` (edgekit checkpoint or a plain state dict)."""
+    path = Path(path)
+    if not path.is_file():
+        raise EdgekitError(f"{path}: checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise EdgekitError(f"{path}: not a torch checkpoint ({exc.__class__.__name__})") from exc
+    state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
+    if not isinstance(state, dict):
+        raise EdgekitError(f"{path}: expected a state dict")
+    model = build_model(recipe)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise EdgekitError(f"{path}: does not fit model {recipe.model['name']} ({first})") from exc
+    return model.eval()
