@@ -1,0 +1,103 @@
+"""PyTorch eager FP32 vs ONNX Runtime and OpenVINO FP32/FP16/INT8 for a classification build.
+
+Usage:
+    python benchmarks/bench_classifier.py [--run runs/sdc-squeezenet-mrf--intel-cpu] [--build] ...
+
+``--build`` first runs ``edgekit build RECIPE --target intel-cpu`` (with --data/--pretrained if
+given). All variants are timed in one process, interleaved over several rounds, with the same
+thread count; the table gives each variant's throughput as a ratio to PyTorch eager FP32 at the
+same batch size. Results go to benchmarks/results/<name>.json and .md.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from edgekit.backends import get_backend
+from edgekit.backends.pytorch import TorchRunner
+from edgekit.checkpoint import load_model
+from edgekit.recipes import load_recipe
+from edgekit.report import markdown_table, print_table
+from edgekit.stages.bench import machine
+from edgekit.artifacts import write_json
+from edgekit.timing import measure
+
+HERE = Path(__file__).resolve().parent
+
+
+def variants(run: Path, threads: int, batch: int, recipe) -> list[tuple[str, object]]:
+    q = run / "quantize"
+    out = []
+    ckpt = run / "train" / "model.pt"
+    if ckpt.is_file():
+        out.append(("pytorch eager fp32", TorchRunner(load_model(recipe, ckpt), (batch, *recipe.preprocess.input_shape), threads)))
+    ort, ov = get_backend("onnxruntime"), get_backend("openvino")
+    out += [
+        ("onnxruntime fp32", ort.load(q / "fp32.onnx", threads, batch)),
+        ("onnxruntime int8 (s8 q/dq)", ort.load(q / "int8.onnx", threads, batch)),
+        ("onnxruntime int8 (u8 q/dq)", ort.load(q / "int8-u8.onnx", threads, batch)),
+        ("openvino fp32", ov.load(q / "fp32.onnx", threads, batch)),
+        ("openvino int8 (s8 q/dq)", ov.load(q / "int8.onnx", threads, batch)),
+    ]
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--recipe", default="sdc-squeezenet-mrf")
+    ap.add_argument("--run", type=Path, help="build run folder (default runs/<recipe>--intel-cpu)")
+    ap.add_argument("--build", action="store_true", help="run `edgekit build` first")
+    ap.add_argument("--data", type=Path)
+    ap.add_argument("--pretrained", type=Path)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=float, default=4.0, help="time budget per variant and round")
+    ap.add_argument("--name", help="results file name (default: <recipe>-<date>)")
+    args = ap.parse_args()
+
+    recipe = load_recipe(args.recipe)
+    run = args.run or Path("runs") / f"{recipe.name}--intel-cpu"
+    if args.build:
+        cmd = ["edgekit", "build", recipe.name, "--target", "intel-cpu", "--out", str(run.parent)]
+        cmd += ["--data", str(args.data)] if args.data else []
+        cmd += ["--pretrained", str(args.pretrained)] if args.pretrained else []
+        subprocess.run(cmd, check=False)
+    rows = []
+    for batch in args.batches:
+        runners = variants(run, args.threads, batch, recipe)
+        x = np.random.default_rng(0).normal(0, 50, size=(batch, *recipe.preprocess.input_shape)).astype(np.float32)
+        rounds: dict[str, list[dict]] = {name: [] for name, _ in runners}
+        for _ in range(args.rounds):  # interleaved so drift hits every variant alike
+            for name, runner in runners:
+                rounds[name].append(measure(runner, x, warmup=5, iters=400, max_seconds=args.seconds))
+        for name, res in rounds.items():
+            best = sorted(res, key=lambda r: r["p50_ms"])[len(res) // 2]  # median round by p50
+            rows.append({"variant": name, **best})
+        base = next((r for r in rows if r["batch"] == batch and r["variant"].startswith("pytorch")), None)
+        for r in rows:
+            if r["batch"] == batch:
+                r["x_pytorch_fp32"] = r["throughput_fps"] / base["throughput_fps"] if base else None
+
+    headers = ["variant", "batch", "p50 ms", "p90 ms", "p99 ms", "fps", "x PyTorch FP32"]
+    table = [[r["variant"], r["batch"], r["p50_ms"], r["p90_ms"], r["p99_ms"], r["throughput_fps"], r["x_pytorch_fp32"]]
+             for r in rows]
+    print_table(f"{recipe.name}: {args.threads} threads", headers, table)
+    name = args.name or f"{recipe.name}-{dt.date.today().isoformat()}"
+    results = {"recipe": recipe.name, "run": str(run), "threads": args.threads, "rounds": args.rounds,
+               "machine": machine(), "command": " ".join(sys.argv), "rows": rows}
+    write_json(HERE / "results" / f"{name}.json", results)
+    (HERE / "results" / f"{name}.md").write_text(
+        f"# {recipe.name} speed, {args.threads} threads\n\nMachine: {results['machine']}\n\n"
+        f"Command: `{results['command']}`\n\n{markdown_table(headers, table)}\n"
+    )
+    print(f"results: {HERE / 'results' / name}.json / .md")
+
+
+if __name__ == "__main__":
+    main()

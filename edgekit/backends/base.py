@@ -1,0 +1,43 @@
+"""What every runner offers; pre- and post-processing stay outside, shared by all backends."""
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import onnx
+
+from edgekit.errors import EdgekitError
+
+
+class Runner(Protocol):
+    backend: str
+    input_shape: tuple[int, ...]   # including the batch dimension the runner was built for
+
+    def infer(self, batch: np.ndarray) -> np.ndarray:
+        """float32 NCHW (N == input_shape[0]) -> float32 model output."""
+        ...
+
+
+def onnx_input_shape(model: onnx.ModelProto, path: object = "model") -> tuple[int, ...]:
+    inputs = [i for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
+    if len(inputs) != 1:
+        raise EdgekitError(f"{path}: expected one graph input, found {len(inputs)}")
+    dims = inputs[0].type.tensor_type.shape.dim
+    if any(not d.HasField("dim_value") for d in dims):
+        raise EdgekitError(f"{path}: input {inputs[0].name!r} has a dynamic shape; edgekit exports static shapes")
+    return tuple(d.dim_value for d in dims)
+
+
+def with_batch(model: onnx.ModelProto, batch: int) -> onnx.ModelProto:
+    """A copy of a static-shape model whose first input/output dimension is ``batch``.
+
+    Valid for graphs that carry no batch-size constants (our exports flatten with ``Flatten``).
+    """
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    for value in list(out.graph.input) + list(out.graph.output):
+        dims = value.type.tensor_type.shape.dim
+        if dims:
+            dims[0].dim_value = batch
+    del out.graph.value_info[:]
+    return out

@@ -1,0 +1,247 @@
+"""The ``edgekit`` command line. Every command ends with a plain table and writes JSON beside it."""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+
+from edgekit.artifacts import write_json
+from edgekit.errors import EdgekitError
+from edgekit.recipes import list_recipes, load_recipe
+from edgekit.report import gate_rows, print_table, summary_rows
+from edgekit.targets import list_targets, load_target
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Steel-surface-defect models from papers to line-side cameras.")
+data_app = typer.Typer(no_args_is_help=True, help="Datasets: the built-in generator.")
+calib_app = typer.Typer(no_args_is_help=True, help="Calibration-set manifests.")
+app.add_typer(data_app, name="data")
+app.add_typer(calib_app, name="calibration")
+out = Console()
+
+Data = Annotated[Path, typer.Option("--data", help="Dataset folder (NEU-CLS / NEU-DET layout)")]
+Threads = Annotated[Optional[int], typer.Option(help="CPU threads (default: all cores)")]
+
+
+def _json(path: Optional[Path], obj) -> None:
+    if path is not None:
+        write_json(path, obj)
+        out.print(f"JSON: {path}")
+
+
+@app.command()
+def recipes(json_out: Annotated[Optional[Path], typer.Option("--json")] = None) -> None:
+    """List the recipes and the paper figures they are validated against."""
+    rows = []
+    for r in list_recipes():
+        p = r.paper
+        fig = ", ".join(f"{k} {p[k]}" for k in ("accuracy", "map", "iou", "fps", "latency_ms") if k in p)
+        rows.append([r.name, r.task, p.get("dataset", ""), fig, p.get("ref", "")])
+    print_table("recipes", ["name", "task", "dataset", "paper figures", "source"], rows, out)
+    _json(json_out, [dict(zip(["name", "task", "dataset", "figures", "source"], r)) for r in rows])
+
+
+@app.command()
+def targets(json_out: Annotated[Optional[Path], typer.Option("--json")] = None) -> None:
+    """List the deployment targets."""
+    rows = [t.summary_row() for t in list_targets()]
+    print_table("targets", list(rows[0]), [list(r.values()) for r in rows], out)
+    _json(json_out, rows)
+
+
+@data_app.command("synth")
+def data_synth(
+    dest: Annotated[Path, typer.Argument(help="Folder to create")],
+    per_class: Annotated[int, typer.Option(help="Images per class")] = 120,
+    seed: int = 0,
+    size: int = 200,
+    overwrite: bool = False,
+) -> None:
+    """Generate the built-in NEU-like dataset (IMAGES/, ANNOTATIONS/ VOC XML, MASKS/)."""
+    from edgekit.data import synth
+
+    root = synth.generate(dest, per_class=per_class, seed=seed, size=size, overwrite=overwrite)
+    meta = json.loads((root / "synth.json").read_text())
+    print_table("built-in data", ["folder", "images", "per class", "seed", "size"],
+                [[str(root), per_class * len(meta.get("classes", [])), per_class, seed, size]], out)
+
+
+@calib_app.command("select")
+def calibration_select(
+    recipe: str,
+    data: Data,
+    dest: Annotated[Path, typer.Option("--out", help="Manifest to write, e.g. calibration/<recipe>/<name>.yaml")],
+    per_class: Annotated[Optional[int], typer.Option(help="Images per class (recipe default)")] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Selection seed (recipe default)")] = None,
+    name: Annotated[Optional[str], typer.Option(help="Manifest name (default: file stem)")] = None,
+) -> None:
+    """Choose a class-stratified, seeded calibration set from the training split."""
+    from edgekit import calibration
+    from edgekit.data.recipe_data import load_split
+
+    r = load_recipe(recipe)
+    m = calibration.select(r, load_split(r, data), name or dest.stem, per_class, seed)
+    calibration.write(m, dest)
+    print_table("calibration set", ["manifest", "images", "per class", "seed", "sha256"],
+                [[str(dest), m["count"], m["selection"]["per_class"], m["selection"]["seed"], m["sha256"][:16]]], out)
+
+
+@app.command()
+def train(
+    recipe: str,
+    data: Data,
+    dest: Annotated[Path, typer.Option("--out", help="Artifact folder to write")],
+    pretrained: Annotated[Optional[Path], typer.Option(help="torchvision-layout ImageNet state dict")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Override the recipe's epochs")] = None,
+    seed: int = 0,
+    threads: Threads = None,
+) -> None:
+    """Train the recipe's model (resumes from <out>.ckpt/ after an interruption)."""
+    from edgekit.stages.train import train as run
+
+    m = run(load_recipe(recipe), data, dest, pretrained, epochs, seed, threads)
+    res = m["results"]
+    print_table("train", ["artifact", "epochs", "test accuracy %", "seconds"],
+                [[str(dest), res["epochs"], res["test_accuracy"], res["train_seconds_this_run"]]], out)
+
+
+@app.command()
+def export(
+    recipe: str,
+    checkpoint: Annotated[Path, typer.Option(help="Checkpoint file or train artifact folder")],
+    dest: Annotated[Path, typer.Option("--out", help="Artifact folder to write")],
+) -> None:
+    """Export to ONNX (static shape), check it and compare it with PyTorch."""
+    from edgekit.stages.export import export as run
+
+    res = run(load_recipe(recipe), checkpoint, dest)
+    print_table("export", ["artifact", "opset", "input", "max |ONNX-PyTorch|"],
+                [[str(dest), res["opset"], res["input_shape"], f"{res['max_abs_diff_vs_pytorch']:.2e}"]], out)
+
+
+@app.command()
+def quantize(
+    recipe: str,
+    onnx: Annotated[Path, typer.Option(help="FP32 ONNX file or export artifact folder")],
+    data: Data,
+    calibration: Annotated[Path, typer.Option(help="Calibration manifest (edgekit calibration select)")],
+    dest: Annotated[Path, typer.Option("--out", help="Artifact folder to write")],
+    method: Annotated[Optional[str], typer.Option(help="minmax | entropy | percentile (recipe default)")] = None,
+    percentile: float = 99.999,
+    per_channel: Annotated[Optional[bool], typer.Option("--per-channel/--per-tensor")] = None,
+) -> None:
+    """FP16 and INT8 (explicit Q/DQ, symmetric, per-channel weights) from a calibration set."""
+    from edgekit.stages.quantize import quantize as run
+
+    res = run(load_recipe(recipe), onnx, calibration, data, dest, method, percentile, per_channel)
+    print_table("quantize", ["file", "bytes"], [[k, v] for k, v in res["size_bytes"].items()], out)
+
+
+@app.command("compile")
+def compile_(
+    recipe: str,
+    quantized: Annotated[Path, typer.Option(help="Quantize artifact folder")],
+    target: Annotated[str, typer.Option(help="Target name or YAML file")],
+    dest: Annotated[Path, typer.Option("--out", help="Folder for the compiled artifacts")],
+) -> None:
+    """Compile for a target's backend (TensorRT targets: the portable device kit)."""
+    from edgekit.stages.compile import compile_for_target
+
+    r = load_recipe(recipe)
+    done = compile_for_target(r, quantized, load_target(target), dest, list(r.quantize["precisions"]))
+    print_table("compile", ["backend", "precision", "artifact", "status"],
+                [[d["backend"], d["precision"], d["path"], d["status"]] for d in done], out)
+    _json(dest / "compile.json", done)
+
+
+@app.command()
+def validate(
+    recipe: str,
+    run: Annotated[Path, typer.Argument(help="Run folder of `edgekit build` (quantize/ and compile/ inside)")],
+    data: Data,
+    robustness: Annotated[bool, typer.Option("--robustness", help="Add the paper's diversity-enhanced conditions")] = False,
+    threads: Threads = None,
+) -> None:
+    """Accuracy against FP32 and the paper, fps against the paper and the line rate; exit 1 if a gate fails."""
+    from edgekit.stages.validate import validate as run_validate
+
+    compiled = sorted(p for p in (run / "compile").glob("*-*") if p.is_dir() and p.name != "tensorrt-kit")
+    if not compiled:
+        raise EdgekitError(f"{run}: no compiled artifacts under compile/")
+    res = run_validate(load_recipe(recipe), run / "quantize" / "fp32.onnx", compiled, data, run / "validate",
+                       robustness, threads)
+    _finish_validation(res, run / "validate")
+
+
+def _finish_validation(res: dict, folder: Path) -> None:
+    print_table("validation", *summary_rows(res), out)
+    print_table("gates", *gate_rows(res), out)
+    out.print(f"report: {folder / 'report.md'}\nJSON: {folder / 'results.json'}")
+    if not res["passed"]:
+        raise typer.Exit(1)
+
+
+@app.command()
+def bench(
+    artifact: Annotated[Path, typer.Argument(help="Compiled artifact folder, .onnx or OpenVINO .xml")],
+    backend: Annotated[Optional[list[str]], typer.Option(help="Backends for an .onnx (default: all installed)")] = None,
+    batch: Annotated[list[int], typer.Option(help="Batch sizes")] = [1, 8],
+    threads: Threads = None,
+    iters: int = 100,
+    warmup: int = 10,
+) -> None:
+    """Latency p50/p90/p99 and throughput at each batch size, per backend."""
+    from edgekit.stages.bench import bench as run
+
+    res = run(artifact, backend, batch, threads, iters, warmup)
+    print_table(f"bench ({res['threads']} threads)", ["backend", "batch", "p50 ms", "p90 ms", "p99 ms", "fps"],
+                [[r["backend"], r["batch"], r["p50_ms"], r["p90_ms"], r["p99_ms"], r["throughput_fps"]]
+                 for r in res["rows"]], out)
+    out.print(f"JSON: {res['json']}")
+
+
+@app.command()
+def build(
+    recipe: str,
+    target: Annotated[str, typer.Option(help="Target name or YAML file")],
+    data: Annotated[Optional[Path], typer.Option(help="Dataset folder (default: the built-in generated data)")] = None,
+    runs: Annotated[Path, typer.Option("--out", help="Folder holding the runs")] = Path("runs"),
+    pretrained: Annotated[Optional[Path], typer.Option(help="torchvision-layout ImageNet state dict")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option(help="Start from this trained checkpoint")] = None,
+    onnx: Annotated[Optional[Path], typer.Option(help="Start from this FP32 ONNX file")] = None,
+    calibration: Annotated[Optional[Path], typer.Option(help="Calibration manifest to use")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Override the recipe's epochs")] = None,
+    method: Annotated[Optional[str], typer.Option(help="Calibration method (recipe default)")] = None,
+    robustness: Annotated[bool, typer.Option("--robustness")] = False,
+    threads: Threads = None,
+    seed: int = 0,
+) -> None:
+    """Train (or load), export, quantize, compile and validate a recipe for a target."""
+    from edgekit.stages.build import BuildOptions, build as run
+
+    r, t = load_recipe(recipe), load_target(target)
+    run_dir = runs / f"{r.name}--{t.name}"
+    opts = BuildOptions(data, pretrained, checkpoint, onnx, calibration, epochs, method, robustness, threads, seed)
+    res = run(r, t, run_dir, opts)
+    print_table("build", ["stage", "status", "seconds", "result"],
+                [[s["stage"], s["status"], s["seconds"], s["result"]] for s in res["stages"]], out)
+    if res["left_to_do"]:
+        out.print(f"[bold]Left to do on the device:[/bold] {res['left_to_do']}")
+    out.print(f"build summary: {run_dir / 'build.json'}")
+    _finish_validation(res["results"], run_dir / "validate")
+
+
+def main() -> None:
+    try:
+        app()
+    except EdgekitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Plain tables: Markdown for reports, rich for the terminal. Same rows feed both."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+from rich.console import Console
+from rich.table import Table
+
+
+def fmt(value: Any) -> str:
+    if isinstance(value, bool):
+        return "pass" if value else "FAIL"
+    if isinstance(value, float):
+        return f"{value:.2f}"
+    return "—" if value is None else str(value)
+
+
+def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]], console: Console | None = None) -> None:
+    table = Table(title=title, title_justify="left")
+    for h in headers:
+        table.add_column(h)
+    for row in rows:
+        table.add_row(*(fmt(v) for v in row))
+    (console or Console()).print(table)
+
+
+def summary_rows(results: dict) -> tuple[list[str], list[list[Any]]]:
+    headers = ["artifact", "accuracy %", "drop vs FP32", "p50 ms (b=1)", "fps (b=1)"]
+    rows = [[r["artifact"], r["accuracy"], r.get("drop_vs_fp32"), r["speed"]["p50_ms"], r["speed"]["throughput_fps"]]
+            for r in results["rows"]]
+    return headers, rows
+
+
+def gate_rows(results: dict) -> tuple[list[str], list[list[Any]]]:
+    return ["artifact", "gate", "value", "result"], [[g["artifact"], g["gate"], g["value"], g["pass"]] for g in results["gates"]]
+
+
+def validation_markdown(recipe, results: dict) -> str:
+    classes = list(recipe.classes)
+    out = [f"# Validation: {recipe.name}", ""]
+    d = results["data"]
+    out += [f"Data: `{d['root']}` — {d['images']} images, test split {d['test']} "
+            f"({'built-in generated data' if results['builtin_data'] else 'user data'}); "
+            f"{results['threads']} CPU threads.", ""]
+    out += ["## Summary", "", markdown_table(*summary_rows(results)), ""]
+    out += ["## Gates", "", markdown_table(*gate_rows(results)), "",
+            f"Overall: **{'PASS' if results['passed'] else 'FAIL'}**", ""]
+    paper = recipe.paper
+    out += [f"## Against the paper ({paper.get('ref', '')})", ""]
+    out += [markdown_table(
+        ["artifact", "accuracy %", "paper %", "fps here", "paper fps", "comparable"],
+        [[p["artifact"], p["accuracy"], p["paper"], p["fps"], f"{p['paper_fps']} ({paper.get('device', '')})",
+          "yes" if p["comparable"] else "no (not the paper's data)"] for p in results["paper"]],
+    ), ""]
+    out += ["## Per class (recall %)", ""]
+    out += [markdown_table(["artifact", *classes],
+                           [[r["artifact"], *[r["per_class"][c]["recall"] for c in classes]] for r in results["rows"]]), ""]
+    for r in results["rows"]:
+        out += [f"### Confusion matrix: {r['artifact']} (rows true, columns predicted)", ""]
+        out += [markdown_table(["", *classes], [[c, *r["confusion"][i]] for i, c in enumerate(classes)]), ""]
+    if results["rows"][0]["robustness"]:
+        conds = [c for c in results["rows"][0]["robustness"]]
+        ref = paper.get("robustness", {})
+        out += ["## Diversity-enhanced conditions (accuracy %)", ""]
+        rows = [["paper", *[ref.get(c) for c in conds[:-1]], paper.get("robust_accuracy")]]
+        rows += [[r["artifact"], *[r["robustness"][c] for c in conds]] for r in results["rows"]]
+        out += [markdown_table(["artifact", *conds], rows), ""]
+    out += ["## Notes", "", *[f"- {n}" for n in results["notes"] + d.get("notes", [])], ""]
+    return "\n".join(out)

@@ -1,0 +1,74 @@
+"""Export to ONNX: static shapes, a recent opset, checked and compared with PyTorch."""
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+
+from edgekit.artifacts import staged_dir, write_manifest
+from edgekit.backends.base import onnx_input_shape
+from edgekit.checkpoint import load_model
+from edgekit.errors import EdgekitError
+from edgekit.recipes import Recipe
+
+STAGE = "export"
+OPSET = 17                # TensorRT 8.2 (Jetson Nano) parses up to opset 13..17 depending on op; 17 is safe from 8.5
+MODEL = "model.onnx"
+INPUT, OUTPUT = "input", "logits"
+
+
+def check_onnx(path: Path, recipe: Recipe) -> onnx.ModelProto:
+    """Load a user's or our ONNX file; refuse anything that is not one or has the wrong input shape."""
+    path = Path(path)
+    if not path.is_file():
+        raise EdgekitError(f"{path}: ONNX file not found")
+    try:
+        model = onnx.load(str(path))
+        onnx.checker.check_model(model)
+    except Exception as exc:
+        raise EdgekitError(f"{path}: not a valid ONNX model ({exc.__class__.__name__}: {str(exc).splitlines()[0][:200]})") from exc
+    shape = onnx_input_shape(model, path)
+    expected = (1, *recipe.preprocess.input_shape)
+    if shape != expected:
+        raise EdgekitError(f"{path}: input shape {shape} does not match recipe {recipe.name} (needs {expected})")
+    return model
+
+
+def export(recipe: Recipe, checkpoint: Path, out: Path, samples: np.ndarray | None = None, tolerance: float = 1e-3) -> dict:
+    """Export ``checkpoint`` (file, or a train artifact folder) into the artifact folder ``out``."""
+    checkpoint = Path(checkpoint)
+    if checkpoint.is_dir():
+        checkpoint = checkpoint / "model.pt"
+    model = load_model(recipe, checkpoint)
+    shape = (1, *recipe.preprocess.input_shape)
+    if samples is None:
+        samples = np.random.default_rng(0).normal(0, 50, size=(4, *shape[1:])).astype(np.float32)
+    with staged_dir(out) as tmp:
+        path = tmp / MODEL
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                model, (torch.zeros(shape),), str(path), opset_version=OPSET, input_names=[INPUT],
+                output_names=[OUTPUT], dynamo=False, do_constant_folding=True,
+            )
+        onnx.checker.check_model(onnx.load(str(path)), full_check=True)
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        diffs = []
+        with torch.inference_mode():
+            for x in samples:
+                ref = model(torch.from_numpy(x[None])).numpy()
+                got = session.run(None, {INPUT: x[None]})[0]
+                diffs.append(float(np.abs(ref - got).max()))
+        max_diff = max(diffs)
+        if max_diff > tolerance:
+            raise EdgekitError(f"{path.name}: ONNX Runtime differs from PyTorch by {max_diff:.2e} (> {tolerance:.0e})")
+        results = {"opset": OPSET, "input_shape": list(shape), "max_abs_diff_vs_pytorch": max_diff,
+                   "compared_inputs": len(samples), "size_bytes": path.stat().st_size}
+        write_manifest(tmp, STAGE, {"checkpoint": checkpoint}, {"recipe": recipe.name, "opset": OPSET}, results)
+    return results

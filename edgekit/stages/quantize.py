@@ -1,0 +1,133 @@
+"""FP16 and INT8 variants of an FP32 ONNX model.
+
+INT8 is post-training static quantization with ONNX Runtime's quantizer into explicit Q/DQ
+ONNX, symmetric INT8 activations and per-channel symmetric INT8 weights: the one encoding
+TensorRT (>= 8), OpenVINO and ONNX Runtime all consume. The same calibration (activation
+ranges, cached by model + calibration-set hash) also yields a U8-activation Q/DQ model, which
+is what ONNX Runtime's x86 kernels run fast.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnxconverter_common import float16
+from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+from onnxruntime.quantization.shape_inference import quant_pre_process
+
+from edgekit import calibration
+from edgekit.artifacts import sha256_file, sha256_json, staged_dir, write_manifest
+from edgekit.data.images import read_grey
+from edgekit.errors import EdgekitError
+from edgekit.progress import bar
+from edgekit.recipes import Recipe
+from edgekit.stages.export import check_onnx
+
+STAGE = "quantize"
+METHODS = {
+    "minmax": CalibrationMethod.MinMax,
+    "entropy": CalibrationMethod.Entropy,
+    "percentile": CalibrationMethod.Percentile,
+}
+# file written for each precision / INT8 encoding
+FILES = {"fp32": "fp32.onnx", "fp16": "fp16.onnx", "int8": "int8.onnx", "int8-u8": "int8-u8.onnx"}
+
+
+class _Reader(CalibrationDataReader):
+    def __init__(self, batches: list[np.ndarray], input_name: str) -> None:
+        self.batches, self.input_name, self.i = batches, input_name, 0
+
+    def get_next(self) -> dict | None:
+        if self.i >= len(self.batches):
+            return None
+        self.i += 1
+        return {self.input_name: self.batches[self.i - 1]}
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def quantize_settings(recipe: Recipe, method: str | None, per_channel: bool | None, percentile: float) -> dict:
+    """The quantization settings a quantize artifact records (``build`` compares them to resume)."""
+    method = method or recipe.quantize.get("method", "minmax")
+    if method not in METHODS:
+        raise EdgekitError(f"unknown calibration method {method!r} (known: {', '.join(METHODS)})")
+    per_channel = recipe.quantize.get("per_channel", True) if per_channel is None else per_channel
+    settings = {"recipe": recipe.name, "method": method, "per_channel": per_channel, "format": "QDQ",
+                "activations": "symmetric int8 (+ uint8 copy for ONNX Runtime CPU)",
+                "weights": "symmetric int8" + (" per channel" if per_channel else " per tensor")}
+    if method == "percentile":
+        settings["percentile"] = percentile
+    return settings
+
+
+def quantize(
+    recipe: Recipe,
+    onnx_path: Path,
+    manifest_path: Path,
+    data_root: Path,
+    out: Path,
+    method: str | None = None,
+    percentile: float = 99.999,
+    per_channel: bool | None = None,
+    cache_dir: Path | None = None,
+) -> dict:
+    """Write fp32/fp16/int8 (S8 Q/DQ) and int8-u8 ONNX files into the artifact folder ``out``."""
+    onnx_path = Path(onnx_path)
+    if onnx_path.is_dir():
+        onnx_path = onnx_path / "model.onnx"
+    model = check_onnx(onnx_path, recipe)
+    manifest, images = calibration.load(manifest_path, data_root)
+    input_name = model.graph.input[0].name
+
+    settings = quantize_settings(recipe, method, per_channel, percentile)
+    model_hash = sha256_file(onnx_path)
+    key = sha256_json({"model": model_hash, "calibration": manifest["sha256"],
+                       "preprocess": recipe.preprocess.__dict__, **settings})[:16]
+    method, per_channel = settings["method"], settings["per_channel"]
+    cache_dir = Path(cache_dir or Path.home() / ".cache" / "edgekit" / "calibration")
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    cache = cache_dir / f"{model_hash[:12]}-{manifest['sha256'][:12]}-{method}-{key}.json"
+    cache_hit = cache.is_file()
+
+    batches = [recipe.preprocess(read_grey(p))[None] for p in bar(images, "calibration images")]
+    extra = {"ActivationSymmetric": True, "WeightSymmetric": True}
+    if method == "percentile":
+        extra["CalibPercentile"] = percentile
+    logging.getLogger().setLevel(logging.ERROR)  # the quantizer's advice is printed per call
+
+    with staged_dir(out) as tmp:
+        quant_pre_process(str(onnx_path), str(tmp / FILES["fp32"]), skip_symbolic_shape=True)
+        with warnings.catch_warnings():  # it warns for every weight below FP16's range (flushed to 1e-7)
+            warnings.simplefilter("ignore")
+            fp16 = float16.convert_float_to_float16(onnx.load(str(tmp / FILES["fp32"])), keep_io_types=True)
+        onnx.save(fp16, str(tmp / FILES["fp16"]))
+        t0 = time.perf_counter()
+        for name, activation in (("int8", QuantType.QInt8), ("int8-u8", QuantType.QUInt8)):
+            quantize_static(
+                str(tmp / FILES["fp32"]), str(tmp / FILES[name]), _Reader(batches, input_name),
+                quant_format=QuantFormat.QDQ, per_channel=per_channel, activation_type=activation,
+                weight_type=QuantType.QInt8, calibrate_method=METHODS[method],
+                extra_options={**extra, "ActivationSymmetric": activation == QuantType.QInt8},
+                calibration_cache_path=str(cache),
+            )
+        seconds = time.perf_counter() - t0
+        shutil.copyfile(cache, tmp / "calibration_ranges.json")
+        for name in FILES:
+            onnx.checker.check_model(onnx.load(str(tmp / FILES[name])))
+        results = {
+            "calibration_set": {"name": manifest["name"], "sha256": manifest["sha256"], "count": len(images)},
+            "calibration_cache": str(cache),
+            "calibration_cache_hit": cache_hit,
+            "seconds": round(seconds, 2),
+            "size_bytes": {n: (tmp / f).stat().st_size for n, f in FILES.items()},
+        }
+        write_manifest(tmp, STAGE, {"onnx": onnx_path, "calibration": manifest_path}, settings, results)
+    return results

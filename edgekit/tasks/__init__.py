@@ -1,0 +1,1 @@
+"""Task-specific post-processing and metrics (classification now; detection and segmentation next)."""

@@ -1,0 +1,29 @@
+"""Latency and throughput of a runner: warm-up, then timed calls; percentiles over calls."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+
+def measure(runner, batch: np.ndarray, warmup: int = 10, iters: int = 100, max_seconds: float = 10.0) -> dict:
+    """Time ``runner.infer(batch)``. Stops after ``iters`` calls or ``max_seconds``, whichever is first."""
+    for _ in range(warmup):
+        runner.infer(batch)
+    times = []
+    start = time.perf_counter()
+    while len(times) < iters and (time.perf_counter() - start) < max_seconds:
+        t = time.perf_counter()
+        runner.infer(batch)
+        times.append(time.perf_counter() - t)
+    ms = np.array(times) * 1000.0
+    n = batch.shape[0]
+    return {
+        "batch": n,
+        "calls": len(ms),
+        "p50_ms": float(np.percentile(ms, 50)),
+        "p90_ms": float(np.percentile(ms, 90)),
+        "p99_ms": float(np.percentile(ms, 99)),
+        "mean_ms": float(ms.mean()),
+        "throughput_fps": float(n * 1000.0 / ms.mean()),
+    }

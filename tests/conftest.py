@@ -1,0 +1,41 @@
+"""Shared fixtures: a tiny generated dataset and a CI-sized copy of the classification recipe."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+os.environ.setdefault("EDGEKIT_NO_PROGRESS", "1")
+
+from edgekit.recipes import load_recipe, recipes_dir  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> Path:
+    """Built-in generated data: 10 images per class at 200x200 (as the real NEU layout)."""
+    from edgekit.data import synth
+
+    return synth.generate(tmp_path_factory.mktemp("data") / "neu", per_class=10, seed=3, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_recipe_path(tmp_path_factory) -> Path:
+    """The sdc-squeezenet-mrf recipe at 64x64 input, one short epoch: CI-sized, same code paths."""
+    raw = yaml.safe_load((recipes_dir() / "sdc-squeezenet-mrf.yaml").read_text())
+    raw["preprocess"]["size"] = 64
+    raw["train"].update(batch_size=12, epochs=1)
+    raw["train"]["from_scratch"].update(epochs=2)
+    raw["quantize"]["calibration"]["per_class"] = 2
+    raw["data"]["builtin"]["per_class"] = 6
+    # A one-epoch model is far from converged: gate only what the pipeline guarantees.
+    raw["validate"]["max_drop"] = {"fp32": 0.01, "fp16": 100.0, "int8": 100.0}
+    path = tmp_path_factory.mktemp("recipe") / "tiny-sdc.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_recipe(tiny_recipe_path):
+    return load_recipe(tiny_recipe_path)

@@ -1,0 +1,99 @@
+"""The command line: tables, JSON, exit codes, and one clear line for each kind of bad input."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import onnx
+import pytest
+import torch
+from onnx import TensorProto, helper
+
+
+def edgekit(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edgekit", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, env={"EDGEKIT_NO_PROGRESS": "1", "COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+
+
+def one_error_line(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    return lines[0]
+
+
+def test_recipes_and_targets_tables(tmp_path: Path) -> None:
+    proc = edgekit("recipes", "--json", tmp_path / "r.json")
+    assert proc.returncode == 0 and "sdc-squeezenet-mrf" in proc.stdout and "classification" in proc.stdout
+    assert json.loads((tmp_path / "r.json").read_text())[0]["dataset"] == "NEU-CLS"
+    proc = edgekit("targets", "--json", tmp_path / "t.json")
+    names = {t["name"] for t in json.loads((tmp_path / "t.json").read_text())}
+    assert proc.returncode == 0 and {"jetson-orin-agx", "jetson-nano", "desktop-cuda", "intel-cpu", "cpu"} <= names
+
+
+def test_unknown_recipe_and_target(tmp_path: Path) -> None:
+    assert "unknown recipe 'yolo-x'" in one_error_line(edgekit("build", "yolo-x", "--target", "cpu"))
+    line = one_error_line(edgekit("build", "sdc-squeezenet-mrf", "--target", "jetson-tx1", "--out", tmp_path))
+    assert "jetson-tx1" in line
+    assert not any(tmp_path.iterdir())
+
+
+def test_missing_and_empty_dataset(tmp_path: Path) -> None:
+    line = one_error_line(edgekit("train", "sdc-squeezenet-mrf", "--data", tmp_path / "none", "--out", tmp_path / "t"))
+    assert f"{tmp_path / 'none'}: dataset folder not found" in line
+    (tmp_path / "empty").mkdir()
+    line = one_error_line(edgekit("train", "sdc-squeezenet-mrf", "--data", tmp_path / "empty", "--out", tmp_path / "t"))
+    assert "no images found" in line
+    assert not (tmp_path / "t").exists()
+
+
+def test_corrupt_image_stops_training_without_an_artifact(tmp_path: Path, tiny_data: Path) -> None:
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_data, data)
+    (data / "IMAGES" / "crazing_4.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    line = one_error_line(edgekit("train", "sdc-squeezenet-mrf", "--data", data, "--out", tmp_path / "t"))
+    assert "crazing_4.png: corrupt or unsupported image" in line
+    assert not (tmp_path / "t").exists() and not list(tmp_path.glob(".t.*"))
+
+
+def test_bad_onnx_files(tmp_path: Path, tiny_data: Path) -> None:
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"this is not protobuf")
+    line = one_error_line(edgekit("quantize", "sdc-squeezenet-mrf", "--onnx", junk, "--data", tiny_data,
+                                  "--calibration", tmp_path / "c.yaml", "--out", tmp_path / "q"))
+    assert f"{junk}: not a valid ONNX model" in line
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 224, 224])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 224, 224])
+    wrong = tmp_path / "wrong.onnx"
+    onnx.save(helper.make_model(helper.make_graph([helper.make_node("Relu", ["input"], ["y"])], "g", [x], [y]),
+                                opset_imports=[helper.make_opsetid("", 17)]), str(wrong))
+    line = one_error_line(edgekit("quantize", "sdc-squeezenet-mrf", "--onnx", wrong, "--data", tiny_data,
+                                  "--calibration", tmp_path / "c.yaml", "--out", tmp_path / "q"))
+    assert "input shape (1, 3, 224, 224) does not match recipe sdc-squeezenet-mrf (needs (1, 3, 200, 200))" in line
+    assert not (tmp_path / "q").exists()
+
+
+def test_bad_checkpoint_and_manifest(tmp_path: Path, tiny_data: Path) -> None:
+    torch.save({"state_dict": {"nonsense": torch.zeros(1)}}, tmp_path / "x.pt")
+    line = one_error_line(edgekit("export", "sdc-squeezenet-mrf", "--checkpoint", tmp_path / "x.pt", "--out", tmp_path / "e"))
+    assert "x.pt: does not fit model squeezenet1_0_mrf" in line
+    (tmp_path / "m.yaml").write_text("images: [unclosed")
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 200, 200])
+    ok = tmp_path / "ok.onnx"
+    onnx.save(helper.make_model(helper.make_graph([helper.make_node("Relu", ["input"], ["y"])], "g", [x],
+                                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 200, 200])]),
+                                opset_imports=[helper.make_opsetid("", 17)]), str(ok))
+    line = one_error_line(edgekit("quantize", "sdc-squeezenet-mrf", "--onnx", ok, "--data", tiny_data,
+                                  "--calibration", tmp_path / "m.yaml", "--out", tmp_path / "q"))
+    assert "m.yaml: malformed YAML" in line
+
+
+def test_data_synth_command(tmp_path: Path) -> None:
+    proc = edgekit("data", "synth", tmp_path / "d", "--per-class", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert len(list((tmp_path / "d" / "IMAGES").iterdir())) == 12
+    assert str(tmp_path / "d") in one_error_line(edgekit("data", "synth", tmp_path / "d", "--per-class", "2"))

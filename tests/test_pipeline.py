@@ -1,0 +1,149 @@
+"""Every stage on the built-in data with a CI-sized recipe, through the real code paths."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+from edgekit import calibration
+from edgekit.artifacts import read_manifest
+from edgekit.data.recipe_data import load_split
+from edgekit.errors import EdgekitError
+from edgekit.stages.bench import bench
+from edgekit.stages.build import BuildOptions, build
+from edgekit.stages.compile import compile_for_target
+from edgekit.stages.export import check_onnx, export
+from edgekit.stages.quantize import quantize
+from edgekit.stages.train import train
+from edgekit.stages.validate import required_fps, validate
+from edgekit.targets import load_target
+
+
+@pytest.fixture(scope="module")
+def stages(tmp_path_factory, tiny_recipe, tiny_data) -> dict[str, Path]:
+    """train -> export -> calibration -> quantize, once for the module."""
+    root = tmp_path_factory.mktemp("run")
+    train(tiny_recipe, tiny_data, root / "train", epochs=1, threads=2)
+    export(tiny_recipe, root / "train", root / "export")
+    manifest = calibration.write(
+        calibration.select(tiny_recipe, load_split(tiny_recipe, tiny_data), "tiny"), root / "calib.yaml"
+    )
+    quantize(tiny_recipe, root / "export", manifest, tiny_data, root / "quantize", cache_dir=root / "cache")
+    return {"root": root, "manifest": manifest}
+
+
+def test_train_writes_checkpoint_history_and_manifest(stages) -> None:
+    m = read_manifest(stages["root"] / "train")
+    assert m["stage"] == "train" and "model.pt" in m["files"]
+    assert m["settings"]["lr_multipliers"] == {"conv1": 9, "fire2": 9, "fire3": 9}
+    assert m["results"]["data"]["train"] + m["results"]["data"]["test"] == 60
+    assert len(json.loads((stages["root"] / "train" / "history.json").read_text())) == 1
+    assert not (stages["root"] / "train.ckpt").exists()  # resume checkpoint removed once done
+
+
+def test_export_is_static_checked_and_close_to_pytorch(stages, tiny_recipe) -> None:
+    res = read_manifest(stages["root"] / "export")["results"]
+    assert res["input_shape"] == [1, 3, 64, 64] and res["opset"] >= 17
+    assert res["max_abs_diff_vs_pytorch"] < 1e-3
+    check_onnx(stages["root"] / "export" / "model.onnx", tiny_recipe)
+
+
+def test_int8_is_symmetric_per_channel_qdq(stages) -> None:
+    model = onnx.load(str(stages["root"] / "quantize" / "int8.onnx"))
+    ops = [n.op_type for n in model.graph.node]
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    zero_points = [inits[n.input[2]] for n in model.graph.node if n.op_type == "DequantizeLinear" and len(n.input) > 2]
+    assert zero_points and not any(zp.any() for zp in zero_points)  # symmetric: every zero point is 0
+    assert {zp.dtype for zp in zero_points} == {np.dtype(np.int8), np.dtype(np.int32)}  # int32 only for biases
+    conv_weight_scales = [inits[n.input[1]] for n in model.graph.node
+                          if n.op_type == "DequantizeLinear" and n.input[0] in inits and inits[n.input[0]].ndim == 4]
+    assert conv_weight_scales and all(s.ndim == 1 and s.size > 1 for s in conv_weight_scales)
+    u8 = onnx.load(str(stages["root"] / "quantize" / "int8-u8.onnx"))
+    u8_inits = {i.name: numpy_helper.to_array(i) for i in u8.graph.initializer}
+    assert any(u8_inits[n.input[2]].dtype == np.uint8 for n in u8.graph.node if n.op_type == "QuantizeLinear")
+
+
+def test_calibration_result_is_cached_by_model_and_set(stages, tiny_recipe, tiny_data, tmp_path) -> None:
+    first = read_manifest(stages["root"] / "quantize")["results"]
+    assert first["calibration_cache_hit"] is False
+    again = quantize(tiny_recipe, stages["root"] / "export", stages["manifest"], tiny_data, tmp_path / "q",
+                     cache_dir=stages["root"] / "cache")
+    assert again["calibration_cache_hit"] is True and again["calibration_cache"] == first["calibration_cache"]
+    other = quantize(tiny_recipe, stages["root"] / "export", stages["manifest"], tiny_data, tmp_path / "q2",
+                     method="percentile", cache_dir=stages["root"] / "cache")
+    assert other["calibration_cache_hit"] is False and other["calibration_cache"] != first["calibration_cache"]
+
+
+def test_calibration_manifest_is_from_train_split_and_detects_changed_images(stages, tiny_recipe, tiny_data,
+                                                                           tmp_path) -> None:
+    m, files = calibration.load(stages["manifest"], tiny_data)
+    assert m["count"] == 12 and len(files) == 12
+    assert m["selection"]["method"] == "class-stratified" and m["selection"]["per_class"] == 2
+    test_paths = {s.path for s in load_split(tiny_recipe, tiny_data).test}
+    assert not test_paths & set(files)
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_data, copy)
+    victim = copy / m["images"][0]["path"]
+    victim.write_bytes(victim.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(EdgekitError, match="sha256 mismatch"):
+        calibration.load(stages["manifest"], copy)
+
+
+def test_compile_validate_bench_on_cpu_backends(stages, tiny_recipe, tiny_data, tmp_path) -> None:
+    root = stages["root"]
+    done = compile_for_target(tiny_recipe, root / "quantize", load_target("intel-cpu"), tmp_path / "c",
+                              ["fp32", "fp16", "int8"])
+    assert [(d["backend"], d["precision"]) for d in done] == [("openvino", p) for p in ("fp32", "fp16", "int8")]
+    done += compile_for_target(tiny_recipe, root / "quantize", load_target("cpu"), tmp_path / "c", ["int8"])
+    assert read_manifest(tmp_path / "c" / "onnxruntime-int8")["settings"]["int8_encoding"] == "u8"
+    res = validate(tiny_recipe, root / "quantize" / "fp32.onnx", [Path(d["path"]) for d in done], tiny_data,
+                   tmp_path / "v", threads=2)
+    labels = [r["artifact"] for r in res["rows"]]
+    assert labels == ["fp32-reference", "openvino-fp32", "openvino-fp16", "openvino-int8", "onnxruntime-int8"]
+    ov32 = res["rows"][1]
+    assert ov32["drop_vs_fp32"] == pytest.approx(0.0, abs=1e-9)  # same model, another runtime: same answers
+    assert np.array(ov32["confusion"]).sum() == 12
+    assert res["passed"] and not any(g["gate"].startswith("accuracy >= paper") for g in res["gates"])
+    report = (tmp_path / "v" / "report.md").read_text()
+    assert "not the paper's data" in report and "Confusion matrix: openvino-int8" in report
+    b = bench(tmp_path / "c" / "openvino-int8", batches=[1, 2], iters=5, warmup=1, max_seconds=2)
+    assert [(r["backend"], r["batch"]) for r in b["rows"]] == [("openvino", 1), ("openvino", 2)]
+    assert all(r["p50_ms"] <= r["p99_ms"] for r in b["rows"])
+
+
+def test_jetson_target_gets_a_device_kit_and_a_cpu_estimate(stages, tiny_recipe, tmp_path) -> None:
+    done = compile_for_target(tiny_recipe, stages["root"] / "quantize", load_target("jetson-orin"), tmp_path / "j",
+                              ["fp32", "fp16", "int8"])
+    kit = tmp_path / "j" / "tensorrt-kit"
+    assert done[0]["backend"] == "tensorrt" and (kit / "int8.onnx").is_file()
+    howto = (kit / "BUILD_ON_DEVICE.md").read_text()
+    assert "--onnx=int8.onnx --int8" in howto and "--useDLACore=0 --allowGPUFallback" in howto
+    assert {d["backend"] for d in done[1:]} == {"openvino"}
+    nano = compile_for_target(tiny_recipe, stages["root"] / "quantize", load_target("jetson-nano"), tmp_path / "n",
+                              ["fp32", "fp16", "int8"])
+    skipped = read_manifest(tmp_path / "n" / "tensorrt-kit")["results"]["skipped"]
+    assert "int8" in skipped and "--workspace=" in (tmp_path / "n" / "tensorrt-kit" / "BUILD_ON_DEVICE.md").read_text()
+    assert nano[0]["precision"] == "fp32,fp16"
+
+
+def test_line_rate_formula() -> None:
+    assert required_fps({"strip_speed_mps": 18, "fov_along_strip_m": 1.0, "overlap": 0.1}) == pytest.approx(20.0)
+    assert required_fps({"strip_speed_mps": 10, "fov_along_strip_m": 0.5, "overlap": 0.0, "tiles_per_frame": 4}) == 80
+
+
+def test_build_resumes_and_starts_from_onnx(stages, tiny_recipe, tiny_data, tmp_path) -> None:
+    opts = BuildOptions(data=tiny_data, epochs=1, threads=2)
+    first = build(tiny_recipe, load_target("intel-cpu"), tmp_path / "run", opts)
+    assert [s["status"] for s in first["stages"]] == ["ran"] * 6
+    second = build(tiny_recipe, load_target("intel-cpu"), tmp_path / "run", opts)
+    assert [s["status"] for s in second["stages"]][:4] == ["reused"] * 4
+    onnx_opts = BuildOptions(data=tiny_data, onnx=stages["root"] / "export" / "model.onnx", threads=2)
+    from_onnx = build(tiny_recipe, load_target("cpu"), tmp_path / "run2", onnx_opts)
+    assert [s["stage"] for s in from_onnx["stages"]] == ["calibration set", "quantize", "compile", "validate"]
+    assert json.loads((tmp_path / "run2" / "build.json").read_text())["target"] == "cpu"
