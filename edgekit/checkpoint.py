@@ -14,6 +14,22 @@ def build_model(recipe: Recipe) -> torch.nn.Module:
     return create_model(recipe.model["name"], **recipe.model.get("args", {}))
 
 
+BUNDLED_WEIGHTS = Path(__file__).resolve().parent / "weights"
+
+
+def resolve_pretrained(recipe: Recipe, choice: str | Path | None) -> Path | None:
+    """The ImageNet weights to start from: ``choice`` (a path, or "none" for from scratch), else the
+    recipe's ``model.pretrained`` (a file bundled in edgekit/weights/)."""
+    if choice is not None:
+        if str(choice).lower() == "none":
+            return None
+        if not Path(choice).is_file():
+            raise EdgekitError(f"{choice}: pretrained weights file not found")
+        return Path(choice)
+    bundled = recipe.model.get("pretrained")
+    return BUNDLED_WEIGHTS / bundled if bundled else None
+
+
 def save_checkpoint(path: Path, model: torch.nn.Module, recipe: Recipe, **extra) -> None:
     tmp = Path(path).with_name(f".{Path(path).name}.tmp")
     torch.save({"recipe": recipe.name, "model": recipe.model, "state_dict": model.state_dict(), **extra}, tmp)

@@ -24,6 +24,9 @@ app.add_typer(calib_app, name="calibration")
 out = Console()
 
 Data = Annotated[Path, typer.Option("--data", help="Dataset folder (NEU-CLS / NEU-DET layout)")]
+Pretrained = Annotated[Optional[str], typer.Option(
+    help="ImageNet weights: a torchvision-layout state dict, or 'none' to train from scratch "
+         "(default: the recipe's bundled weights)")]
 Threads = Annotated[Optional[int], typer.Option(help="CPU threads (default: all cores)")]
 
 
@@ -95,15 +98,17 @@ def train(
     recipe: str,
     data: Data,
     dest: Annotated[Path, typer.Option("--out", help="Artifact folder to write")],
-    pretrained: Annotated[Optional[Path], typer.Option(help="torchvision-layout ImageNet state dict")] = None,
+    pretrained: Pretrained = None,
     epochs: Annotated[Optional[int], typer.Option(help="Override the recipe's epochs")] = None,
     seed: int = 0,
     threads: Threads = None,
 ) -> None:
     """Train the recipe's model (resumes from <out>.ckpt/ after an interruption)."""
+    from edgekit.checkpoint import resolve_pretrained
     from edgekit.stages.train import train as run
 
-    m = run(load_recipe(recipe), data, dest, pretrained, epochs, seed, threads)
+    r = load_recipe(recipe)
+    m = run(r, data, dest, resolve_pretrained(r, pretrained), epochs, seed, threads)
     res = m["results"]
     print_table("train", ["artifact", "epochs", "test accuracy %", "seconds"],
                 [[str(dest), res["epochs"], res["test_accuracy"], res["train_seconds_this_run"]]], out)
@@ -210,7 +215,7 @@ def build(
     target: Annotated[str, typer.Option(help="Target name or YAML file")],
     data: Annotated[Optional[Path], typer.Option(help="Dataset folder (default: the built-in generated data)")] = None,
     runs: Annotated[Path, typer.Option("--out", help="Folder holding the runs")] = Path("runs"),
-    pretrained: Annotated[Optional[Path], typer.Option(help="torchvision-layout ImageNet state dict")] = None,
+    pretrained: Pretrained = None,
     checkpoint: Annotated[Optional[Path], typer.Option(help="Start from this trained checkpoint")] = None,
     onnx: Annotated[Optional[Path], typer.Option(help="Start from this FP32 ONNX file")] = None,
     calibration: Annotated[Optional[Path], typer.Option(help="Calibration manifest to use")] = None,
@@ -221,11 +226,12 @@ def build(
     seed: int = 0,
 ) -> None:
     """Train (or load), export, quantize, compile and validate a recipe for a target."""
+    from edgekit.checkpoint import resolve_pretrained
     from edgekit.stages.build import BuildOptions, build as run
 
     r, t = load_recipe(recipe), load_target(target)
     run_dir = runs / f"{r.name}--{t.name}"
-    opts = BuildOptions(data, pretrained, checkpoint, onnx, calibration, epochs, method, robustness, threads, seed)
+    opts = BuildOptions(data, resolve_pretrained(r, pretrained), checkpoint, onnx, calibration, epochs, method, robustness, threads, seed)
     res = run(r, t, run_dir, opts)
     print_table("build", ["stage", "status", "seconds", "result"],
                 [[s["stage"], s["status"], s["seconds"], s["result"]] for s in res["stages"]], out)

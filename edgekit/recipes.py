@@ -1,7 +1,6 @@
 """Recipes: a paper's model, data, pre-processing, schedule, quantization and gates, as YAML."""
 from __future__ import annotations
 
-import importlib.resources
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -9,6 +8,7 @@ from typing import Any
 import yaml
 
 from edgekit.errors import EdgekitError
+from edgekit.resources import bundled_dir
 from edgekit.preprocess import Preprocess
 
 TASKS = ("classification", "detection", "segmentation", "segmentation+decision")
@@ -41,18 +41,9 @@ class Recipe:
         return settings
 
 
-def _dir(package: str, folder: str) -> Path:
-    try:
-        found = Path(str(importlib.resources.files(package)))
-        if found.is_dir():
-            return found
-    except ModuleNotFoundError:
-        pass
-    return Path(__file__).resolve().parent.parent / folder
-
-
 def recipes_dir() -> Path:
-    return _dir("edgekit._recipes", "recipes")
+    """The bundled ``recipes/`` folder (installed package data, or the source checkout's)."""
+    return bundled_dir("edgekit._recipes", "recipes")
 
 
 def _parse(path: Path) -> Recipe:

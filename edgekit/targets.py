@@ -7,7 +7,6 @@ cores, memory, TensorRT workspace and the data-sheet peak throughput used for es
 """
 from __future__ import annotations
 
-import importlib.resources
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 import yaml
 
 from edgekit.errors import EdgekitError
+from edgekit.resources import bundled_dir
 
 KINDS = ("jetson", "cuda", "cpu")
 BACKENDS = ("tensorrt", "openvino", "onnxruntime")
@@ -142,19 +142,8 @@ class Target:
 # --------------------------------------------------------------------------- locating the files
 
 def targets_dir() -> Path:
-    """The bundled ``targets/`` folder: the installed ``edgekit._targets`` package data first, then the
-    ``targets/`` folder next to the ``edgekit/`` package in a source checkout."""
-    try:
-        found = importlib.resources.files("edgekit._targets")
-        candidate = Path(str(found))
-        if not candidate.is_dir():  # a namespace package answers with a MultiplexedPath
-            paths = getattr(found, "_paths", None)
-            candidate = Path(str(paths[0])) if paths else candidate
-        if candidate.is_dir():
-            return candidate
-    except (ModuleNotFoundError, TypeError, ValueError):
-        pass
-    return Path(__file__).resolve().parent.parent / "targets"
+    """The bundled ``targets/`` folder (installed package data, or the source checkout's)."""
+    return bundled_dir("edgekit._targets", "targets")
 
 
 # --------------------------------------------------------------------------- parsing and checking

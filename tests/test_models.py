@@ -54,3 +54,15 @@ def test_elf_multiplies_lr_of_conv1_fire2_fire3_only() -> None:
     assert by_mult[9.0]["lr"] == pytest.approx(9e-4)
     with pytest.raises(EdgekitError, match="fire42"):
         param_groups(m, 1e-4, {"fire42": 2})
+
+
+def test_bundled_imagenet_weights_are_the_recipe_default(tiny_recipe) -> None:
+    from edgekit.checkpoint import resolve_pretrained
+
+    path = resolve_pretrained(tiny_recipe, None)
+    assert path is not None and path.name == "squeezenet1_0-imagenet.pth.gz"
+    m = create_model("squeezenet1_0_mrf")
+    assert m.load_imagenet_trunk(path) == 50
+    assert resolve_pretrained(tiny_recipe, "none") is None
+    with pytest.raises(EdgekitError, match="pretrained weights file not found"):
+        resolve_pretrained(tiny_recipe, "/no/such/weights.pth")

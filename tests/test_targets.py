@@ -346,6 +346,8 @@ def test_targets_dir_prefers_the_installed_package_data(tmp_path, monkeypatch):
         seen.append(package)
         return tmp_path
 
-    monkeypatch.setattr(targets_mod.importlib.resources, "files", files)
+    import edgekit.resources
+
+    monkeypatch.setattr(edgekit.resources.importlib.resources, "files", files)
     assert targets_dir() == tmp_path
     assert seen == ["edgekit._targets"]

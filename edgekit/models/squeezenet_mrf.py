@@ -8,6 +8,8 @@ each with ReLU, concatenation, global average pooling, conv11 (1x1) to ``num_cla
 """
 from __future__ import annotations
 
+import gzip
+import io
 from pathlib import Path
 
 import torch
@@ -102,8 +104,14 @@ class SqueezeNetMRF(nn.Module):
         self._init_weights()
 
     def _init_weights(self) -> None:
-        # The paper initialises new layers with Xavier's method.
-        for m in self.modules():
+        # Trunk: He (Kaiming) init as torchvision's SqueezeNet, which keeps the signal alive through
+        # 26 ReLU convs when training from scratch (Xavier shrinks it ~500x by fire9). Head: Xavier,
+        # as the paper initialises its new layers. Pretrained trunk weights overwrite the former.
+        for m in self.features.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_uniform_(m.weight, nonlinearity="relu")
+                nn.init.zeros_(m.bias)
+        for m in self.head.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.xavier_uniform_(m.weight)
                 nn.init.zeros_(m.bias)
@@ -118,7 +126,11 @@ class SqueezeNetMRF(nn.Module):
         """
         path = Path(path)
         try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
+            if path.suffix == ".gz":
+                with gzip.open(path, "rb") as f:
+                    state = torch.load(io.BytesIO(f.read()), map_location="cpu", weights_only=True)
+            else:
+                state = torch.load(path, map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises many types for a bad file
             raise EdgekitError(f"{path}: not a readable torch state dict ({exc.__class__.__name__}: {exc})") from exc
         if isinstance(state, dict) and "state_dict" in state:

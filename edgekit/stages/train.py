@@ -72,6 +72,7 @@ def train(
     """Train into the artifact folder ``out``; resumes from ``<out>.ckpt/last.pt`` if present."""
     if threads:
         torch.set_num_threads(threads)
+    torch.set_flush_denormal(True)  # tiny activations late in training otherwise slow CPU math several-fold
     settings = manifest_settings(recipe, pretrained, epochs, seed)
     data = load_split(recipe, data_root)
     pre = recipe.preprocess

@@ -101,10 +101,10 @@ def validate(
         drop = ref - row["accuracy"]
         row["drop_vs_fp32"] = drop
         gates.append({"artifact": row["artifact"], "gate": f"accuracy drop vs FP32 <= {allowed}",
-                      "value": round(drop, 2), "pass": drop <= allowed + 1e-9})
+                      "value": round(drop, 2), "pass": bool(drop <= allowed + 1e-9)})
         fps = row["speed"]["throughput_fps"]
         gates.append({"artifact": row["artifact"], "gate": f"fps >= line rate {line_fps:.1f}",
-                      "value": round(fps, 1), "pass": fps >= line_fps})
+                      "value": round(fps, 1), "pass": bool(fps >= line_fps)})
     comparable = not builtin
     paper_rows = []
     for row in rows:
@@ -116,7 +116,7 @@ def validate(
             floor = paper["accuracy"] - gates_cfg.get("paper_tolerance", 1.0)
             gates.append({"artifact": row["artifact"], "gate": f"accuracy >= paper {paper['accuracy']} - "
                           f"{gates_cfg.get('paper_tolerance', 1.0)}", "value": round(row["accuracy"], 2),
-                          "pass": row["accuracy"] >= floor})
+                          "pass": bool(row["accuracy"] >= floor)})
 
     results = {
         "recipe": recipe.name,

@@ -28,9 +28,10 @@ def metrics(y_true: np.ndarray, y_pred: np.ndarray, classes: tuple[str, ...]) ->
     precision = np.divide(tp, m.sum(0), out=np.zeros_like(tp), where=m.sum(0) > 0)
     f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(tp), where=(precision + recall) > 0)
     return {
-        "accuracy": 100.0 * tp.sum() / max(1, m.sum()),
+        "accuracy": float(100.0 * tp.sum() / max(1, m.sum())),
         "per_class": {
-            c: {"recall": 100 * recall[i], "precision": 100 * precision[i], "f1": 100 * f1[i], "support": int(m[i].sum())}
+            c: {"recall": float(100 * recall[i]), "precision": float(100 * precision[i]), "f1": float(100 * f1[i]),
+                "support": int(m[i].sum())}
             for i, c in enumerate(classes)
         },
         "confusion": m.tolist(),

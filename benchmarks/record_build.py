@@ -1,0 +1,44 @@
+"""Record a finished `edgekit build` run in benchmarks/results/: figures, training time, machine.
+
+Usage: python benchmarks/record_build.py RUN_DIR NAME
+Writes results/NAME.json (build summary, training manifest results, validation results) and
+results/NAME.md (the validation report with the training record on top).
+"""
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from edgekit.artifacts import read_manifest, write_json
+from edgekit.stages.bench import machine
+
+HERE = Path(__file__).resolve().parent
+
+
+def main() -> None:
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    run, name = Path(sys.argv[1]), sys.argv[2]
+    build = json.loads((run / "build.json").read_text())
+    train = read_manifest(run / "train") if (run / "train").is_dir() else None
+    validation = json.loads((run / "validate" / "results.json").read_text())
+    record = {"build": build, "train": train and {"settings": train["settings"], "results": train["results"],
+                                                  "created": train["created"]},
+              "validation": validation, "machine": machine()}
+    write_json(HERE / "results" / f"{name}.json", record)
+    head = [f"# {name}", "", f"Machine: {record['machine']}", ""]
+    if train:
+        r = train["results"]
+        head += [f"Training: {r['epochs']} epochs, {r['train_seconds_this_run']} s on {r['torch_threads']} CPU "
+                 f"threads (last run segment), pretrained tensors loaded: {r['pretrained_tensors_loaded']}; "
+                 f"split {r['data']['train']} train / {r['data']['test']} test.", ""]
+    stages = "\n".join(f"| {s['stage']} | {s['status']} | {s['seconds']} | {s['result']} |" for s in build["stages"])
+    head += ["| stage | status | seconds | result |", "|---|---|---|---|", stages, ""]
+    report = (run / "validate" / "report.md").read_text()
+    (HERE / "results" / f"{name}.md").write_text("\n".join(head) + "\n" + report)
+    print(f"wrote {HERE / 'results' / name}.json and .md")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Weights bundled with edgekit (see README.md here for provenance and licence)."""
