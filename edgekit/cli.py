@@ -174,7 +174,9 @@ def validate(
     """Accuracy against FP32 and the paper, fps against the paper and the line rate; exit 1 if a gate fails."""
     from edgekit.stages.validate import validate as run_validate
 
-    compiled = sorted(p for p in (run / "compile").glob("*-*") if p.is_dir() and p.name != "tensorrt-kit")
+    order = {"fp32": 0, "fp16": 1, "int8": 2}
+    compiled = sorted((p for p in (run / "compile").glob("*-*") if p.is_dir() and p.name != "tensorrt-kit"),
+                      key=lambda p: (p.name.rsplit("-", 1)[0], order.get(p.name.rsplit("-", 1)[1], 9)))
     if not compiled:
         raise EdgekitError(f"{run}: no compiled artifacts under compile/")
     res = run_validate(load_recipe(recipe), run / "quantize" / "fp32.onnx", compiled, data, run / "validate",

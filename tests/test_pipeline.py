@@ -12,6 +12,7 @@ from onnx import numpy_helper
 
 from edgekit import calibration
 from edgekit.artifacts import read_manifest
+from edgekit.checkpoint import resolve_pretrained
 from edgekit.data.recipe_data import load_split
 from edgekit.errors import EdgekitError
 from edgekit.stages.bench import bench
@@ -28,7 +29,7 @@ from edgekit.targets import load_target
 def stages(tmp_path_factory, tiny_recipe, tiny_data) -> dict[str, Path]:
     """train -> export -> calibration -> quantize, once for the module."""
     root = tmp_path_factory.mktemp("run")
-    train(tiny_recipe, tiny_data, root / "train", epochs=1, threads=2)
+    train(tiny_recipe, tiny_data, root / "train", resolve_pretrained(tiny_recipe, None), epochs=1, threads=2)
     export(tiny_recipe, root / "train", root / "export")
     manifest = calibration.write(
         calibration.select(tiny_recipe, load_split(tiny_recipe, tiny_data), "tiny"), root / "calib.yaml"
@@ -41,6 +42,7 @@ def test_train_writes_checkpoint_history_and_manifest(stages) -> None:
     m = read_manifest(stages["root"] / "train")
     assert m["stage"] == "train" and "model.pt" in m["files"]
     assert m["settings"]["lr_multipliers"] == {"conv1": 9, "fire2": 9, "fire3": 9}
+    assert m["results"]["pretrained_tensors_loaded"] == 50 and m["inputs"]["pretrained"]["sha256"]
     assert m["results"]["data"]["train"] + m["results"]["data"]["test"] == 60
     assert len(json.loads((stages["root"] / "train" / "history.json").read_text())) == 1
     assert not (stages["root"] / "train.ckpt").exists()  # resume checkpoint removed once done
@@ -147,3 +149,24 @@ def test_build_resumes_and_starts_from_onnx(stages, tiny_recipe, tiny_data, tmp_
     from_onnx = build(tiny_recipe, load_target("cpu"), tmp_path / "run2", onnx_opts)
     assert [s["stage"] for s in from_onnx["stages"]] == ["calibration set", "quantize", "compile", "validate"]
     assert json.loads((tmp_path / "run2" / "build.json").read_text())["target"] == "cpu"
+
+
+def test_training_resumes_after_an_interruption(tiny_recipe, tiny_data, tmp_path, monkeypatch) -> None:
+    import edgekit.stages.train as train_mod
+
+    real_save = train_mod.save_checkpoint
+    calls = []
+
+    def save_then_die(*args, **kwargs):
+        real_save(*args, **kwargs)
+        calls.append(kwargs.get("epoch"))
+        raise KeyboardInterrupt  # killed right after the first epoch's checkpoint
+
+    monkeypatch.setattr(train_mod, "save_checkpoint", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        train(tiny_recipe, tiny_data, tmp_path / "t", epochs=2, threads=2)
+    assert calls == [1] and (tmp_path / "t.ckpt" / "last.pt").is_file() and not (tmp_path / "t").exists()
+    monkeypatch.setattr(train_mod, "save_checkpoint", real_save)
+    m = train(tiny_recipe, tiny_data, tmp_path / "t", epochs=2, threads=2)
+    history = json.loads((tmp_path / "t" / "history.json").read_text())
+    assert [h["epoch"] for h in history] == [1, 2] and m["results"]["epochs"] == 2

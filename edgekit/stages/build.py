@@ -91,7 +91,7 @@ def build(recipe: Recipe, target: Target, run_dir: Path, opts: BuildOptions) -> 
         fresh = is_fresh(export_dir, export_stage.STAGE, {"checkpoint": checkpoint},
                          {"recipe": recipe.name, "opset": export_stage.OPSET})
         log.run("export", fresh, lambda: export_stage.export(recipe, checkpoint, export_dir),
-                lambda: "max |ONNX - PyTorch| = "
+                lambda: "max abs diff ONNX vs PyTorch "
                 f"{read_manifest(export_dir)['results']['max_abs_diff_vs_pytorch']:.1e}")
         onnx_path = export_dir / export_stage.MODEL
 
