@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import onnx
-import pytest
 import torch
 from onnx import TensorProto, helper
 

@@ -8,13 +8,13 @@ is what ONNX Runtime's x86 kernels run fast.
 """
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
 import shutil
-import tempfile
 import time
 import warnings
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import onnx
@@ -38,6 +38,18 @@ METHODS = {
 }
 # file written for each precision / INT8 encoding
 FILES = {"fp32": "fp32.onnx", "fp16": "fp16.onnx", "int8": "int8.onnx", "int8-u8": "int8-u8.onnx"}
+
+
+@contextlib.contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """ONNX Runtime's quantizer logs the same generic advice on every call; keep errors only."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
 
 
 class _Reader(CalibrationDataReader):
@@ -101,9 +113,7 @@ def quantize(
     extra = {"ActivationSymmetric": True, "WeightSymmetric": True}
     if method == "percentile":
         extra["CalibPercentile"] = percentile
-    logging.getLogger().setLevel(logging.ERROR)  # the quantizer's advice is printed per call
-
-    with staged_dir(out) as tmp:
+    with _quiet_root_logger(), staged_dir(out) as tmp:
         quant_pre_process(str(onnx_path), str(tmp / FILES["fp32"]), skip_symbolic_shape=True)
         with warnings.catch_warnings():  # it warns for every weight below FP16's range (flushed to 1e-7)
             warnings.simplefilter("ignore")
