@@ -96,3 +96,29 @@ def test_data_synth_command(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert len(list((tmp_path / "d" / "IMAGES").iterdir())) == 12
     assert str(tmp_path / "d") in one_error_line(edgekit("data", "synth", tmp_path / "d", "--per-class", "2"))
+
+
+def test_bench_command_on_an_onnx_file(tmp_path: Path) -> None:
+    x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 32, 32])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 32, 32])
+    graph = helper.make_graph([helper.make_node("Relu", ["input"], ["y"])], "g", [x], [y])
+    model = tmp_path / "relu.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=99), str(model))
+    line = one_error_line(edgekit("bench", model, "--backend", "onnxruntime"))
+    assert f"{model}: ONNX Runtime cannot load it" in line and "IR version" in line
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8), str(model))
+    proc = edgekit("bench", model, "--batch", "1", "--batch", "2", "--iters", "3", "--warmup", "1")
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads((tmp_path / "relu.onnx.bench.json").read_text())["rows"]
+    assert {(r["backend"], r["batch"]) for r in rows} == {(b, n) for b in ("onnxruntime", "openvino") for n in (1, 2)}
+
+
+def test_build_for_a_jetson_says_what_is_left_on_the_device(tmp_path: Path, tiny_data: Path,
+                                                            tiny_recipe_path: Path) -> None:
+    proc = edgekit("build", tiny_recipe_path, "--target", "jetson-orin", "--data", tiny_data, "--out", tmp_path,
+                   "--epochs", "1", "--pretrained", "none", "--threads", "2")
+    assert proc.returncode == 0, proc.stderr
+    assert "Left to do on the device" in proc.stdout and "BUILD_ON_DEVICE.md" in proc.stdout
+    run = tmp_path / "sdc-squeezenet-mrf--jetson-orin-agx"
+    assert (run / "compile" / "tensorrt-kit" / "int8.onnx").is_file()
+    assert json.loads((run / "build.json").read_text())["left_to_do"].startswith("build the TensorRT engines")

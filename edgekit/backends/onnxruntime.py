@@ -1,6 +1,7 @@
 """ONNX Runtime on the CPU: runs the ONNX file as is (INT8 uses the U8-activation Q/DQ encoding)."""
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import onnx
 import onnxruntime as ort
 
 from edgekit.backends.base import onnx_input_shape, with_batch
+from edgekit.errors import EdgekitError
 
 NAME = "onnxruntime"
 INT8_ENCODING = "u8"       # x86 kernels want unsigned activations (DESIGN.md: S8 runs slower than FP32)
@@ -19,6 +21,13 @@ def compile(onnx_path: Path, out_dir: Path, precision: str) -> Path:
     target = Path(out_dir) / ARTIFACT
     shutil.copyfile(onnx_path, target)
     return target
+
+
+def _reason(exc: Exception) -> str:
+    """ORT's message without its error-code prefix and C++ source location."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+    text = re.sub(r"^\[ONNXRuntimeError\] : \d+ : \w+ : ", "", text)
+    return re.sub(r"^\S+\.(cc|h|cpp):\d+ .*?\) (?=[A-Z])", "", text)[:200]
 
 
 class OrtRunner:
@@ -35,7 +44,10 @@ class OrtRunner:
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
-        self.session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # ORT raises its own Fail/InvalidGraph types
+            raise EdgekitError(f"{path}: ONNX Runtime cannot load it ({_reason(exc)})") from exc
         self.input_name = self.session.get_inputs()[0].name
         self.input_shape = shape
 

@@ -6,6 +6,8 @@ from pathlib import Path
 import numpy as np
 import openvino as ov
 
+from edgekit.errors import EdgekitError
+
 NAME = "openvino"
 INT8_ENCODING = "s8"       # the portable symmetric Q/DQ ONNX becomes FakeQuantize in the IR
 ARTIFACT = "model.xml"
@@ -24,7 +26,10 @@ class OpenVinoRunner:
 
     def __init__(self, path: Path, threads: int, batch: int | None = None) -> None:
         core = ov.Core()
-        model = core.read_model(str(path))
+        try:
+            model = core.read_model(str(path))
+        except Exception as exc:  # OpenVINO raises RuntimeError with a multi-line frontend report
+            raise EdgekitError(f"{path}: OpenVINO cannot read it ({str(exc).strip().splitlines()[0][:200]})") from exc
         shape = tuple(model.input(0).get_shape())
         if batch and batch != shape[0]:
             model.reshape({model.input(0).get_any_name(): [batch, *shape[1:]]})
