@@ -45,7 +45,7 @@ def required_fps(line: dict) -> float:
     return line.get("tiles_per_frame", 1) * line["strip_speed_mps"] / advance
 
 
-def _accuracy_of(runner, x: np.ndarray, desc: str) -> np.ndarray:
+def _predictions(runner, x: np.ndarray, desc: str) -> np.ndarray:
     return np.array([int(predict(runner.infer(xi[None]))[0]) for xi in bar(x, desc)])
 
 
@@ -83,12 +83,12 @@ def validate(
     rows = []
     for b in builds:
         runner = get_backend(b.backend).load(b.file, threads)
-        pred = _accuracy_of(runner, x, f"{b.label}: test split")
+        pred = _predictions(runner, x, f"{b.label}: test split")
         row = {"artifact": b.label, "backend": b.backend, "precision": b.precision, "file": str(b.file),
                **metrics(y, pred, classes)}
         row["speed"] = measure(runner, x[:1], warmup=5, iters=50, max_seconds=5.0)
         row["robustness"] = {
-            c: 100.0 * float((_accuracy_of(runner, xc, f"{b.label}: {c}") == y).mean()) for c, xc in corrupted.items()
+            c: 100.0 * float((_predictions(runner, xc, f"{b.label}: {c}") == y).mean()) for c, xc in corrupted.items()
         }
         if row["robustness"]:
             row["robustness"]["mean"] = float(np.mean(list(row["robustness"].values())))
