@@ -136,7 +136,7 @@ def quantize(
     calibration: Annotated[Path, typer.Option(help="Calibration manifest (edgekit calibration select)")],
     dest: Annotated[Path, typer.Option("--out", help="Artifact folder to write")],
     method: Annotated[Optional[str], typer.Option(help="minmax | entropy | percentile (recipe default)")] = None,
-    percentile: float = 99.999,
+    percentile: Annotated[Optional[float], typer.Option(help="For --method percentile (default 99.999)")] = None,
     per_channel: Annotated[Optional[bool], typer.Option("--per-channel/--per-tensor")] = None,
 ) -> None:
     """FP16 and INT8 (explicit Q/DQ, symmetric, per-channel weights) from a calibration set."""

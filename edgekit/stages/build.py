@@ -89,7 +89,7 @@ def build(recipe: Recipe, target: Target, run_dir: Path, opts: BuildOptions) -> 
             checkpoint = train_dir / train_stage.CHECKPOINT
         export_dir = run_dir / "export"
         fresh = is_fresh(export_dir, export_stage.STAGE, {"checkpoint": checkpoint},
-                         {"recipe": recipe.name, "opset": export_stage.OPSET})
+                         export_stage.export_settings(recipe))
         log.run("export", fresh, lambda: export_stage.export(recipe, checkpoint, export_dir),
                 lambda: "max abs diff ONNX vs PyTorch "
                 f"{read_manifest(export_dir)['results']['max_abs_diff_vs_pytorch']:.1e}")
@@ -105,7 +105,7 @@ def build(recipe: Recipe, target: Target, run_dir: Path, opts: BuildOptions) -> 
                 lambda: f"{calibration.load(manifest_path, data_root)[0]['count']} images, class-stratified")
 
     quant_dir = run_dir / "quantize"
-    settings = quantize_stage.quantize_settings(recipe, opts.method, None, 99.999)
+    settings = quantize_stage.quantize_settings(recipe, opts.method)
     fresh = is_fresh(quant_dir, quantize_stage.STAGE, {"onnx": onnx_path, "calibration": manifest_path}, settings)
     log.run("quantize", fresh,
             lambda: quantize_stage.quantize(recipe, onnx_path, manifest_path, data_root, quant_dir, opts.method),

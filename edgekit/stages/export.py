@@ -21,6 +21,11 @@ MODEL = "model.onnx"
 INPUT, OUTPUT = "input", "logits"
 
 
+def export_settings(recipe: Recipe) -> dict:
+    """What an export artifact records as its settings (``build`` compares it to resume)."""
+    return {"recipe": recipe.name, "opset": OPSET}
+
+
 def check_onnx(path: Path, recipe: Recipe) -> onnx.ModelProto:
     """Load a user's or our ONNX file; refuse anything that is not one or has the wrong input shape."""
     path = Path(path)
@@ -70,5 +75,5 @@ def export(recipe: Recipe, checkpoint: Path, out: Path, samples: np.ndarray | No
             raise EdgekitError(f"{path.name}: ONNX Runtime differs from PyTorch by {max_diff:.2e} (> {tolerance:.0e})")
         results = {"opset": OPSET, "input_shape": list(shape), "max_abs_diff_vs_pytorch": max_diff,
                    "compared_inputs": len(samples), "size_bytes": path.stat().st_size}
-        write_manifest(tmp, STAGE, {"checkpoint": checkpoint}, {"recipe": recipe.name, "opset": OPSET}, results)
+        write_manifest(tmp, STAGE, {"checkpoint": checkpoint}, export_settings(recipe), results)
     return results

@@ -66,7 +66,11 @@ class _Reader(CalibrationDataReader):
         return len(self.batches)
 
 
-def quantize_settings(recipe: Recipe, method: str | None, per_channel: bool | None, percentile: float) -> dict:
+DEFAULT_PERCENTILE = 99.999
+
+
+def quantize_settings(recipe: Recipe, method: str | None = None, per_channel: bool | None = None,
+                      percentile: float | None = None) -> dict:
     """The quantization settings a quantize artifact records (``build`` compares them to resume)."""
     method = method or recipe.quantize.get("method", "minmax")
     if method not in METHODS:
@@ -76,7 +80,7 @@ def quantize_settings(recipe: Recipe, method: str | None, per_channel: bool | No
                 "activations": "symmetric int8 (+ uint8 copy for ONNX Runtime CPU)",
                 "weights": "symmetric int8" + (" per channel" if per_channel else " per tensor")}
     if method == "percentile":
-        settings["percentile"] = percentile
+        settings["percentile"] = percentile or recipe.quantize.get("percentile", DEFAULT_PERCENTILE)
     return settings
 
 
@@ -87,7 +91,7 @@ def quantize(
     data_root: Path,
     out: Path,
     method: str | None = None,
-    percentile: float = 99.999,
+    percentile: float | None = None,
     per_channel: bool | None = None,
     cache_dir: Path | None = None,
 ) -> dict:
@@ -112,7 +116,7 @@ def quantize(
     batches = [recipe.preprocess(read_grey(p))[None] for p in bar(images, "calibration images")]
     extra = {"ActivationSymmetric": True, "WeightSymmetric": True}
     if method == "percentile":
-        extra["CalibPercentile"] = percentile
+        extra["CalibPercentile"] = settings["percentile"]
     with _quiet_root_logger(), staged_dir(out) as tmp:
         quant_pre_process(str(onnx_path), str(tmp / FILES["fp32"]), skip_symbolic_shape=True)
         with warnings.catch_warnings():  # it warns for every weight below FP16's range (flushed to 1e-7)
