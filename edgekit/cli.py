@@ -110,8 +110,8 @@ def train(
     r = load_recipe(recipe)
     m = run(r, data, dest, resolve_pretrained(r, pretrained), epochs, seed, threads)
     res = m["results"]
-    print_table("train", ["artifact", "epochs", "test accuracy %", "seconds"],
-                [[str(dest), res["epochs"], res["test_accuracy"], res["train_seconds_this_run"]]], out)
+    print_table("train", ["artifact", "epochs", res["headline"]["metric"], "seconds"],
+                [[str(dest), res["epochs"], res["headline"]["value"], res["train_seconds_this_run"]]], out)
 
 
 @app.command()
@@ -224,6 +224,8 @@ def build(
     epochs: Annotated[Optional[int], typer.Option(help="Override the recipe's epochs")] = None,
     method: Annotated[Optional[str], typer.Option(help="Calibration method (recipe default)")] = None,
     robustness: Annotated[bool, typer.Option("--robustness")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="The recipe's short profile: fewer images and epochs, "
+                                        "for a first look on the built-in data (runs/<recipe>-quick--<target>)")] = False,
     threads: Threads = None,
     seed: int = 0,
 ) -> None:
@@ -231,8 +233,8 @@ def build(
     from edgekit.checkpoint import resolve_pretrained
     from edgekit.stages.build import BuildOptions, build as run
 
-    r, t = load_recipe(recipe), load_target(target)
-    run_dir = runs / f"{r.name}--{t.name}"
+    r, t = load_recipe(recipe, quick=quick), load_target(target)
+    run_dir = runs / f"{r.name}{'-quick' if quick else ''}--{t.name}"
     opts = BuildOptions(data, resolve_pretrained(r, pretrained), checkpoint, onnx, calibration, epochs, method, robustness, threads, seed)
     res = run(r, t, run_dir, opts)
     print_table("build", ["stage", "status", "seconds", "result"],

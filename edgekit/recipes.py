@@ -1,7 +1,8 @@
 """Recipes: a paper's model, data, pre-processing, schedule, quantization and gates, as YAML."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import copy
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ from edgekit.preprocess import Preprocess
 
 TASKS = ("classification", "detection", "segmentation", "segmentation+decision")
 REQUIRED = ("name", "task", "paper", "model", "data", "preprocess", "train", "quantize", "validate")
+OPTIONAL = ("description", "detection", "quick")
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,8 @@ class Recipe:
     quantize: dict[str, Any]
     validate: dict[str, Any]
     path: Path
+    detection: dict[str, Any] = field(default_factory=dict)
+    quick: bool = False                 # the recipe's ``quick:`` overrides are applied
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -46,7 +50,15 @@ def recipes_dir() -> Path:
     return bundled_dir("edgekit._recipes", "recipes")
 
 
-def _parse(path: Path) -> Recipe:
+def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """``base`` with ``overrides`` applied key by key, recursing into mappings."""
+    out = copy.deepcopy(base)
+    for key, value in overrides.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _parse(path: Path, quick: bool = False) -> Recipe:
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
@@ -56,6 +68,13 @@ def _parse(path: Path) -> Recipe:
     for key in REQUIRED:
         if key not in raw:
             raise EdgekitError(f"{path}: {key}: missing")
+    unknown = set(raw) - set(REQUIRED) - set(OPTIONAL)
+    if unknown:
+        raise EdgekitError(f"{path}: unknown top-level key(s) {', '.join(sorted(unknown))}")
+    if quick:
+        if not isinstance(raw.get("quick"), dict):
+            raise EdgekitError(f"{path}: no quick: profile in this recipe")
+        raw = merged(raw, raw["quick"])
     if raw["task"] not in TASKS:
         raise EdgekitError(f"{path}: task: {raw['task']!r} is not one of {', '.join(TASKS)}")
     try:
@@ -67,7 +86,7 @@ def _parse(path: Path) -> Recipe:
     return Recipe(
         name=raw["name"], task=raw["task"], description=raw.get("description", ""), paper=raw["paper"],
         model=raw["model"], data=raw["data"], preprocess=pre, train=raw["train"], quantize=raw["quantize"],
-        validate=raw["validate"], path=path,
+        validate=raw["validate"], path=path, detection=raw.get("detection", {}), quick=quick,
     )
 
 
@@ -75,15 +94,16 @@ def list_recipes() -> list[Recipe]:
     return [_parse(p) for p in sorted(recipes_dir().glob("*.yaml"))]
 
 
-def load_recipe(name_or_path: str | Path) -> Recipe:
-    """A recipe by name (``recipes/<name>.yaml``) or a path to a user's YAML file."""
+def load_recipe(name_or_path: str | Path, quick: bool = False) -> Recipe:
+    """A recipe by name (``recipes/<name>.yaml``) or a path to a user's YAML file; ``quick``
+    applies the recipe's ``quick:`` profile (a short run on the built-in data)."""
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml"):
         if not p.is_file():
             raise EdgekitError(f"{p}: recipe file not found")
-        return _parse(p)
+        return _parse(p, quick)
     candidate = recipes_dir() / f"{name_or_path}.yaml"
     if not candidate.is_file():
         known = ", ".join(r.path.stem for r in list_recipes())
         raise EdgekitError(f"unknown recipe {name_or_path!r} (known: {known})")
-    return _parse(candidate)
+    return _parse(candidate, quick)

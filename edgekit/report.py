@@ -31,8 +31,9 @@ def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]
 
 
 def summary_rows(results: dict) -> tuple[list[str], list[list[Any]]]:
-    headers = ["artifact", "accuracy %", "drop vs FP32", "p50 ms (b=1)", "fps (b=1)"]
-    rows = [[r["artifact"], r["accuracy"], r.get("drop_vs_fp32"), r["speed"]["p50_ms"], r["speed"]["throughput_fps"]]
+    key, column = results["metric"]["key"], results["metric"]["column"]
+    headers = ["artifact", column, "drop vs FP32", "p50 ms (b=1)", "fps (b=1)"]
+    rows = [[r["artifact"], r[key], r.get("drop_vs_fp32"), r["speed"]["p50_ms"], r["speed"]["throughput_fps"]]
             for r in results["rows"]]
     return headers, rows
 
@@ -41,8 +42,9 @@ def gate_rows(results: dict) -> tuple[list[str], list[list[Any]]]:
     return ["artifact", "gate", "value", "result"], [[g["artifact"], g["gate"], g["value"], g["pass"]] for g in results["gates"]]
 
 
-def validation_markdown(recipe, results: dict) -> str:
-    classes = list(recipe.classes)
+def validation_markdown(recipe, results: dict, task_sections: list[str]) -> str:
+    """The report's frame (data, summary, gates, paper, robustness, notes) around the task's sections."""
+    column = results["metric"]["column"]
     out = [f"# Validation: {recipe.name}", ""]
     d = results["data"]
     out += [f"Data: `{d['root']}` — {d['images']} images, test split {d['test']} "
@@ -54,21 +56,16 @@ def validation_markdown(recipe, results: dict) -> str:
     paper = recipe.paper
     out += [f"## Against the paper ({paper.get('ref', '')})", ""]
     out += [markdown_table(
-        ["artifact", "accuracy %", "paper %", "fps here", "paper fps", "comparable"],
-        [[p["artifact"], p["accuracy"], p["paper"], p["fps"], f"{p['paper_fps']} ({paper.get('device', '')})",
+        ["artifact", column, "paper", "fps here", "paper fps", "comparable"],
+        [[p["artifact"], p["value"], p["paper"], p["fps"], f"{p['paper_fps']} ({paper.get('device', '')})",
           "yes" if p["comparable"] else "no (not the paper's data)"] for p in results["paper"]],
     ), ""]
-    out += ["## Per class (recall %)", ""]
-    out += [markdown_table(["artifact", *classes],
-                           [[r["artifact"], *[r["per_class"][c]["recall"] for c in classes]] for r in results["rows"]]), ""]
-    for r in results["rows"]:
-        out += [f"### Confusion matrix: {r['artifact']} (rows true, columns predicted)", ""]
-        out += [markdown_table(["", *classes], [[c, *r["confusion"][i]] for i, c in enumerate(classes)]), ""]
+    out += task_sections
     if results["rows"][0]["robustness"]:
         conds = [c for c in results["rows"][0]["robustness"]]
         ref = paper.get("robustness", {})
-        out += ["## Diversity-enhanced conditions (accuracy %)", ""]
-        rows = [["paper", *[ref.get(c) for c in conds[:-1]], paper.get("robust_accuracy")]]
+        out += [f"## Diversity-enhanced conditions ({column})", ""]
+        rows = [["paper", *[ref.get(c) for c in conds[:-1]], paper.get("robust_accuracy")]] if ref else []
         rows += [[r["artifact"], *[r["robustness"][c] for c in conds]] for r in results["rows"]]
         out += [markdown_table(["artifact", *conds], rows), ""]
     out += ["## Notes", "", *[f"- {n}" for n in results["notes"] + d.get("notes", [])], ""]

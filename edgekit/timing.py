@@ -1,20 +1,23 @@
-"""Latency and throughput of a runner: warm-up, then timed calls; percentiles over calls."""
+"""Latency and throughput of a call: warm-up, then timed calls; percentiles over calls."""
 from __future__ import annotations
 
 import time
+from typing import Any, Callable
 
 import numpy as np
 
 
-def measure(runner, batch: np.ndarray, warmup: int = 10, iters: int = 100, max_seconds: float = 10.0) -> dict:
-    """Time ``runner.infer(batch)``. Stops after ``iters`` calls or ``max_seconds``, whichever is first."""
+def measure(fn: Callable[[np.ndarray], Any], batch: np.ndarray, warmup: int = 10, iters: int = 100,
+            max_seconds: float = 10.0) -> dict:
+    """Time ``fn(batch)`` (a runner's ``infer``, or inference plus post-processing). Stops after
+    ``iters`` calls or ``max_seconds``, whichever is first."""
     for _ in range(warmup):
-        runner.infer(batch)
+        fn(batch)
     times = []
     start = time.perf_counter()
     while len(times) < iters and (time.perf_counter() - start) < max_seconds:
         t = time.perf_counter()
-        runner.infer(batch)
+        fn(batch)
         times.append(time.perf_counter() - t)
     ms = np.array(times) * 1000.0
     n = batch.shape[0]

@@ -26,7 +26,9 @@ def one_error_line(proc: subprocess.CompletedProcess) -> str:
 def test_recipes_and_targets_tables(tmp_path: Path) -> None:
     proc = edgekit("recipes", "--json", tmp_path / "r.json")
     assert proc.returncode == 0 and "sdc-squeezenet-mrf" in proc.stdout and "classification" in proc.stdout
-    assert json.loads((tmp_path / "r.json").read_text())[0]["dataset"] == "NEU-CLS"
+    listed = {r["name"]: r for r in json.loads((tmp_path / "r.json").read_text())}
+    assert listed["sdc-squeezenet-mrf"]["dataset"] == "NEU-CLS"
+    assert listed["raf-ssd"]["task"] == "detection" and "map 75.1" in listed["raf-ssd"]["figures"]
     proc = edgekit("targets", "--json", tmp_path / "t.json")
     names = {t["name"] for t in json.loads((tmp_path / "t.json").read_text())}
     assert proc.returncode == 0 and {"jetson-orin-agx", "jetson-nano", "desktop-cuda", "intel-cpu", "cpu"} <= names

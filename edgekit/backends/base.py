@@ -13,8 +13,8 @@ class Runner(Protocol):
     backend: str
     input_shape: tuple[int, ...]   # including the batch dimension the runner was built for
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
-        """float32 NCHW (N == input_shape[0]) -> float32 model output."""
+    def infer(self, batch: np.ndarray) -> list[np.ndarray]:
+        """float32 NCHW (N == input_shape[0]) -> the model's float32 outputs, in graph order."""
         ...
 
 

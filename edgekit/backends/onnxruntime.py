@@ -51,8 +51,8 @@ class OrtRunner:
         self.input_name = self.session.get_inputs()[0].name
         self.input_shape = shape
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
-        return self.session.run(None, {self.input_name: batch})[0]
+    def infer(self, batch: np.ndarray) -> list[np.ndarray]:
+        return self.session.run(None, {self.input_name: batch})
 
 
 def load(path: Path, threads: int, batch: int | None = None) -> OrtRunner:

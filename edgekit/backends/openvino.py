@@ -41,11 +41,12 @@ class OpenVinoRunner:
         }
         self.compiled = core.compile_model(model, "CPU", config)
         self.request = self.compiled.create_infer_request()
+        self.outputs = len(self.compiled.outputs)
         self.input_shape = shape
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
+    def infer(self, batch: np.ndarray) -> list[np.ndarray]:
         self.request.infer({0: batch})
-        return self.request.get_output_tensor(0).data.copy()
+        return [self.request.get_output_tensor(i).data.copy() for i in range(self.outputs)]
 
 
 def load(path: Path, threads: int, batch: int | None = None) -> OpenVinoRunner:

@@ -15,6 +15,7 @@ class TorchRunner:
         self.model = model.eval()
         self.input_shape = input_shape
 
-    def infer(self, batch: np.ndarray) -> np.ndarray:
+    def infer(self, batch: np.ndarray) -> list[np.ndarray]:
         with torch.inference_mode():
-            return self.model(torch.from_numpy(batch)).numpy()
+            out = self.model(torch.from_numpy(batch))
+        return [t.numpy() for t in (out if isinstance(out, (tuple, list)) else (out,))]

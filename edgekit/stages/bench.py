@@ -54,7 +54,7 @@ def bench(
         for b in batches:
             runner = get_backend(backend).load(path, threads, batch=b)
             x = np.random.default_rng(0).normal(0, 50, size=runner.input_shape).astype(np.float32)
-            rows.append({"backend": backend, "file": str(path), **measure(runner, x, warmup, iters, max_seconds)})
+            rows.append({"backend": backend, "file": str(path), **measure(runner.infer, x, warmup, iters, max_seconds)})
     results = {"artifact": str(artifact), "threads": threads, "machine": machine(), "rows": rows}
     if json_path is None:
         json_path = Path(artifact) / "bench.json" if Path(artifact).is_dir() else Path(f"{artifact}.bench.json")

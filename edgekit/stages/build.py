@@ -85,7 +85,7 @@ def build(recipe: Recipe, target: Target, run_dir: Path, opts: BuildOptions) -> 
                              train_stage.manifest_settings(recipe, opts.pretrained, opts.epochs, opts.seed))
             log.run("train", fresh, lambda: train_stage.train(recipe, data_root, train_dir, opts.pretrained,
                                                                opts.epochs, opts.seed, opts.threads),
-                    lambda: f"test accuracy {read_manifest(train_dir)['results']['test_accuracy']:.2f} %")
+                    lambda: "{metric} {value:.2f}".format(**read_manifest(train_dir)["results"]["headline"]))
             checkpoint = train_dir / train_stage.CHECKPOINT
         export_dir = run_dir / "export"
         fresh = is_fresh(export_dir, export_stage.STAGE, {"checkpoint": checkpoint},

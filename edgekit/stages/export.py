@@ -18,12 +18,20 @@ from edgekit.recipes import Recipe
 STAGE = "export"
 OPSET = 17                # TensorRT 8.2 (Jetson Nano) parses up to opset 13..17 depending on op; 17 is safe from 8.5
 MODEL = "model.onnx"
-INPUT, OUTPUT = "input", "logits"
+INPUT = "input"
+# Graph outputs per task, in the order runners return them.
+OUTPUTS = {"classification": ("logits",), "detection": ("loc", "conf")}
+
+
+def output_names(recipe: Recipe) -> tuple[str, ...]:
+    if recipe.task not in OUTPUTS:
+        raise EdgekitError(f"{recipe.path}: export for task {recipe.task!r} is not supported yet")
+    return OUTPUTS[recipe.task]
 
 
 def export_settings(recipe: Recipe) -> dict:
     """What an export artifact records as its settings (``build`` compares it to resume)."""
-    return {"recipe": recipe.name, "opset": OPSET}
+    return {"recipe": recipe.name, "opset": OPSET, "outputs": list(output_names(recipe))}
 
 
 def check_onnx(path: Path, recipe: Recipe) -> onnx.ModelProto:
@@ -43,6 +51,12 @@ def check_onnx(path: Path, recipe: Recipe) -> onnx.ModelProto:
     return model
 
 
+def as_outputs(result) -> list[np.ndarray]:
+    """A model's return value (a tensor or a tuple of them) as the list of numpy outputs."""
+    tensors = result if isinstance(result, (tuple, list)) else (result,)
+    return [t.detach().float().cpu().numpy() for t in tensors]
+
+
 def export(recipe: Recipe, checkpoint: Path, out: Path, samples: np.ndarray | None = None, tolerance: float = 1e-3) -> dict:
     """Export ``checkpoint`` (file, or a train artifact folder) into the artifact folder ``out``."""
     checkpoint = Path(checkpoint)
@@ -58,7 +72,7 @@ def export(recipe: Recipe, checkpoint: Path, out: Path, samples: np.ndarray | No
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 model, (torch.zeros(shape),), str(path), opset_version=OPSET, input_names=[INPUT],
-                output_names=[OUTPUT], dynamo=False, do_constant_folding=True,
+                output_names=list(output_names(recipe)), dynamo=False, do_constant_folding=True,
             )
         onnx.checker.check_model(onnx.load(str(path)), full_check=True)
         opts = ort.SessionOptions()
@@ -67,9 +81,9 @@ def export(recipe: Recipe, checkpoint: Path, out: Path, samples: np.ndarray | No
         diffs = []
         with torch.inference_mode():
             for x in samples:
-                ref = model(torch.from_numpy(x[None])).numpy()
-                got = session.run(None, {INPUT: x[None]})[0]
-                diffs.append(float(np.abs(ref - got).max()))
+                ref = as_outputs(model(torch.from_numpy(x[None])))
+                got = session.run(None, {INPUT: x[None]})
+                diffs += [float(np.abs(r - g).max()) for r, g in zip(ref, got)]
         max_diff = max(diffs)
         if max_diff > tolerance:
             raise EdgekitError(f"{path.name}: ONNX Runtime differs from PyTorch by {max_diff:.2e} (> {tolerance:.0e})")

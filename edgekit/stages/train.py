@@ -1,27 +1,34 @@
-"""Train (or fine-tune) a recipe's model; checkpoints every epoch so a killed run resumes."""
+"""Train (or fine-tune) a recipe's model; checkpoints every epoch so a killed run resumes.
+
+The loop is the same for every task (``edgekit.training`` supplies batches, loss and the test
+figure). On a CUDA machine the recipe's ``train.gpu`` overrides apply (a larger batch, mixed
+precision); on a CPU the run uses all cores, or ``threads``.
+"""
 from __future__ import annotations
 
 import json
+import math
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from edgekit.artifacts import staged_dir, write_json, write_manifest
 from edgekit.checkpoint import build_model, save_checkpoint
-from edgekit.data.recipe_data import load_split, read_images
+from edgekit.data.recipe_data import load_split
 from edgekit.errors import EdgekitError
 from edgekit.progress import bar
 from edgekit.recipes import Recipe
+from edgekit.training import training_task
 
 STAGE = "train"
 CHECKPOINT = "model.pt"
+SCHEDULES = ("step", "exponential")
 
 
 def param_groups(model: torch.nn.Module, lr: float, multipliers: dict[str, float]) -> list[dict]:
-    """Adam parameter groups: ``lr x multiplier`` for modules named by paper name or module prefix."""
+    """Parameter groups: ``lr x multiplier`` for modules named by paper name or module prefix."""
     names = getattr(model, "PAPER_LAYER_NAMES", {})
     prefixes = {names.get(k, k): float(v) for k, v in multipliers.items()}
     groups: dict[float, list] = {}
@@ -39,25 +46,50 @@ def param_groups(model: torch.nn.Module, lr: float, multipliers: dict[str, float
     return [{"params": ps, "lr": lr * m, "lr_mult": m} for m, ps in sorted(groups.items())]
 
 
-def manifest_settings(recipe: Recipe, pretrained: Path | None, epochs: int | None, seed: int) -> dict:
+def pick_device(device: str = "auto") -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise EdgekitError(f"device {device!r} requested but torch sees no CUDA GPU")
+    return torch.device(device)
+
+
+def manifest_settings(recipe: Recipe, pretrained: Path | None, epochs: int | None, seed: int,
+                      device: str = "auto") -> dict:
     """What the train artifact records as its settings (``build`` compares it to resume)."""
     settings = recipe.train_settings(pretrained is not None)
+    gpu = settings.pop("gpu", {})
+    if pick_device(device).type == "cuda":
+        settings.update(gpu)
     if epochs is not None:
         settings["epochs"] = epochs
+    schedule = settings.get("schedule", "step")
+    if schedule not in SCHEDULES:
+        raise EdgekitError(f"{recipe.path}: train.schedule {schedule!r} is not one of {', '.join(SCHEDULES)}")
     return {"recipe": recipe.name, "seed": seed, **settings}
+
+
+def lr_factor(settings: dict, step: int, steps_per_epoch: int) -> float:
+    """Learning-rate multiplier at iteration ``step``: linear warm-up, then step or exponential decay."""
+    epoch = step // max(1, steps_per_epoch)
+    warmup = settings.get("warmup_epochs", 0) * steps_per_epoch
+    warm = min(1.0, (step + 1) / warmup) if warmup else 1.0
+    gamma = settings.get("gamma", 0.1)
+    if settings.get("schedule", "step") == "exponential":
+        return warm * gamma**epoch
+    return warm * gamma ** (epoch // settings.get("step_epochs", 10**6))
 
 
 def train_inputs(data_root: Path, pretrained: Path | None) -> dict:
     return {"data": data_root, **({"pretrained": pretrained} if pretrained else {})}
 
 
-def evaluate(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, batch: int = 32) -> float:
-    model.eval()
-    correct = 0
-    with torch.inference_mode():
-        for i in range(0, len(x), batch):
-            correct += int((model(torch.from_numpy(x[i : i + batch])).argmax(1).numpy() == y[i : i + batch]).sum())
-    return 100.0 * correct / max(1, len(x))
+def make_optimizer(model: torch.nn.Module, settings: dict) -> torch.optim.Optimizer:
+    groups = param_groups(model, settings["lr"], settings.get("lr_multipliers", {}))
+    wd = settings.get("weight_decay", 0.0)
+    if settings.get("optimizer", "adam") == "adam":
+        return torch.optim.Adam(groups, lr=settings["lr"], weight_decay=wd)
+    return torch.optim.SGD(groups, lr=settings["lr"], momentum=settings.get("momentum", 0.9), weight_decay=wd)
 
 
 def train(
@@ -68,29 +100,28 @@ def train(
     epochs: int | None = None,
     seed: int = 0,
     threads: int | None = None,
+    device: str = "auto",
 ) -> dict:
     """Train into the artifact folder ``out``; resumes from ``<out>.ckpt/last.pt`` if present."""
     if threads:
         torch.set_num_threads(threads)
     torch.set_flush_denormal(True)  # tiny activations late in training otherwise slow CPU math several-fold
-    settings = manifest_settings(recipe, pretrained, epochs, seed)
+    dev = pick_device(device)
+    settings = manifest_settings(recipe, pretrained, epochs, seed, device)
     data = load_split(recipe, data_root)
-    pre = recipe.preprocess
-    x_train = pre.batch(read_images(data.train, "reading train images"))
-    y_train = np.array([s.label for s in data.train])
-    x_test = pre.batch(read_images(data.test, "reading test images"))
-    y_test = np.array([s.label for s in data.test])
+    task = training_task(recipe, data, seed)
 
     torch.manual_seed(seed)
     model = build_model(recipe)
     loaded = model.load_imagenet_trunk(pretrained) if pretrained is not None else 0
-    groups = param_groups(model, settings["lr"], settings.get("lr_multipliers", {}))
-    if settings.get("optimizer", "adam") == "adam":
-        opt = torch.optim.Adam(groups, lr=settings["lr"], weight_decay=settings.get("weight_decay", 0.0))
-    else:
-        opt = torch.optim.SGD(groups, lr=settings["lr"], momentum=settings.get("momentum", 0.9),
-                              weight_decay=settings.get("weight_decay", 0.0))
-    sched = torch.optim.lr_scheduler.StepLR(opt, settings.get("step_epochs", 10**6), settings.get("gamma", 0.1))
+    memory_format = torch.channels_last if settings.get("channels_last") else torch.contiguous_format
+    model = model.to(dev, memory_format=memory_format)
+    opt = make_optimizer(model, settings)
+    bs, iter_size, clip = settings["batch_size"], settings.get("iter_size", 1), settings.get("grad_clip")
+    workers = settings.get("workers", 0) if dev.type == "cuda" else 0
+    steps_per_epoch = math.ceil(len(data.train) / bs)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(settings, step, steps_per_epoch))
+    amp = bool(settings.get("amp")) and dev.type == "cuda"
 
     resume_dir = Path(f"{out}.ckpt")
     resume_dir.mkdir(parents=True, exist_ok=True)
@@ -98,58 +129,72 @@ def train(
     history: list[dict] = []
     start = 0
     if last.is_file():
-        state = torch.load(last, map_location="cpu", weights_only=False)
+        state = torch.load(last, map_location=dev, weights_only=False)
         if state.get("settings") == settings and state.get("recipe") == recipe.name:
             model.load_state_dict(state["state_dict"])
             opt.load_state_dict(state["optimizer"])
             sched.load_state_dict(state["scheduler"])
             history, start = state["history"], state["epoch"]
 
-    bs, iter_size, clip = settings["batch_size"], settings.get("iter_size", 1), settings.get("grad_clip")
-    rng = np.random.default_rng(seed)
-    for _ in range(start):  # replay the shuffles of finished epochs so a resumed run matches
-        rng.permutation(len(x_train))
     t0 = time.perf_counter()
     for epoch in range(start, settings["epochs"]):
         model.train()
-        order = rng.permutation(len(x_train))
-        batches = [order[i : i + bs] for i in range(0, len(order), bs)]
-        losses = []
-        progress = bar(batches, f"epoch {epoch + 1}/{settings['epochs']}")
+        t_epoch = time.perf_counter()
+        losses: list[float] = []
+        parts_sum: dict[str, float] = {}
+        progress = bar(task.batches(epoch, bs, workers), f"epoch {epoch + 1}/{settings['epochs']}")
         opt.zero_grad()
-        for step, idx in enumerate(progress, 1):
-            logits = model(torch.from_numpy(x_train[idx]))
-            loss = F.cross_entropy(logits, torch.from_numpy(y_train[idx]))
+        for step, batch in enumerate(progress, 1):
+            batch = tuple(t.to(dev, non_blocking=True) for t in batch)
+            x = batch[0].contiguous(memory_format=memory_format)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+                loss, parts = task.loss(model(x), batch)
+            if not torch.isfinite(loss):
+                raise EdgekitError(f"{recipe.path}: training diverged at epoch {epoch + 1} (loss {loss.item()}); "
+                                   "lower train.lr")
             (loss / iter_size).backward()
-            if step % iter_size == 0 or step == len(batches):
+            if step % iter_size == 0:
                 if clip:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
                 opt.step()
                 opt.zero_grad()
+            sched.step()
             losses.append(loss.item())
+            for k, v in parts.items():
+                parts_sum[k] = parts_sum.get(k, 0.0) + v
             progress.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-        sched.step()
-        acc = evaluate(model, x_test, y_test)
-        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "test_accuracy": acc,
-                        "lr": opt.param_groups[0]["lr"] / opt.param_groups[0]["lr_mult"]})
+        if len(losses) % iter_size:  # a last, partial accumulation
+            if clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
+            opt.step()
+            opt.zero_grad()
+        figures = task.evaluate(model, dev)
+        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)),
+                        **{k: v / len(losses) for k, v in parts_sum.items()}, "test": figures,
+                        "lr": opt.param_groups[0]["lr"] / opt.param_groups[0]["lr_mult"],
+                        "seconds": round(time.perf_counter() - t_epoch, 1)})
         progress.write(f"epoch {epoch + 1}/{settings['epochs']}: loss {history[-1]['loss']:.4f}, "
-                       f"test accuracy {acc:.2f} %")
+                       f"{task.label} {figures[task.headline]:.2f}")
         save_checkpoint(last, model, recipe, optimizer=opt.state_dict(), scheduler=sched.state_dict(),
                         epoch=epoch + 1, history=history, settings=settings)
     seconds = time.perf_counter() - t0
 
+    final = history[-1]["test"] if history else task.evaluate(model, dev)
     results = {
-        "test_accuracy": history[-1]["test_accuracy"] if history else evaluate(model, x_test, y_test),
+        "headline": {"metric": task.label, "value": final[task.headline]},
+        "test": final,
         "epochs": settings["epochs"],
         "train_seconds_this_run": round(seconds, 1),
+        "train_seconds_total": round(sum(h["seconds"] for h in history), 1),
+        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
         "pretrained_tensors_loaded": loaded,
         "data": data.describe(),
         "torch_threads": torch.get_num_threads(),
     }
     with staged_dir(out) as tmp:
-        save_checkpoint(tmp / CHECKPOINT, model, recipe)
+        save_checkpoint(tmp / CHECKPOINT, model.to("cpu", memory_format=torch.contiguous_format), recipe)
         write_json(tmp / "history.json", history)
         write_manifest(tmp, STAGE, train_inputs(data_root, pretrained), settings, results)
-    last.unlink()
+    last.unlink(missing_ok=True)
     resume_dir.rmdir()
     return json.loads((out / "manifest.json").read_text())

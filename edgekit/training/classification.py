@@ -1,0 +1,40 @@
+"""Classification training: the whole split pre-processed in memory, cross-entropy, accuracy."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from edgekit.data.recipe_data import SplitData, read_images
+from edgekit.recipes import Recipe
+
+
+class ClassificationTraining:
+    headline = "accuracy"
+    label = "test accuracy %"
+
+    def __init__(self, recipe: Recipe, data: SplitData, seed: int) -> None:
+        pre = recipe.preprocess
+        self.seed = seed
+        self.x_train = pre.batch(read_images(data.train, "reading train images"))
+        self.y_train = np.array([s.label for s in data.train])
+        self.x_test = pre.batch(read_images(data.test, "reading test images"))
+        self.y_test = np.array([s.label for s in data.test])
+
+    def batches(self, epoch: int, batch_size: int, workers: int = 0):
+        order = np.random.default_rng([self.seed, epoch]).permutation(len(self.x_train))
+        for i in range(0, len(order), batch_size):
+            idx = order[i : i + batch_size]
+            yield torch.from_numpy(self.x_train[idx]), torch.from_numpy(self.y_train[idx])
+
+    def loss(self, outputs: torch.Tensor, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, dict[str, float]]:
+        return F.cross_entropy(outputs.float(), batch[1]), {}
+
+    def evaluate(self, model: torch.nn.Module, device: torch.device, batch: int = 32) -> dict[str, float]:
+        model.eval()
+        correct = 0
+        with torch.inference_mode():
+            for i in range(0, len(self.x_test), batch):
+                logits = model(torch.from_numpy(self.x_test[i : i + batch]).to(device))
+                correct += int((logits.argmax(1).cpu().numpy() == self.y_test[i : i + batch]).sum())
+        return {"accuracy": 100.0 * correct / max(1, len(self.x_test))}

@@ -1,0 +1,53 @@
+"""Classification figures: accuracy, per-class recall / precision / F1, confusion matrices."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.backends.base import Runner
+from edgekit.data.recipe_data import SplitData, read_images
+from edgekit.progress import bar
+from edgekit.recipes import Recipe
+from edgekit.report import markdown_table
+from edgekit.tasks.classification import metrics, predict
+
+
+class ClassificationValidation:
+    headline = "accuracy"
+    column = "accuracy %"
+    paper_key = "accuracy"
+
+    def __init__(self, recipe: Recipe, data: SplitData) -> None:
+        self.classes = recipe.classes
+        self.images = read_images(data.test, "reading test images")
+        self.x = recipe.preprocess.batch(self.images)
+        self.y = np.array([s.label for s in data.test])
+
+    def pipeline(self, runner: Runner):
+        return lambda batch: predict(runner.infer(batch)[0])
+
+    def _predictions(self, runner: Runner, x: np.ndarray, desc: str) -> np.ndarray:
+        classify = self.pipeline(runner)
+        return np.array([int(classify(xi[None])[0]) for xi in bar(x, desc)])
+
+    def evaluate(self, runner: Runner, label: str) -> dict[str, Any]:
+        return metrics(self.y, self._predictions(runner, self.x, f"{label}: test split"), self.classes)
+
+    def score(self, runner: Runner, x: np.ndarray, desc: str) -> float:
+        return 100.0 * float((self._predictions(runner, x, desc) == self.y).mean())
+
+    def report(self, results: dict[str, Any]) -> list[str]:
+        classes = list(self.classes)
+        out = ["## Per class (recall %)", ""]
+        out += [markdown_table(["artifact", *classes],
+                               [[r["artifact"], *[r["per_class"][c]["recall"] for c in classes]]
+                                for r in results["rows"]]), ""]
+        for r in results["rows"]:
+            out += [f"### Confusion matrix: {r['artifact']} (rows true, columns predicted)", ""]
+            out += [markdown_table(["", *classes], [[c, *r["confusion"][i]] for i, c in enumerate(classes)]), ""]
+        return out
+
+    def write_extras(self, folder: Path, results: dict[str, Any]) -> list[str]:
+        return []

@@ -1,0 +1,109 @@
+"""Detection figures: per-class AP, mAP@0.5 (VOC07 and all-point), COCO mAP, and a PNG grid of
+detections on sample test images, every backend through the same host post-processing."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from edgekit.backends.base import Runner
+from edgekit.data.recipe_data import SplitData, read_images
+from edgekit.errors import EdgekitError
+from edgekit.progress import bar
+from edgekit.recipes import Recipe
+from edgekit.report import markdown_table
+from edgekit.tasks.detection.draw import TRUTH, draw, draw_detections, grid
+from edgekit.tasks.detection.metrics import GroundTruth, detection_metrics, voc_map
+from edgekit.tasks.detection.postprocess import Detections, postprocess
+from edgekit.tasks.detection.spec import DetectionSpec
+
+GRID = "detections.png"
+SHOW_SCORE = 0.3       # detections drawn in the grid: score at least this
+
+
+class DetectionValidation:
+    headline = "map_voc07"
+    column = "mAP@0.5 % (VOC07)"
+    paper_key = "map"
+
+    def __init__(self, recipe: Recipe, data: SplitData) -> None:
+        self.spec = DetectionSpec.from_recipe(recipe)
+        self.classes, self.paper = recipe.classes, recipe.paper
+        self.samples = int(recipe.validate.get("samples", 12))
+        self.images = read_images(data.test, "reading test images")
+        self.x = recipe.preprocess.batch(self.images)
+        self.sizes = [(im.shape[1], im.shape[0]) for im in self.images]
+        self.truths = [GroundTruth.from_sample(s, w, h) for s, (w, h) in zip(data.test, self.sizes)]
+        self.labels = [s.label for s in data.test]
+        self.detections: dict[str, list[Detections]] = {}
+
+    def pipeline(self, runner: Runner):
+        priors, cfg = self.spec.prior_boxes, self.spec.postprocess
+        return lambda batch: postprocess(*runner.infer(batch)[:2], priors, cfg)
+
+    def _detect(self, runner: Runner, x: np.ndarray, desc: str) -> list[Detections]:
+        detect = self.pipeline(runner)
+        return [detect(xi[None])[0] for xi in bar(x, desc)]
+
+    def evaluate(self, runner: Runner, label: str) -> dict[str, Any]:
+        dets = self._detect(runner, self.x, f"{label}: test split")
+        self.detections[label] = dets
+        return detection_metrics(self.truths, dets, self.classes, self.sizes)
+
+    def score(self, runner: Runner, x: np.ndarray, desc: str) -> float:
+        return voc_map(self.truths, self._detect(runner, x, desc), self.classes)["map_voc07"]
+
+    def report(self, results: dict[str, Any]) -> list[str]:
+        classes = list(self.classes)
+        paper_ap = self.paper.get("per_class_ap", {})
+        rows = results["rows"]
+        out = ["## Per-class AP@0.5 % (VOC07 11-point)", ""]
+        table = [[r["artifact"], *[r["ap_voc07"].get(c) for c in classes], r["map_voc07"]] for r in rows]
+        if paper_ap:
+            table.append([f"paper ({self.paper.get('ref', '')})", *[paper_ap.get(c) for c in classes],
+                          self.paper.get("map")])
+        out += [markdown_table(["artifact", *classes, "mAP"], table), "",
+                f"Ground-truth boxes per class: {', '.join(f'{c} {n}' for c, n in rows[0]['gt_per_class'].items())}.",
+                ""]
+        out += ["## Other definitions", "",
+                markdown_table(["artifact", "mAP@0.5 VOC07 %", "mAP@0.5 all-point %", "COCO AP50 %",
+                                "COCO AP75 %", "COCO mAP@[.5:.95] %", "detections"],
+                               [[r["artifact"], r["map_voc07"], r["map_all_point"], r["coco"]["ap50"],
+                                 r["coco"]["ap75"], r["coco"]["map"], r["detections"]] for r in rows]), "",
+                f"The paper's {self.paper.get('map')} is compared with the VOC07 11-point figure. COCO figures "
+                "by pycocotools (101-point interpolation, at most 100 detections per image).", ""]
+        if GRID in results.get("extras", []):
+            out += ["## Detections on sample test images", "",
+                    f"![detections]({GRID})", "",
+                    f"First column: ground truth (white). Then each artifact's detections with score >= {SHOW_SCORE}, "
+                    "drawn after the same host post-processing.", ""]
+        return out
+
+    def sample_indices(self) -> list[int]:
+        """Up to ``samples`` test images, spread over the classes (first images of each class)."""
+        per_class = max(1, -(-self.samples // len(self.classes)))
+        chosen: list[int] = []
+        for k in range(len(self.classes)):
+            chosen += [i for i, lab in enumerate(self.labels) if lab == k][:per_class]
+        return sorted(chosen)[: self.samples]
+
+    def write_extras(self, folder: Path, results: dict[str, Any]) -> list[str]:
+        if not self.detections or self.samples <= 0:
+            return []
+        labels = list(self.detections)
+        tiles = []
+        for i in self.sample_indices():
+            image = self.images[i]
+            w, h = self.sizes[i]
+            truth = self.truths[i]
+            row = [draw(image, truth.boxes * np.array([w, h, w, h]), truth.labels, self.classes, colour=TRUTH)]
+            row += [draw_detections(image, self.detections[lab][i], self.classes, SHOW_SCORE) for lab in labels]
+            tiles.append(row)
+        picture = grid(tiles, ["ground truth", *labels])
+        ok, buf = cv2.imencode(".png", picture)
+        if not ok:  # pragma: no cover
+            raise EdgekitError(f"{folder / GRID}: PNG encoding failed")
+        (Path(folder) / GRID).write_bytes(buf.tobytes())
+        return [GRID]
