@@ -1,0 +1,1 @@
+"""Detection: priors, box coding, matching, loss, host post-processing, metrics and drawings."""
