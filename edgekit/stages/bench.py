@@ -32,8 +32,23 @@ def resolve(artifact: Path, backends: list[str] | None) -> list[tuple[str, Path]
     return [(b, artifact) for b in names]
 
 
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "amx_bf16")
+
+
+def cpu_model() -> tuple[str, list[str]]:
+    """The CPU's model name and the instruction-set extensions that decide INT8 speed (Linux)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine(), []
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    return name or platform.machine(), [f for f in SPEED_FLAGS if f in flags]
+
+
 def machine() -> dict:
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+    name, flags = cpu_model()
+    return {"platform": platform.platform(), "processor": name, "isa": flags,
             "cpus": os.cpu_count(), "python": platform.python_version()}
 
 

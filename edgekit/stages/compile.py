@@ -10,17 +10,35 @@ from __future__ import annotations
 
 import json
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 
 from edgekit.artifacts import read_manifest, staged_dir, write_manifest
 from edgekit.backends import get_backend, is_available
 from edgekit.errors import EdgekitError
 from edgekit.recipes import Recipe
+from edgekit.stages.export import output_names
 from edgekit.stages.quantize import FILES
+from edgekit.tasks.detection.spec import DetectionSpec
 from edgekit.targets import Target
 
 STAGE = "compile"
 KIT = "tensorrt-kit"
+PIPELINE = "pipeline.json"
+
+
+def write_pipeline(recipe: Recipe, folder: Path) -> None:
+    """``pipeline.json`` (and a detector's ``priors.npy``): the pre- and post-processing the model was
+    validated with, for the line-side runtime that runs it."""
+    pipeline = {"recipe": recipe.name, "task": recipe.task, "classes": list(recipe.classes),
+                "input": {"name": "input", "shape": [1, *recipe.preprocess.input_shape], "layout": "NCHW",
+                          "preprocess": asdict(recipe.preprocess)},
+                "outputs": list(output_names(recipe))}
+    if recipe.task == "detection":
+        pipeline["postprocess"] = DetectionSpec.from_recipe(recipe).describe(folder)
+    else:
+        pipeline["postprocess"] = {"argmax": "over logits' last axis"}
+    (Path(folder) / PIPELINE).write_text(json.dumps(pipeline, indent=2) + "\n")
 
 
 def source_file(quant_dir: Path, precision: str, encoding: str) -> Path:
@@ -36,6 +54,7 @@ def compile_backend(recipe: Recipe, quant_dir: Path, backend: str, precision: st
     src = source_file(quant_dir, precision, module.INT8_ENCODING)
     with staged_dir(out) as tmp:
         artifact = module.compile(src, tmp, precision)
+        write_pipeline(recipe, tmp)
         settings = {"recipe": recipe.name, "target": target.name, "backend": backend, "precision": precision,
                     "int8_encoding": module.INT8_ENCODING if precision == "int8" else None}
         results = {"file": artifact.name, "size_bytes": sum(p.stat().st_size for p in tmp.iterdir())}
@@ -80,6 +99,7 @@ def device_kit(recipe: Recipe, quant_dir: Path, target: Target, out: Path, preci
             shutil.copyfile(Path(quant_dir) / FILES[name], tmp / FILES[name])
         shutil.copyfile(Path(quant_dir) / "calibration_ranges.json", tmp / "calibration_ranges.json")
         (tmp / "target.json").write_text(json.dumps(target.summary_row(), indent=2) + "\n")
+        write_pipeline(recipe, tmp)
         lines = [
             f"# Build the {recipe.name} engines on {target.name}",
             "",

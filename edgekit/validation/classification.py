@@ -11,7 +11,8 @@ from edgekit.data.recipe_data import SplitData, read_images
 from edgekit.progress import bar
 from edgekit.recipes import Recipe
 from edgekit.report import markdown_table
-from edgekit.tasks.classification import metrics, predict
+from edgekit.tasks import postprocessor
+from edgekit.tasks.classification import metrics
 
 
 class ClassificationValidation:
@@ -24,9 +25,10 @@ class ClassificationValidation:
         self.images = read_images(data.test, "reading test images")
         self.x = recipe.preprocess.batch(self.images)
         self.y = np.array([s.label for s in data.test])
+        self.post = postprocessor(recipe)
 
     def pipeline(self, runner: Runner):
-        return lambda batch: predict(runner.infer(batch)[0])
+        return lambda batch: self.post(runner.infer(batch))
 
     def _predictions(self, runner: Runner, x: np.ndarray, desc: str) -> np.ndarray:
         classify = self.pipeline(runner)

@@ -16,7 +16,8 @@ from edgekit.recipes import Recipe
 from edgekit.report import markdown_table
 from edgekit.tasks.detection.draw import TRUTH, draw, draw_detections, grid
 from edgekit.tasks.detection.metrics import GroundTruth, detection_metrics, voc_map
-from edgekit.tasks.detection.postprocess import Detections, postprocess
+from edgekit.tasks import postprocessor
+from edgekit.tasks.detection.postprocess import Detections
 from edgekit.tasks.detection.spec import DetectionSpec
 
 GRID = "detections.png"
@@ -38,10 +39,10 @@ class DetectionValidation:
         self.truths = [GroundTruth.from_sample(s, w, h) for s, (w, h) in zip(data.test, self.sizes)]
         self.labels = [s.label for s in data.test]
         self.detections: dict[str, list[Detections]] = {}
+        self.post = postprocessor(recipe)
 
     def pipeline(self, runner: Runner):
-        priors, cfg = self.spec.prior_boxes, self.spec.postprocess
-        return lambda batch: postprocess(*runner.infer(batch)[:2], priors, cfg)
+        return lambda batch: self.post(runner.infer(batch))
 
     def _detect(self, runner: Runner, x: np.ndarray, desc: str) -> list[Detections]:
         detect = self.pipeline(runner)

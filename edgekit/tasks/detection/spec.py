@@ -6,18 +6,21 @@ outputs are decoded with.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 
 from edgekit.errors import EdgekitError
 from edgekit.models import model_meta
 from edgekit.recipes import Recipe
+from edgekit.tasks.detection.boxes import VARIANCES
 from edgekit.tasks.detection.postprocess import PostprocessConfig
 from edgekit.tasks.detection.priors import PriorSpec, make_priors
 
 KEYS = {"priors", "match_iou", "loss", "postprocess"}
+PRIORS_FILE = "priors.npy"
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,15 @@ class DetectionSpec:
     @cached_property
     def prior_boxes(self) -> np.ndarray:
         return make_priors(list(self.map_sizes), self.priors)
+
+    def describe(self, folder: Path) -> dict:
+        """Write the priors beside a deployable model; return how its outputs are post-processed."""
+        np.save(Path(folder) / PRIORS_FILE, self.prior_boxes)
+        return {"priors": {"file": PRIORS_FILE, "count": len(self.prior_boxes), "format": "cx, cy, w, h (0..1)",
+                           "map_sizes": list(self.map_sizes), **asdict(self.priors)},
+                "box_coding": {"variances": list(VARIANCES), "decoded": "x0, y0, x1, y1 (0..1)"},
+                "softmax": "over conf's last axis; index 0 is background",
+                "nms": {"implementation": "OpenCV dnn.NMSBoxesBatched, per class", **asdict(self.postprocess)}}
 
     @classmethod
     def from_recipe(cls, recipe: Recipe) -> "DetectionSpec":

@@ -1,30 +1,35 @@
-"""PyTorch eager FP32 vs ONNX Runtime and OpenVINO FP32/FP16/INT8 for a classification build.
+"""PyTorch eager FP32 vs ONNX Runtime and OpenVINO FP32/INT8 for a build, post-processing included.
 
 Usage:
-    python benchmarks/bench_classifier.py [--run runs/sdc-squeezenet-mrf--intel-cpu] [--build] ...
+    python benchmarks/bench_speed.py --recipe raf-ssd [--run runs/raf-ssd--intel-cpu] [--build] ...
 
 ``--build`` first runs ``edgekit build RECIPE --target intel-cpu`` (with --data/--pretrained if
-given). All variants are timed in one process, interleaved over several rounds, with the same
-thread count; the table gives each variant's throughput as a ratio to PyTorch eager FP32 at the
-same batch size. Results go to benchmarks/results/<name>.json and .md.
+given). Every variant is timed as the line runs it: inference on real test images of the run's
+data, then the recipe's host post-processing (argmax, or decoding + NMS for a detector). The
+variants are timed in one process, interleaved over several rounds, with the same thread count;
+the table gives each variant's throughput as a ratio to PyTorch eager FP32 at the same batch
+size. Results go to benchmarks/results/<name>.json and .md.
 """
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from edgekit.artifacts import write_json
 from edgekit.backends import get_backend
 from edgekit.backends.pytorch import TorchRunner
 from edgekit.checkpoint import load_model
+from edgekit.data.recipe_data import load_split, read_images
 from edgekit.recipes import load_recipe
 from edgekit.report import markdown_table, print_table
 from edgekit.stages.bench import machine
-from edgekit.artifacts import write_json
+from edgekit.tasks import postprocessor
 from edgekit.timing import measure
 
 HERE = Path(__file__).resolve().parent
@@ -45,6 +50,14 @@ def variants(run: Path, threads: int, batch: int, recipe) -> list[tuple[str, obj
         ("openvino int8 (s8 q/dq)", ov.load(q / "int8.onnx", threads, batch)),
     ]
     return out
+
+
+def test_images(run: Path, recipe, count: int) -> np.ndarray:
+    """``count`` pre-processed test images of the run's data (repeated if the split is smaller)."""
+    data = json.loads((run / "build.json").read_text())["data"]
+    test = load_split(recipe, Path(data)).test
+    images = read_images([test[i % len(test)] for i in range(count)], "reading test images")
+    return recipe.preprocess.batch(images)
 
 
 def main() -> None:
@@ -68,33 +81,37 @@ def main() -> None:
         cmd += ["--data", str(args.data)] if args.data else []
         cmd += ["--pretrained", str(args.pretrained)] if args.pretrained else []
         subprocess.run(cmd, check=False)
+    post = postprocessor(recipe)
     rows = []
     for batch in args.batches:
         runners = variants(run, args.threads, batch, recipe)
-        x = np.random.default_rng(0).normal(0, 50, size=(batch, *recipe.preprocess.input_shape)).astype(np.float32)
-        rounds: dict[str, list[dict]] = {name: [] for name, _ in runners}
+        x = test_images(run, recipe, batch)
+        timed = [(name, lambda b, r=r: post(r.infer(b))) for name, r in runners]
+        outputs = runners[0][1].infer(x)
+        timed.append(("post-processing only", lambda b: post(outputs)))
+        rounds: dict[str, list[dict]] = {name: [] for name, _ in timed}
         for _ in range(args.rounds):  # interleaved so drift hits every variant alike
-            for name, runner in runners:
-                rounds[name].append(measure(runner, x, warmup=5, iters=400, max_seconds=args.seconds))
+            for name, fn in timed:
+                rounds[name].append(measure(fn, x, warmup=5, iters=400, max_seconds=args.seconds))
         for name, res in rounds.items():
             best = sorted(res, key=lambda r: r["p50_ms"])[len(res) // 2]  # median round by p50
             rows.append({"variant": name, **best})
         base = next((r for r in rows if r["batch"] == batch and r["variant"].startswith("pytorch")), None)
         for r in rows:
-            if r["batch"] == batch:
+            if r["batch"] == batch and r["variant"] != "post-processing only":
                 r["x_pytorch_fp32"] = r["throughput_fps"] / base["throughput_fps"] if base else None
 
     headers = ["variant", "batch", "p50 ms", "p90 ms", "p99 ms", "fps", "x PyTorch FP32"]
-    table = [[r["variant"], r["batch"], r["p50_ms"], r["p90_ms"], r["p99_ms"], r["throughput_fps"], r["x_pytorch_fp32"]]
-             for r in rows]
-    print_table(f"{recipe.name}: {args.threads} threads", headers, table)
+    table = [[r["variant"], r["batch"], r["p50_ms"], r["p90_ms"], r["p99_ms"], r["throughput_fps"],
+              r.get("x_pytorch_fp32")] for r in rows]
+    print_table(f"{recipe.name}: {args.threads} threads, post-processing included", headers, table)
     name = args.name or f"{recipe.name}-{dt.date.today().isoformat()}"
     results = {"recipe": recipe.name, "run": str(run), "threads": args.threads, "rounds": args.rounds,
                "machine": machine(), "command": " ".join(sys.argv), "rows": rows}
     write_json(HERE / "results" / f"{name}.json", results)
     (HERE / "results" / f"{name}.md").write_text(
-        f"# {recipe.name} speed, {args.threads} threads\n\nMachine: {results['machine']}\n\n"
-        f"Command: `{results['command']}`\n\n{markdown_table(headers, table)}\n"
+        f"# {recipe.name} speed, {args.threads} threads, post-processing included\n\n"
+        f"Machine: {results['machine']}\n\nCommand: `{results['command']}`\n\n{markdown_table(headers, table)}\n"
     )
     print(f"results: {HERE / 'results' / name}.json / .md")
 

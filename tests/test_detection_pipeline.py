@@ -1,0 +1,94 @@
+"""raf-ssd through every stage on the built-in data with a CI-sized recipe (64 px, one epoch)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from edgekit.artifacts import read_manifest
+from edgekit.backends import get_backend
+from edgekit.backends.pytorch import TorchRunner
+from edgekit.checkpoint import load_model
+from edgekit.stages.build import BuildOptions, build
+from edgekit.tasks.detection.spec import DetectionSpec
+from edgekit.tasks.detection.postprocess import postprocess
+from edgekit.targets import load_target
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, tiny_det_recipe, tiny_data) -> dict:
+    root = tmp_path_factory.mktemp("det")
+    res = build(tiny_det_recipe, load_target("intel-cpu"), root / "run", BuildOptions(data=tiny_data, threads=2))
+    return {"dir": root / "run", "res": res}
+
+
+def test_build_runs_every_stage_and_reports_map(run) -> None:
+    res = run["res"]
+    assert [s["stage"] for s in res["stages"]] == ["train", "export", "calibration set", "quantize", "compile",
+                                                  "validate"]
+    assert res["stages"][0]["result"].startswith("test mAP@0.5 % (VOC07 11-point)")
+    rows = res["results"]["rows"]
+    assert [r["artifact"] for r in rows] == ["fp32-reference", "openvino-fp32", "openvino-fp16", "openvino-int8"]
+    for r in rows:
+        assert set(r["ap_voc07"]) <= set(run["res"]["results"]["rows"][0]["gt_per_class"])
+        assert 0.0 <= r["map_voc07"] <= 100.0 and 0.0 <= r["coco"]["map"] <= 100.0
+    assert rows[1]["drop_vs_fp32"] == pytest.approx(0.0, abs=1e-9)  # same graph on another runtime
+    report = (run["dir"] / "validate" / "report.md").read_text()
+    assert "Per-class AP@0.5 % (VOC07 11-point)" in report and "COCO mAP@[.5:.95]" in report
+    assert "![detections](detections.png)" in report
+    png = run["dir"] / "validate" / "detections.png"
+    assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_export_has_two_static_outputs_and_no_batch_constants(run, tiny_det_recipe) -> None:
+    model = onnx.load(str(run["dir"] / "export" / "model.onnx"))
+    n = len(DetectionSpec.from_recipe(tiny_det_recipe).prior_boxes)
+    outputs = {o.name: [d.dim_value for d in o.type.tensor_type.shape.dim] for o in model.graph.output}
+    assert outputs == {"loc": [1, n, 4], "conf": [1, n, 7]}
+    # TensorRT 8.2 parses every op here; nothing data-dependent (no NMS, no Shape/NonZero/Loop)
+    ops = {node.op_type for node in model.graph.node}
+    assert ops <= {"Conv", "ConvTranspose", "BatchNormalization", "Relu", "Add", "Mul", "Sigmoid", "MaxPool",
+                   "GlobalAveragePool", "Slice", "Transpose", "Reshape", "Concat", "Constant"}
+    assert read_manifest(run["dir"] / "export")["results"]["max_abs_diff_vs_pytorch"] < 1e-3
+
+
+def test_nms_gives_equal_detections_after_every_backend(run, tiny_det_recipe, tiny_data) -> None:
+    """PyTorch eager, ONNX Runtime and OpenVINO FP32 outputs through the one host post-processing."""
+    spec = DetectionSpec.from_recipe(tiny_det_recipe)
+    x = np.random.default_rng(0).normal(0, 1, (3, 3, 64, 64)).astype(np.float32)
+    fp32 = run["dir"] / "quantize" / "fp32.onnx"
+    runners = {
+        "pytorch": TorchRunner(load_model(tiny_det_recipe, run["dir"] / "train" / "model.pt"), (1, 3, 64, 64), 2),
+        "onnxruntime": get_backend("onnxruntime").load(fp32, 2),
+        "openvino": get_backend("openvino").load(run["dir"] / "compile" / "openvino-fp32" / "model.xml", 2),
+    }
+    dets = {name: [postprocess(*r.infer(xi[None]), spec.prior_boxes, spec.postprocess)[0] for xi in x]
+            for name, r in runners.items()}
+    ref = dets["pytorch"]
+    assert sum(len(d) for d in ref) > 0
+    for name in ("onnxruntime", "openvino"):
+        for a, b in zip(ref, dets[name]):
+            assert a.labels.tolist() == b.labels.tolist(), name
+            assert np.allclose(a.boxes, b.boxes, atol=1e-4) and np.allclose(a.scores, b.scores, atol=1e-4), name
+
+
+def test_int8_is_qdq_and_runs_through_the_same_postprocessing(run) -> None:
+    q = onnx.load(str(run["dir"] / "quantize" / "int8.onnx"))
+    ops = [n.op_type for n in q.graph.node]
+    assert ops.count("QuantizeLinear") > 50 and "ConvTranspose" in ops
+    int8 = next(r for r in run["res"]["results"]["rows"] if r["artifact"] == "openvino-int8")
+    assert int8["detections"] > 0 and "drop_vs_fp32" in int8
+
+
+def test_jetson_build_of_a_detector_leaves_a_device_kit(run, tiny_det_recipe, tiny_data) -> None:
+    res = build(tiny_det_recipe, load_target("jetson-orin"), run["dir"].parent / "orin",
+                BuildOptions(data=tiny_data, checkpoint=run["dir"] / "train" / "model.pt", threads=2))
+    kit = run["dir"].parent / "orin" / "compile" / "tensorrt-kit"
+    assert (kit / "int8.onnx").is_file() and "BUILD_ON_DEVICE.md" in res["left_to_do"]
+    pipeline = json.loads((kit / "pipeline.json").read_text())
+    assert pipeline["outputs"] == ["loc", "conf"] and pipeline["classes"][0] == "crazing"
+    assert pipeline["postprocess"]["nms"]["iou_threshold"] == 0.45 and pipeline["input"]["shape"] == [1, 3, 64, 64]
+    assert np.load(kit / "priors.npy").shape == (len(DetectionSpec.from_recipe(tiny_det_recipe).prior_boxes), 4)
