@@ -23,16 +23,22 @@ def main() -> None:
     build = json.loads((run / "build.json").read_text())
     train = read_manifest(run / "train") if (run / "train").is_dir() else None
     validation = json.loads((run / "validate" / "results.json").read_text())
+    history = json.loads((run / "train" / "history.json").read_text()) if train else None
     record = {"build": build, "train": train and {"settings": train["settings"], "results": train["results"],
-                                                  "created": train["created"]},
+                                                  "created": train["created"], "history": history},
               "validation": validation, "machine": machine()}
     write_json(HERE / "results" / f"{name}.json", record)
     head = [f"# {name}", "", f"Machine: {record['machine']}", ""]
     if train:
         r = train["results"]
-        head += [f"Training: {r['epochs']} epochs, {r['train_seconds_this_run']} s on {r['torch_threads']} CPU "
-                 f"threads (last run segment), pretrained tensors loaded: {r['pretrained_tensors_loaded']}; "
-                 f"split {r['data']['train']} train / {r['data']['test']} test.", ""]
+        # runs trained before the headline's key was recorded: the test figure equal to the headline
+        key = r["headline"].get("key") or next(k for k, v in r["test"].items() if v == r["headline"]["value"])
+        where = r["device"] if r["device"] != "cpu" else f"CPU, {r['torch_threads']} threads"
+        head += [f"Training: {r['epochs']} epochs in {r['train_seconds_total'] / 60:.1f} min ({where}), "
+                 f"pretrained tensors loaded: {r['pretrained_tensors_loaded']}; "
+                 f"split {r['data']['train']} train / {r['data']['test']} test; "
+                 f"test {r['headline']['metric']} per epoch: "
+                 + ", ".join(f"{h['test'][key]:.1f}" for h in history) + ".", ""]
     stages = "\n".join(f"| {s['stage']} | {s['status']} | {s['seconds']} | {s['result']} |" for s in build["stages"])
     head += ["| stage | status | seconds | result |", "|---|---|---|---|", stages, ""]
     report = (run / "validate" / "report.md").read_text()

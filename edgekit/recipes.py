@@ -14,7 +14,7 @@ from edgekit.preprocess import Preprocess
 
 TASKS = ("classification", "detection", "segmentation", "segmentation+decision")
 REQUIRED = ("name", "task", "paper", "model", "data", "preprocess", "train", "quantize", "validate")
-OPTIONAL = ("description", "detection", "quick")
+OPTIONAL = ("description", "detection", "quick", "extends")
 
 
 @dataclass(frozen=True)
@@ -58,13 +58,29 @@ def merged(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _parse(path: Path, quick: bool = False) -> Recipe:
+def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """A recipe file's mapping; ``extends: NAME`` (a bundled recipe, or a YAML path relative to this
+    file) takes that recipe and overrides it key by key with this file's."""
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise EdgekitError(f"{path}: malformed YAML ({str(exc).splitlines()[0]})") from exc
     if not isinstance(raw, dict):
         raise EdgekitError(f"{path}: a recipe must be a YAML mapping")
+    if "extends" not in raw:
+        return raw
+    name = str(raw.pop("extends"))
+    parent = path.parent / name if name.endswith((".yaml", ".yml")) else recipes_dir() / f"{name}.yaml"
+    if not parent.is_file():
+        raise EdgekitError(f"{path}: extends: {name!r}: no such recipe ({parent})")
+    if parent.resolve() in seen:
+        raise EdgekitError(f"{path}: extends: {name!r} leads back to itself")
+    base = _read(parent, (*seen, path.resolve()))
+    return merged(base, raw)
+
+
+def _parse(path: Path, quick: bool = False) -> Recipe:
+    raw = _read(path, ())
     for key in REQUIRED:
         if key not in raw:
             raise EdgekitError(f"{path}: {key}: missing")

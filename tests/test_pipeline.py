@@ -170,3 +170,15 @@ def test_training_resumes_after_an_interruption(tiny_recipe, tiny_data, tmp_path
     m = train(tiny_recipe, tiny_data, tmp_path / "t", epochs=2, threads=2)
     history = json.loads((tmp_path / "t" / "history.json").read_text())
     assert [h["epoch"] for h in history] == [1, 2] and m["results"]["epochs"] == 2
+
+
+def test_lr_schedules_warm_up_then_decay_as_named():
+    from edgekit.stages.train import lr_factor
+
+    base = {"epochs": 10, "warmup_epochs": 1}
+    assert lr_factor({**base, "schedule": "exponential", "gamma": 0.5}, 0, 4) == 0.25  # 1/4 into warm-up
+    assert lr_factor({**base, "schedule": "exponential", "gamma": 0.5}, 8, 4) == 0.25  # epoch 2: 0.5^2
+    assert lr_factor({**base, "schedule": "step", "gamma": 0.1, "step_epochs": 5}, 20, 4) == pytest.approx(0.1)
+    cosine = {**base, "schedule": "cosine", "min_lr_factor": 0.1}
+    assert lr_factor(cosine, 20, 4) == pytest.approx(0.1 + 0.9 * 0.5)  # half-way
+    assert lr_factor(cosine, 40, 4) == pytest.approx(0.1)  # the end

@@ -24,7 +24,8 @@ from edgekit.training import training_task
 
 STAGE = "train"
 CHECKPOINT = "model.pt"
-SCHEDULES = ("step", "exponential")
+SCHEDULES = ("step", "exponential", "cosine")
+OPTIMIZERS = ("adam", "adamw", "sgd")
 
 
 def param_groups(model: torch.nn.Module, lr: float, multipliers: dict[str, float]) -> list[dict]:
@@ -66,17 +67,26 @@ def manifest_settings(recipe: Recipe, pretrained: Path | None, epochs: int | Non
     schedule = settings.get("schedule", "step")
     if schedule not in SCHEDULES:
         raise EdgekitError(f"{recipe.path}: train.schedule {schedule!r} is not one of {', '.join(SCHEDULES)}")
+    if settings.get("optimizer", "adam") not in OPTIMIZERS:
+        raise EdgekitError(f"{recipe.path}: train.optimizer {settings['optimizer']!r} is not one of "
+                           f"{', '.join(OPTIMIZERS)}")
     return {"recipe": recipe.name, "seed": seed, **settings}
 
 
 def lr_factor(settings: dict, step: int, steps_per_epoch: int) -> float:
-    """Learning-rate multiplier at iteration ``step``: linear warm-up, then step or exponential decay."""
+    """Learning-rate multiplier at iteration ``step``: linear warm-up, then step, exponential or cosine
+    decay (cosine runs per iteration from 1 down to ``min_lr_factor`` at the last epoch's end)."""
     epoch = step // max(1, steps_per_epoch)
     warmup = settings.get("warmup_epochs", 0) * steps_per_epoch
     warm = min(1.0, (step + 1) / warmup) if warmup else 1.0
     gamma = settings.get("gamma", 0.1)
-    if settings.get("schedule", "step") == "exponential":
+    schedule = settings.get("schedule", "step")
+    if schedule == "exponential":
         return warm * gamma**epoch
+    if schedule == "cosine":
+        floor = settings.get("min_lr_factor", 0.0)
+        t = min(1.0, step / max(1, settings["epochs"] * steps_per_epoch))
+        return warm * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * t)))
     return warm * gamma ** (epoch // settings.get("step_epochs", 10**6))
 
 
@@ -87,8 +97,11 @@ def train_inputs(data_root: Path, pretrained: Path | None) -> dict:
 def make_optimizer(model: torch.nn.Module, settings: dict) -> torch.optim.Optimizer:
     groups = param_groups(model, settings["lr"], settings.get("lr_multipliers", {}))
     wd = settings.get("weight_decay", 0.0)
-    if settings.get("optimizer", "adam") == "adam":
+    name = settings.get("optimizer", "adam")
+    if name == "adam":
         return torch.optim.Adam(groups, lr=settings["lr"], weight_decay=wd)
+    if name == "adamw":
+        return torch.optim.AdamW(groups, lr=settings["lr"], weight_decay=wd)
     return torch.optim.SGD(groups, lr=settings["lr"], momentum=settings.get("momentum", 0.9), weight_decay=wd)
 
 
@@ -181,7 +194,7 @@ def train(
 
     final = history[-1]["test"] if history else task.evaluate(model, dev)
     results = {
-        "headline": {"metric": task.label, "value": final[task.headline]},
+        "headline": {"metric": task.label, "key": task.headline, "value": final[task.headline]},
         "test": final,
         "epochs": settings["epochs"],
         "train_seconds_this_run": round(seconds, 1),
