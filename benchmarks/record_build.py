@@ -2,13 +2,16 @@
 
 Usage: python benchmarks/record_build.py RUN_DIR NAME
 Writes results/NAME.json (build summary, training manifest results, validation results) and
-results/NAME.md (the validation report with the training record on top).
+results/NAME.md (the validation report with the training record on top), and the report's
+figures as results/NAME-<figure>.jpg.
 """
 from __future__ import annotations
 
 import json
 import sys
 from pathlib import Path
+
+import cv2
 
 from edgekit.artifacts import read_manifest, write_json
 from edgekit.stages.bench import machine
@@ -37,11 +40,15 @@ def main() -> None:
         head += [f"Training: {r['epochs']} epochs in {r['train_seconds_total'] / 60:.1f} min ({where}), "
                  f"pretrained tensors loaded: {r['pretrained_tensors_loaded']}; "
                  f"split {r['data']['train']} train / {r['data']['test']} test; "
-                 f"test {r['headline']['metric']} per epoch: "
+                 f"{r['headline']['metric']} per epoch: "
                  + ", ".join(f"{h['test'][key]:.1f}" for h in history) + ".", ""]
     stages = "\n".join(f"| {s['stage']} | {s['status']} | {s['seconds']} | {s['result']} |" for s in build["stages"])
     head += ["| stage | status | seconds | result |", "|---|---|---|---|", stages, ""]
     report = (run / "validate" / "report.md").read_text()
+    for png in sorted((run / "validate").glob("*.png")):  # the report's figures, beside it as JPEG (a tenth the size)
+        kept = f"{name}-{png.stem}.jpg"
+        cv2.imwrite(str(HERE / "results" / kept), cv2.imread(str(png)), [cv2.IMWRITE_JPEG_QUALITY, 85])
+        report = report.replace(f"]({png.name})", f"]({kept})")
     (HERE / "results" / f"{name}.md").write_text("\n".join(head) + "\n" + report)
     print(f"wrote {HERE / 'results' / name}.json and .md")
 
