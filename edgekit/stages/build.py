@@ -125,7 +125,7 @@ def build(recipe: Recipe, target: Target, run_dir: Path, opts: BuildOptions) -> 
     log.run("validate", False,
             lambda: results.update(validate_stage.validate(
                 recipe, quant_dir / quantize_stage.FILES["fp32"], runnable, data_root, run_dir / "validate",
-                opts.robustness, opts.threads, opts.seed, speed_target=None if kit else target.name)),
+                opts.robustness, opts.threads, opts.seed, gate_fps=kit is None)),
             lambda: "all gates pass" if results["passed"] else "a gate FAILED")
 
     summary = {

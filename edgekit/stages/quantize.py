@@ -9,6 +9,7 @@ is what ONNX Runtime's x86 kernels run fast.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import shutil
 import time
@@ -42,12 +43,14 @@ FILES = {"fp32": "fp32.onnx", "fp16": "fp16.onnx", "int8": "int8.onnx", "int8-u8
 
 @contextlib.contextmanager
 def _quiet_root_logger() -> Iterator[None]:
-    """ONNX Runtime's quantizer logs the same generic advice on every call; keep errors only."""
+    """ONNX Runtime's quantizer logs the same generic advice on every call, and its histogram
+    calibrators print their progress to stdout; keep errors only."""
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)
     try:
-        yield
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
     finally:
         root.setLevel(level)
 
