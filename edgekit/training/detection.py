@@ -9,10 +9,10 @@ from edgekit.data.recipe_data import SplitData, read_images
 from edgekit.errors import EdgekitError
 from edgekit.preprocess import Preprocess
 from edgekit.recipes import Recipe
+from edgekit.tasks import postprocessor
 from edgekit.tasks.detection.boxes import match
 from edgekit.tasks.detection.loss import multibox_loss
 from edgekit.tasks.detection.metrics import GroundTruth, voc_map
-from edgekit.tasks.detection.postprocess import postprocess
 from edgekit.tasks.detection.spec import DetectionSpec
 
 
@@ -44,16 +44,15 @@ class DetectionTraining:
     def __init__(self, recipe: Recipe, data: SplitData, seed: int) -> None:
         self.spec = DetectionSpec.from_recipe(recipe)
         self.pre, self.classes, self.seed = recipe.preprocess, recipe.classes, seed
+        self.post = postprocessor(recipe)
         try:
             self.aug = AugmentConfig.from_config(recipe.train.get("augment"))
         except (TypeError, ValueError) as exc:
             raise EdgekitError(f"{recipe.path}: train.augment: {exc}") from exc
         self.train_images = read_images(data.train, "reading train images")
-        self.train_truths = [GroundTruth.from_sample(s, im.shape[1], im.shape[0])
-                             for s, im in zip(data.train, self.train_images)]
+        self.train_truths = GroundTruth.for_images(data.train, self.train_images)
         self.test_images = read_images(data.test, "reading test images")
-        self.test_truths = [GroundTruth.from_sample(s, im.shape[1], im.shape[0])
-                            for s, im in zip(data.test, self.test_images)]
+        self.test_truths = GroundTruth.for_images(data.test, self.test_images)
 
     def batches(self, epoch: int, batch_size: int, workers: int = 0):
         items = DetectionItems(self.train_images, self.train_truths, self.pre, self.spec, self.aug, self.seed, epoch)
@@ -71,8 +70,6 @@ class DetectionTraining:
         with torch.inference_mode():
             for i in range(0, len(self.test_images), batch):
                 x = torch.from_numpy(self.pre.batch(self.test_images[i : i + batch])).to(device)
-                loc, conf = model(x)
-                dets += postprocess(loc.float().cpu().numpy(), conf.float().cpu().numpy(), self.spec.prior_boxes,
-                                    self.spec.postprocess)
+                dets += self.post([t.float().cpu().numpy() for t in model(x)])
         voc = voc_map(self.test_truths, dets, self.classes)
         return {"map_voc07": voc["map_voc07"], "map_all_point": voc["map_all_point"]}

@@ -36,7 +36,7 @@ class DetectionValidation:
         self.images = read_images(data.test, "reading test images")
         self.x = recipe.preprocess.batch(self.images)
         self.sizes = [(im.shape[1], im.shape[0]) for im in self.images]
-        self.truths = [GroundTruth.from_sample(s, w, h) for s, (w, h) in zip(data.test, self.sizes)]
+        self.truths = GroundTruth.for_images(data.test, self.images)
         self.labels = [s.label for s in data.test]
         self.detections: dict[str, list[Detections]] = {}
         self.post = postprocessor(recipe)

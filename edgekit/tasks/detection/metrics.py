@@ -34,6 +34,11 @@ class GroundTruth:
         return cls(voc_to_corners(np.array(boxes, np.float64).reshape(-1, 4), width, height),
                    np.array([b.label for b in sample.boxes], np.int64))
 
+    @classmethod
+    def for_images(cls, samples: list[Sample], images: list[np.ndarray]) -> list["GroundTruth"]:
+        """Each sample's ground truth, normalised by the size of its image as read."""
+        return [cls.from_sample(s, im.shape[1], im.shape[0]) for s, im in zip(samples, images)]
+
 
 def average_precision(recall: np.ndarray, precision: np.ndarray, mode: str) -> float:
     """AP from a ranked list's recall / precision curve; ``mode`` is "voc07" or "all"."""
