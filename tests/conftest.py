@@ -52,3 +52,28 @@ def tiny_det_recipe(tmp_path_factory):
     path = tmp_path_factory.mktemp("recipe") / "tiny-raf-ssd.yaml"
     path.write_text(yaml.safe_dump(raw))
     return load_recipe(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_stages(tmp_path_factory, tiny_recipe, tiny_data) -> dict[str, Path]:
+    """train -> export -> calibration -> quantize of the tiny recipe, once per session."""
+    from edgekit import calibration
+    from edgekit.checkpoint import resolve_pretrained
+    from edgekit.data.recipe_data import load_split
+    from edgekit.stages.export import export
+    from edgekit.stages.quantize import quantize
+    from edgekit.stages.train import train
+
+    root = tmp_path_factory.mktemp("run")
+    train(tiny_recipe, tiny_data, root / "train", resolve_pretrained(tiny_recipe, None), epochs=1, threads=2)
+    export(tiny_recipe, root / "train", root / "export")
+    manifest = calibration.write(
+        calibration.select(tiny_recipe, load_split(tiny_recipe, tiny_data), "tiny"), root / "calib.yaml"
+    )
+    quantize(tiny_recipe, root / "export", manifest, tiny_data, root / "quantize", cache_dir=root / "cache")
+    return {"root": root, "manifest": manifest}
+
+
+@pytest.fixture(scope="session")
+def tiny_quantized(tiny_stages) -> Path:
+    return tiny_stages["root"] / "quantize"

@@ -26,16 +26,9 @@ from edgekit.targets import load_target
 
 
 @pytest.fixture(scope="module")
-def stages(tmp_path_factory, tiny_recipe, tiny_data) -> dict[str, Path]:
-    """train -> export -> calibration -> quantize, once for the module."""
-    root = tmp_path_factory.mktemp("run")
-    train(tiny_recipe, tiny_data, root / "train", resolve_pretrained(tiny_recipe, None), epochs=1, threads=2)
-    export(tiny_recipe, root / "train", root / "export")
-    manifest = calibration.write(
-        calibration.select(tiny_recipe, load_split(tiny_recipe, tiny_data), "tiny"), root / "calib.yaml"
-    )
-    quantize(tiny_recipe, root / "export", manifest, tiny_data, root / "quantize", cache_dir=root / "cache")
-    return {"root": root, "manifest": manifest}
+def stages(tiny_stages) -> dict[str, Path]:
+    """train -> export -> calibration -> quantize (the session's tiny run)."""
+    return tiny_stages
 
 
 def test_train_writes_checkpoint_history_and_manifest(stages) -> None:
@@ -62,13 +55,17 @@ def test_int8_is_symmetric_per_channel_qdq(stages) -> None:
     inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
     zero_points = [inits[n.input[2]] for n in model.graph.node if n.op_type == "DequantizeLinear" and len(n.input) > 2]
     assert zero_points and not any(zp.any() for zp in zero_points)  # symmetric: every zero point is 0
-    assert {zp.dtype for zp in zero_points} == {np.dtype(np.int8), np.dtype(np.int32)}  # int32 only for biases
+    assert {zp.dtype for zp in zero_points} == {np.dtype(np.int8)}  # biases stay float: TensorRT's Q/DQ is INT8 only
+    biases = [n for n in model.graph.node if n.op_type == "Conv" and len(n.input) > 2]
+    assert biases and all(n.input[2] in inits and inits[n.input[2]].dtype == np.float32 for n in biases)
     conv_weight_scales = [inits[n.input[1]] for n in model.graph.node
                           if n.op_type == "DequantizeLinear" and n.input[0] in inits and inits[n.input[0]].ndim == 4]
     assert conv_weight_scales and all(s.ndim == 1 and s.size > 1 for s in conv_weight_scales)
     u8 = onnx.load(str(stages["root"] / "quantize" / "int8-u8.onnx"))
     u8_inits = {i.name: numpy_helper.to_array(i) for i in u8.graph.initializer}
     assert any(u8_inits[n.input[2]].dtype == np.uint8 for n in u8.graph.node if n.op_type == "QuantizeLinear")
+    assert any(u8_inits[n.input[0]].dtype == np.int32 for n in u8.graph.node  # ONNX Runtime's int32 biases
+               if n.op_type == "DequantizeLinear" and n.input[0] in u8_inits)
 
 
 def test_calibration_result_is_cached_by_model_and_set(stages, tiny_recipe, tiny_data, tmp_path) -> None:

@@ -1,8 +1,8 @@
 """FP16 and INT8 variants of an FP32 ONNX model.
 
 INT8 is post-training static quantization with ONNX Runtime's quantizer into explicit Q/DQ
-ONNX, symmetric INT8 activations and per-channel symmetric INT8 weights: the one encoding
-TensorRT (>= 8), OpenVINO and ONNX Runtime all consume. The same calibration (activation
+ONNX, symmetric INT8 activations, per-channel symmetric INT8 weights and float biases: the one
+encoding TensorRT (>= 8), OpenVINO and ONNX Runtime all consume. The same calibration (activation
 ranges, cached by model + calibration-set hash) also yields a U8-activation Q/DQ model, which
 is what ONNX Runtime's x86 kernels run fast.
 """
@@ -81,7 +81,8 @@ def quantize_settings(recipe: Recipe, method: str | None = None, per_channel: bo
     per_channel = recipe.quantize.get("per_channel", True) if per_channel is None else per_channel
     settings = {"recipe": recipe.name, "method": method, "per_channel": per_channel, "format": "QDQ",
                 "activations": "symmetric int8 (+ uint8 copy for ONNX Runtime CPU)",
-                "weights": "symmetric int8" + (" per channel" if per_channel else " per tensor")}
+                "weights": "symmetric int8" + (" per channel" if per_channel else " per tensor"),
+                "biases": "float in the int8 (s8) model, int32 in the uint8 copy"}
     if method == "percentile":
         settings["percentile"] = percentile or recipe.quantize.get("percentile", DEFAULT_PERCENTILE)
     return settings
@@ -132,7 +133,9 @@ def quantize(
                 str(tmp / FILES["fp32"]), str(tmp / FILES[name]), _Reader(batches, input_name),
                 quant_format=QuantFormat.QDQ, per_channel=per_channel, activation_type=activation,
                 weight_type=QuantType.QInt8, calibrate_method=METHODS[method],
-                extra_options={**extra, "ActivationSymmetric": activation == QuantType.QInt8},
+                # the portable S8 model keeps float biases: TensorRT's Q/DQ is INT8 only (no INT32 bias DQ)
+                extra_options={**extra, "ActivationSymmetric": activation == QuantType.QInt8,
+                               "QuantizeBias": activation != QuantType.QInt8},
                 calibration_cache_path=str(cache),
             )
         seconds = time.perf_counter() - t0
