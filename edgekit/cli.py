@@ -148,19 +148,45 @@ def quantize(
 
 @app.command("compile")
 def compile_(
-    recipe: str,
-    quantized: Annotated[Path, typer.Option(help="Quantize artifact folder")],
-    target: Annotated[str, typer.Option(help="Target name or YAML file")],
-    dest: Annotated[Path, typer.Option("--out", help="Folder for the compiled artifacts")],
+    recipe: Annotated[Optional[str], typer.Argument(help="Recipe (not with --kit)")] = None,
+    quantized: Annotated[Optional[Path], typer.Option(help="Quantize artifact folder")] = None,
+    target: Annotated[Optional[str], typer.Option(help="Target name or YAML file")] = None,
+    dest: Annotated[Optional[Path], typer.Option("--out", help="Folder for the compiled artifacts "
+                                                 "(with --kit: default the kit's parent folder)")] = None,
+    kit: Annotated[Optional[Path], typer.Option(help="On the device: build the TensorRT engines from this device kit")] = None,
+    precision: Annotated[Optional[list[str]], typer.Option(help="With --kit: precisions to build (default: the kit's)")] = None,
+    dla_core: Annotated[Optional[int], typer.Option(help="With --kit: build for this DLA core (GPU fallback on)")] = None,
 ) -> None:
-    """Compile for a target's backend (TensorRT targets: the portable device kit)."""
-    from edgekit.stages.compile import compile_for_target
+    """Compile for a target's backend (TensorRT targets: the device kit and its preflight report; with --kit,
+    on the device: the engines)."""
+    if kit is not None:
+        from edgekit.backends.tensorrt.kit import build_from_kit
 
-    r = load_recipe(recipe)
-    done = compile_for_target(r, quantized, load_target(target), dest, list(r.quantize["precisions"]))
+        dest = dest or kit.resolve().parent
+        done = build_from_kit(kit, dest, precision, dla_core)
+    else:
+        from edgekit.stages.compile import compile_for_target
+
+        if recipe is None or quantized is None or target is None or dest is None:
+            raise EdgekitError("compile needs RECIPE --quantized DIR --target NAME --out DIR (or --kit DIR on the device)")
+        r, t = load_recipe(recipe), load_target(target)
+        done = compile_for_target(r, quantized, t, dest, list(r.quantize["precisions"]))
+        _print_preflight(done)
     print_table("compile", ["backend", "precision", "artifact", "status"],
                 [[d["backend"], d["precision"], d["path"], d["status"]] for d in done], out)
     _json(dest / "compile.json", done)
+
+
+def _print_preflight(compiled: list[dict]) -> None:
+    for c in compiled:
+        if "preflight" in c:
+            p = c["preflight"]
+            print_table(f"preflight for {p['target']} (TensorRT {p['tensorrt_checked']})", ["check", "result", "detail"],
+                        [[f["check"], f["level"], f["detail"]] for f in p["findings"]], out)
+            est = "; ".join(f"{k} ~{v['estimate_fps']:g} fps (ceiling {v['ceiling_fps']:g})" for k, v in p["fps_estimate"].items())
+            out.print(f"fps ESTIMATE, not measured ({p['gmacs']} GMAC/frame): {est or 'no peak figures'}")
+        if c.get("fallback"):
+            out.print(f"[bold]Fallback:[/bold] {c['fallback']['backend']} instead of TensorRT: {c['fallback']['reason']}")
 
 
 @app.command()
@@ -205,9 +231,13 @@ def bench(
     from edgekit.stages.bench import bench as run
 
     res = run(artifact, backend, batch, threads, iters, warmup)
-    print_table(f"bench ({res['threads']} threads)", ["backend", "batch", "p50 ms", "p90 ms", "p99 ms", "fps"],
-                [[r["backend"], r["batch"], r["p50_ms"], r["p90_ms"], r["p99_ms"], r["throughput_fps"]]
-                 for r in res["rows"]], out)
+    print_table(f"bench ({res['threads']} threads)", ["backend", "batch", "p50 ms", "p90 ms", "p99 ms", "fps", "mJ/frame"],
+                [[r["backend"] + (f" ({r['timing']})" if "timing" in r else ""), r["batch"], r["p50_ms"], r["p90_ms"],
+                  r["p99_ms"], r["throughput_fps"], r.get("mj_per_frame", "-")] for r in res["rows"]], out)
+    if "device" in res:
+        d = res["device"]
+        out.print(f"device: {d['gpu']} (compute {d['compute_capability']}), TensorRT {d['tensorrt']}, "
+                  f"power mode {d.get('power_mode') or 'n/a'}")
     out.print(f"JSON: {res['json']}")
 
 
@@ -237,6 +267,7 @@ def build(
     run_dir = runs / f"{r.name}{'-quick' if quick else ''}--{t.name}"
     opts = BuildOptions(data, resolve_pretrained(r, pretrained), checkpoint, onnx, calibration, epochs, method, robustness, threads, seed)
     res = run(r, t, run_dir, opts)
+    _print_preflight(res["artifacts"])
     print_table("build", ["stage", "status", "seconds", "result"],
                 [[s["stage"], s["status"], s["seconds"], s["result"]] for s in res["stages"]], out)
     if res["left_to_do"]:

@@ -19,8 +19,12 @@ def measure(fn: Callable[[np.ndarray], Any], batch: np.ndarray, warmup: int = 10
         t = time.perf_counter()
         fn(batch)
         times.append(time.perf_counter() - t)
-    ms = np.array(times) * 1000.0
-    n = batch.shape[0]
+    return summarize(np.array(times) * 1000.0, batch.shape[0])
+
+
+def summarize(ms: np.ndarray, n: int) -> dict:
+    """Percentiles and throughput of per-call milliseconds for batches of ``n``."""
+    ms = np.asarray(ms, dtype=np.float64)
     return {
         "batch": n,
         "calls": len(ms),

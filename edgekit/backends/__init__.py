@@ -1,7 +1,9 @@
 """Inference backends, each one module with the same surface (Polygraphy-style loader + runner).
 
 ``compile(onnx_path, out_dir, precision) -> Path`` turns an ONNX model into what the backend
-loads; ``load(path, threads, batch) -> Runner`` gives an object with ``infer(batch) -> logits``.
+loads; ``load(path, threads, batch) -> Runner`` gives an object with ``infer(batch) -> outputs``.
+TensorRT builds through :mod:`edgekit.backends.tensorrt.builder` (it needs the target and, for
+implicit INT8, a calibration cache) and loads through the same ``load``.
 Backends import their runtime lazily, so a missing optional runtime only matters when used.
 """
 from __future__ import annotations
@@ -15,17 +17,16 @@ from edgekit.errors import EdgekitError
 _BACKENDS = {
     "onnxruntime": ("edgekit.backends.onnxruntime", "onnxruntime"),
     "openvino": ("edgekit.backends.openvino", "openvino"),
+    "tensorrt": ("edgekit.backends.tensorrt", "tensorrt"),
 }
-DEVICE_ONLY = {"tensorrt"}  # built on the device from the portable kit (see stages/compile.py)
+HOST_BACKENDS = ("onnxruntime", "openvino")  # run on this machine's CPU
 
 
 def backend_names() -> list[str]:
-    return sorted(_BACKENDS) + sorted(DEVICE_ONLY)
+    return sorted(_BACKENDS)
 
 
 def is_available(name: str) -> bool:
-    if name in DEVICE_ONLY:
-        return importlib.util.find_spec("tensorrt") is not None
     return name in _BACKENDS and importlib.util.find_spec(_BACKENDS[name][1]) is not None
 
 
@@ -34,5 +35,6 @@ def get_backend(name: str) -> ModuleType:
         raise EdgekitError(f"unknown backend {name!r} (known: {', '.join(backend_names())})")
     module, package = _BACKENDS[name]
     if importlib.util.find_spec(package) is None:
-        raise EdgekitError(f"backend {name!r} needs the Python package {package!r}: pip install {package}")
+        raise EdgekitError(f"backend {name!r} needs the Python package {package!r}"
+                           + (" (on a Jetson it comes with JetPack)" if name == "tensorrt" else f": pip install {package}"))
     return importlib.import_module(module)

@@ -1,8 +1,10 @@
 """Benchmark an artifact: warm-up, then latency percentiles and throughput per backend and batch."""
 from __future__ import annotations
 
+import json
 import os
 import platform
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +13,7 @@ from edgekit.artifacts import read_manifest, write_json
 from edgekit.backends import get_backend, is_available
 from edgekit.errors import EdgekitError
 from edgekit.progress import bar
-from edgekit.timing import measure
+from edgekit.timing import measure, summarize
 
 
 def resolve(artifact: Path, backends: list[str] | None) -> list[tuple[str, Path]]:
@@ -19,8 +21,11 @@ def resolve(artifact: Path, backends: list[str] | None) -> list[tuple[str, Path]
     artifact = Path(artifact)
     if artifact.is_dir():
         m = read_manifest(artifact)
-        if m.get("stage") != "compile" or m["settings"].get("backend") == "tensorrt":
-            raise EdgekitError(f"{artifact}: bench needs a compiled CPU artifact, an .onnx or an OpenVINO .xml")
+        if m.get("stage") != "compile" or m["settings"].get("kind") == "device-kit":
+            raise EdgekitError(f"{artifact}: bench needs a compiled artifact (a TensorRT engine folder, OpenVINO, "
+                               "ONNX Runtime), an .onnx or an OpenVINO .xml"
+                               + ("; this is a device kit: build it with `edgekit compile --kit` on the device"
+                                  if m["settings"].get("kind") else ""))
         return [(m["settings"]["backend"], artifact / m["results"]["file"])]
     if not artifact.is_file():
         raise EdgekitError(f"{artifact}: artifact not found")
@@ -52,6 +57,44 @@ def machine() -> dict:
             "cpus": os.cpu_count(), "python": platform.python_version()}
 
 
+def on_device(engine: Path, warmup: int, iters: int, max_seconds: float) -> tuple[list[dict], dict]:
+    """A TensorRT engine on its device: GPU compute alone (CUDA events), inference with copies, and end to end
+    (the recipe's pre-processing, copies, inference, post-processing) with power from tegrastats."""
+    from edgekit.backends.tensorrt import jetson
+    from edgekit.recipes import load_recipe
+    from edgekit.tasks import postprocessor
+
+    runner = get_backend("tensorrt").load(engine)
+    x = np.random.default_rng(0).normal(0, 50, size=runner.input_shape).astype(np.float32)
+    for _ in range(warmup):
+        runner.infer(x)
+    compute = summarize([runner.compute_ms() for _ in range(iters)], runner.input_shape[0])
+    rows = [{"backend": "tensorrt", "file": str(engine), "timing": "gpu compute only", **compute},
+            {"backend": "tensorrt", "file": str(engine), "timing": "copies + inference",
+             **measure(runner.infer, x, warmup, iters, max_seconds)}]
+    device = {**asdict(runner.device), "power_mode": jetson.power_mode()}
+    pipeline = engine.parent / "pipeline.json"
+    if pipeline.is_file():
+        recipe = load_recipe(json.loads(pipeline.read_text())["recipe"])
+        post = postprocessor(recipe)
+        size = recipe.preprocess.input_shape[-2:]
+        image = np.random.default_rng(0).integers(0, 256, size=(*size, runner.input_shape[0]), dtype=np.uint8)
+
+        def frame(_: np.ndarray) -> object:
+            batch = np.stack([recipe.preprocess(image[..., i]) for i in range(image.shape[-1])])
+            return post(runner.infer(batch))
+
+        with jetson.Tegrastats() as power:
+            e2e = measure(frame, x, warmup, iters, max_seconds)
+        row = {"backend": "tensorrt", "file": str(engine), "timing": "end to end", **e2e}
+        if power.result:
+            row["power_mw"] = power.result["total_mw"]
+            row["mj_per_frame"] = round(power.result["total_mw"] / e2e["throughput_fps"], 2)
+            device["power"] = power.result
+        rows.append(row)
+    return rows, device
+
+
 def bench(
     artifact: Path,
     backends: list[str] | None = None,
@@ -65,12 +108,19 @@ def bench(
     threads = threads or os.cpu_count() or 1
     rows = []
     pairs = resolve(artifact, backends)
+    device = None
     for backend, path in bar(pairs, "backends"):
+        if backend == "tensorrt":     # a static-shape engine: its own batch, timed three ways, with power
+            engine_rows, device = on_device(path, warmup, iters, max_seconds)
+            rows += engine_rows
+            continue
         for b in batches:
             runner = get_backend(backend).load(path, threads, batch=b)
             x = np.random.default_rng(0).normal(0, 50, size=runner.input_shape).astype(np.float32)
             rows.append({"backend": backend, "file": str(path), **measure(runner.infer, x, warmup, iters, max_seconds)})
     results = {"artifact": str(artifact), "threads": threads, "machine": machine(), "rows": rows}
+    if device is not None:
+        results["device"] = device
     if json_path is None:
         json_path = Path(artifact) / "bench.json" if Path(artifact).is_dir() else Path(f"{artifact}.bench.json")
     write_json(json_path, results)

@@ -117,15 +117,17 @@ def build(recipe: Recipe, target: Target, run_dir: Path, opts: BuildOptions) -> 
                                                                      run_dir / "compile", precisions)),
             lambda: ", ".join(f"{c['backend']}-{c['precision']}" for c in compiled))
 
-    runnable = [Path(c["path"]) for c in compiled if c["backend"] != "tensorrt"]
-    kit = next((c for c in compiled if c["backend"] == "tensorrt"), None)
+    kit = next((c for c in compiled if c.get("kind") == "device-kit"), None)
+    runnable = [Path(c["path"]) for c in compiled if c is not kit]
+    engines_built = any(c["backend"] == "tensorrt" for c in compiled if c is not kit)
+    pending = kit is not None and not engines_built
     results: dict = {}
-    # With a device kit left to finish, what runs here is the target's CPU fallback: its accuracy
+    # With a device kit left to finish, what runs here is the target's fallback: its accuracy
     # estimates the INT8 model's, its speed says nothing about the device's.
     log.run("validate", False,
             lambda: results.update(validate_stage.validate(
                 recipe, quant_dir / quantize_stage.FILES["fp32"], runnable, data_root, run_dir / "validate",
-                opts.robustness, opts.threads, opts.seed, gate_fps=kit is None)),
+                opts.robustness, opts.threads, opts.seed, gate_fps=not pending)),
             lambda: "all gates pass" if results["passed"] else "a gate FAILED")
 
     summary = {
@@ -137,8 +139,10 @@ def build(recipe: Recipe, target: Target, run_dir: Path, opts: BuildOptions) -> 
         "artifacts": compiled,
         "validation": str(run_dir / "validate" / "report.md"),
         "passed": results.get("passed", False),
+        "preflight": kit["preflight"] if kit else None,
+        "fallback": kit.get("fallback") if kit else None,
         "left_to_do": (f"build the TensorRT engines on the {target.name}: see {kit['path']}/BUILD_ON_DEVICE.md"
-                       if kit else None),
+                       if pending else None),
     }
     write_json(run_dir / "build.json", summary)
     return {**summary, "results": results}

@@ -2,19 +2,20 @@
 
 CPU backends (OpenVINO, ONNX Runtime) compile here. TensorRT engines are specific to the GPU
 and TensorRT version, so for CUDA/Jetson targets this stage writes the portable device kit
-(FP32/FP16/Q-DQ INT8 ONNX, calibration ranges, target facts and the exact build commands);
-the engine itself is built on the device. It also compiles the target's CPU fallback so that
-``validate`` can estimate the INT8 model's accuracy before a device is touched.
+(FP32/FP16/Q-DQ INT8 ONNX, calibration ranges and cache, target facts, the preflight report and
+the exact build commands: see :mod:`edgekit.backends.tensorrt.kit`) and builds the engines when
+this machine is the target. Otherwise it compiles the target's fallback so that ``validate`` can
+estimate the INT8 model's accuracy before a device is touched.
 """
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import asdict
 from pathlib import Path
 
 from edgekit.artifacts import read_manifest, staged_dir, write_manifest
 from edgekit.backends import get_backend, is_available
+from edgekit.backends.tensorrt import kit as tensorrt_kit
 from edgekit.errors import EdgekitError
 from edgekit.recipes import Recipe
 from edgekit.stages.export import output_names
@@ -62,76 +63,35 @@ def compile_backend(recipe: Recipe, quant_dir: Path, backend: str, precision: st
     return {"backend": backend, "precision": precision, "path": str(out), "status": "compiled"}
 
 
-def trtexec_commands(target: Target, precisions: list[str]) -> dict[str, str]:
-    """trtexec lines for the target's TensorRT: flags on 8.x-10.x, strong typing on 11."""
-    trt_min = target.tensorrt.min if target.tensorrt else None
-    trt_max = target.tensorrt.max if target.tensorrt else None
-    major_min = int(str(trt_min).split(".")[0]) if trt_min else 10
-    old_pool = trt_min is not None and tuple(int(x) for x in str(trt_min).split(".")[:2]) < (8, 4)
-    pool = f"--workspace={target.workspace_mb}" if old_pool else f"--memPoolSize=workspace:{target.workspace_mb}M"
-    common = f"{pool} --timingCacheFile=timing.cache"
-    dla = " --useDLACore=0 --allowGPUFallback" if target.dla_cores else ""  # DLA runs FP16/INT8 only
-    cmds = {}
-    for p in precisions:
-        if p == "fp32":
-            cmds[p] = f"trtexec --onnx=fp32.onnx --saveEngine=model.fp32.engine {common}"
-        elif p == "fp16":
-            cmds[p] = f"trtexec --onnx=fp32.onnx --fp16 --saveEngine=model.fp16.engine {common}{dla}"
-        elif p == "int8":
-            cmds[p] = f"trtexec --onnx=int8.onnx --int8 --fp16 --saveEngine=model.int8.engine {common}{dla}"
-    if str(trt_max).startswith("11") or major_min >= 11:
-        cmds["note"] = ("TensorRT 11 is strongly typed: drop --fp16/--int8, add --stronglyTyped and use "
-                        "fp16.onnx for FP16 (int8.onnx carries its own Q/DQ types)")
-    return cmds
-
-
 def device_kit(recipe: Recipe, quant_dir: Path, target: Target, out: Path, precisions: list[str]) -> dict:
-    """The portable artifact for a TensorRT target, with what is left to do on the device."""
-    routed = [p for p in precisions if p in target.precisions and not (p == "int8" and target.int8_route == "none")]
-    skipped = {p: f"{target.name} lists no fast {p}" for p in precisions if p not in routed}
-    if "int8" in routed and target.int8_route == "calibration-cache":
-        routed.remove("int8")
-        skipped["int8"] = ("needs the implicit-calibration route (calibration cache) of TensorRT 8.2; "
-                           "not produced by this version of edgekit")
-    cmds = trtexec_commands(target, routed)
-    with staged_dir(out) as tmp:
-        for name in ("fp32", "fp16", "int8"):
-            shutil.copyfile(Path(quant_dir) / FILES[name], tmp / FILES[name])
-        shutil.copyfile(Path(quant_dir) / "calibration_ranges.json", tmp / "calibration_ranges.json")
-        (tmp / "target.json").write_text(json.dumps(target.summary_row(), indent=2) + "\n")
-        write_pipeline(recipe, tmp)
-        lines = [
-            f"# Build the {recipe.name} engines on {target.name}",
-            "",
-            "TensorRT engines are tied to the GPU and the TensorRT version: build them on the device.",
-            f"Target TensorRT: {target.tensorrt.min} .. {target.tensorrt.max}" if target.tensorrt else "",
-            "",
-            "Copy this folder to the device, then run (one line per precision):",
-            "",
-            "```sh",
-            *[c for k, c in cmds.items() if k != "note"],
-            "```",
-            "",
-            *([f"Note: {cmds['note']}", ""] if "note" in cmds else []),
-            *[f"- {p}: skipped: {why}" for p, why in skipped.items()],
-            "",
-            "Check each engine against the accuracy estimate in the build report before deploying.",
-        ]
-        (tmp / "BUILD_ON_DEVICE.md").write_text("\n".join(lines) + "\n")
-        settings = {"recipe": recipe.name, "target": target.name, "backend": "tensorrt", "precisions": routed}
-        write_manifest(tmp, STAGE, {"quantized": quant_dir}, settings,
-                       {"commands": cmds, "skipped": skipped, "engine_built": False})
-    return {"backend": "tensorrt", "precision": ",".join(routed), "path": str(out),
-            "status": "device kit: build the engine on the device (see BUILD_ON_DEVICE.md)"}
+    """The portable artifact for a TensorRT target, with its preflight report and the commands left to run."""
+    kit = tensorrt_kit.write_kit(quant_dir, target, out, precisions, lambda folder: write_pipeline(recipe, folder))
+    check = kit["preflight"]
+    return {"backend": "tensorrt", "kind": "device-kit", "precision": ",".join(kit["precisions"]), "path": str(out),
+            "status": f"device kit (preflight: {check['errors']} errors, {check['warnings']} warnings)",
+            "preflight": check}
 
 
 def compile_for_target(recipe: Recipe, quant_dir: Path, target: Target, out_root: Path, precisions: list[str]) -> list[dict]:
+    """Compile for ``target``. A TensorRT target always gets its device kit (with the preflight report);
+    where this machine is the target, the engines are built natively from it. Where they cannot be
+    (no TensorRT or another GPU here, or TensorRT's build failed), the target's fallback backend is
+    compiled instead and its entry says why."""
     read_manifest(quant_dir)  # refuse a folder that is not a quantize artifact
     done: list[dict] = []
     backends = [target.backend]
     if target.backend == "tensorrt":
-        done.append(device_kit(recipe, quant_dir, target, Path(out_root) / KIT, precisions))
+        kit = device_kit(recipe, quant_dir, target, Path(out_root) / KIT, precisions)
+        done.append(kit)
+        reason = "no TensorRT and GPU of this target on this machine: the engines are built on the device"
+        if tensorrt_kit.native_device(target) is not None:
+            try:
+                done += tensorrt_kit.build_from_kit(Path(kit["path"]), Path(out_root))
+                return done
+            except EdgekitError as exc:
+                reason = f"TensorRT build failed ({exc})"
         backends = [target.fallback] if target.fallback else []
+        kit["fallback"] = {"backend": target.fallback, "reason": reason}
     elif not is_available(target.backend) and target.fallback:
         backends = [target.fallback]
     for backend in backends:

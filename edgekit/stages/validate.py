@@ -34,8 +34,9 @@ class Built:
 def runnable(folder: Path) -> Built:
     m = read_manifest(folder)
     s = m["settings"]
-    if m.get("stage") != "compile" or s.get("backend") == "tensorrt":
-        raise EdgekitError(f"{folder}: not a runnable compiled artifact")
+    if m.get("stage") != "compile" or s.get("kind") == "device-kit":
+        raise EdgekitError(f"{folder}: not a runnable compiled artifact"
+                           + (" (a device kit: build its engines with `edgekit compile --kit`)" if s.get("kind") else ""))
     return Built(f"{s['backend']}-{s['precision']}", s["backend"], s["precision"], Path(folder) / m["results"]["file"])
 
 

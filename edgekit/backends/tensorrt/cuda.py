@@ -1,0 +1,167 @@
+"""The few CUDA runtime calls the TensorRT runner needs, over cuda-python or pycuda.
+
+cuda-python (NVIDIA's bindings, ``pip install cuda-python``) is preferred: it also captures CUDA
+graphs. pycuda (the ``jetson`` extra) serves everything but graphs. Both are imported lazily.
+"""
+from __future__ import annotations
+
+import ctypes
+import importlib
+from typing import Any
+
+import numpy as np
+
+from edgekit.errors import EdgekitError
+
+
+def _import_cudart() -> Any:
+    for name in ("cuda.bindings.runtime", "cuda.cudart"):   # cuda-python >= 12.6, then older releases
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    return None
+
+
+class CudaPython:
+    """cuda-python's runtime API: every call returns ``(error, *values)``."""
+
+    name = "cuda-python"
+    graphs = True
+
+    def __init__(self, rt: Any) -> None:
+        self.rt = rt
+
+    def _ok(self, result: Any) -> Any:
+        result = result if isinstance(result, tuple) else (result,)
+        err, values = result[0], result[1:]
+        if int(err) != 0:
+            raise EdgekitError(f"CUDA error {err}")
+        return values[0] if len(values) == 1 else values
+
+    def device(self) -> tuple[str, str]:
+        """(name, compute capability "major.minor") of the current device."""
+        dev = self._ok(self.rt.cudaGetDevice())
+        prop = self._ok(self.rt.cudaGetDeviceProperties(dev))
+        name = prop.name.decode(errors="replace").rstrip("\x00") if isinstance(prop.name, bytes) else str(prop.name)
+        return name, f"{prop.major}.{prop.minor}"
+
+    def alloc(self, nbytes: int) -> int:
+        return int(self._ok(self.rt.cudaMalloc(nbytes)))
+
+    def pinned(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        ptr = int(self._ok(self.rt.cudaMallocHost(nbytes)))
+        buf = (ctypes.c_byte * nbytes).from_address(ptr)
+        return np.frombuffer(buf, dtype=dtype).reshape(shape)   # lives as long as the process
+
+    def stream(self) -> Any:
+        return self._ok(self.rt.cudaStreamCreate())
+
+    @staticmethod
+    def handle(stream: Any) -> int:
+        return int(stream.getPtr()) if hasattr(stream, "getPtr") else int(stream)
+
+    def h2d(self, dst: int, host: np.ndarray, stream: Any) -> None:
+        kind = self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice
+        self._ok(self.rt.cudaMemcpyAsync(dst, host.ctypes.data, host.nbytes, kind, stream))
+
+    def d2h(self, host: np.ndarray, src: int, stream: Any) -> None:
+        kind = self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        self._ok(self.rt.cudaMemcpyAsync(host.ctypes.data, src, host.nbytes, kind, stream))
+
+    def sync(self, stream: Any) -> None:
+        self._ok(self.rt.cudaStreamSynchronize(stream))
+
+    def event(self) -> Any:
+        return self._ok(self.rt.cudaEventCreate())
+
+    def record(self, event: Any, stream: Any) -> None:
+        self._ok(self.rt.cudaEventRecord(event, stream))
+
+    def elapsed_ms(self, start: Any, end: Any) -> float:
+        self._ok(self.rt.cudaEventSynchronize(end))
+        return float(self._ok(self.rt.cudaEventElapsedTime(start, end)))
+
+    def capture(self, stream: Any, enqueue: Any) -> Any:
+        """Record what ``enqueue()`` puts on ``stream`` into an executable CUDA graph."""
+        mode = self.rt.cudaStreamCaptureMode.cudaStreamCaptureModeGlobal
+        self._ok(self.rt.cudaStreamBeginCapture(stream, mode))
+        enqueue()
+        graph = self._ok(self.rt.cudaStreamEndCapture(stream))
+        return self._ok(self.rt.cudaGraphInstantiate(graph, 0))
+
+    def launch(self, graph: Any, stream: Any) -> None:
+        self._ok(self.rt.cudaGraphLaunch(graph, stream))
+
+
+class PyCuda:
+    """pycuda's driver API with the device's primary context."""
+
+    name = "pycuda"
+    graphs = False
+
+    def __init__(self, driver: Any) -> None:
+        self.cuda = driver
+        driver.init()
+        self.dev = driver.Device(0)
+        self.ctx = self.dev.retain_primary_context()
+        self.ctx.push()
+        self._keep: list[Any] = []
+
+    def device(self) -> tuple[str, str]:
+        major, minor = self.dev.compute_capability()
+        return self.dev.name(), f"{major}.{minor}"
+
+    def alloc(self, nbytes: int) -> int:
+        mem = self.cuda.mem_alloc(nbytes)
+        self._keep.append(mem)
+        return int(mem)
+
+    def pinned(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+        return self.cuda.pagelocked_empty(shape, dtype)
+
+    def stream(self) -> Any:
+        return self.cuda.Stream()
+
+    @staticmethod
+    def handle(stream: Any) -> int:
+        return int(stream.handle)
+
+    def h2d(self, dst: int, host: np.ndarray, stream: Any) -> None:
+        self.cuda.memcpy_htod_async(dst, host, stream)
+
+    def d2h(self, host: np.ndarray, src: int, stream: Any) -> None:
+        self.cuda.memcpy_dtoh_async(host, src, stream)
+
+    def sync(self, stream: Any) -> None:
+        stream.synchronize()
+
+    def event(self) -> Any:
+        return self.cuda.Event()
+
+    def record(self, event: Any, stream: Any) -> None:
+        event.record(stream)
+
+    def elapsed_ms(self, start: Any, end: Any) -> float:
+        end.synchronize()
+        return float(end.time_since(start))
+
+    def capture(self, stream: Any, enqueue: Any) -> Any:
+        raise EdgekitError("CUDA graphs need cuda-python (pip install cuda-python); pycuda runs without them")
+
+    def launch(self, graph: Any, stream: Any) -> None:
+        raise EdgekitError("CUDA graphs need cuda-python")
+
+
+def cuda_api() -> CudaPython | PyCuda:
+    """cuda-python where installed, else pycuda; a clear error where neither is."""
+    rt = _import_cudart()
+    if rt is not None:
+        return CudaPython(rt)
+    try:
+        driver = importlib.import_module("pycuda.driver")
+    except ImportError:
+        raise EdgekitError("the TensorRT runner needs cuda-python or pycuda: pip install cuda-python "
+                           "(or edgekit's `jetson` extra)") from None
+    return PyCuda(driver)
