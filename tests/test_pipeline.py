@@ -12,13 +12,12 @@ from onnx import numpy_helper
 
 from edgekit import calibration
 from edgekit.artifacts import read_manifest
-from edgekit.checkpoint import resolve_pretrained
 from edgekit.data.recipe_data import load_split
 from edgekit.errors import EdgekitError
 from edgekit.stages.bench import bench
 from edgekit.stages.build import BuildOptions, build
 from edgekit.stages.compile import compile_for_target
-from edgekit.stages.export import check_onnx, export
+from edgekit.stages.export import check_onnx
 from edgekit.stages.quantize import quantize
 from edgekit.stages.train import train
 from edgekit.stages.validate import required_fps, validate
