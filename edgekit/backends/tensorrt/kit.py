@@ -170,6 +170,7 @@ def build_from_kit(kit_dir: Path, out_root: Path, precisions: list[str] | None =
     unknown = [p for p in wanted if p not in ONNX]
     if unknown:
         raise EdgekitError(f"unknown precision {unknown[0]!r} (fp32, fp16 or int8)")
+    shapes = {"input": json.loads((kit_dir / "pipeline.json").read_text())["input"]["shape"]}
     done = []
     for precision in wanted:
         route = int8_route(version, strongly_typed) if precision == "int8" else None
@@ -189,7 +190,6 @@ def build_from_kit(kit_dir: Path, out_root: Path, precisions: list[str] | None =
             for extra in ("pipeline.json", "priors.npy"):
                 if (kit_dir / extra).is_file():
                     shutil.copyfile(kit_dir / extra, tmp / extra)
-            shapes = {"input": json.loads((kit_dir / "pipeline.json").read_text())["input"]["shape"]}
             keys = engine_keys(device, precision, dla_core, shapes, kit["calibration_sha256"] if precision == "int8" else None)
             settings = {"target": kit["target"], "backend": "tensorrt", "precision": precision,
                         "int8_route": route, "dla_core": dla_core}
