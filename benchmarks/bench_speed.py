@@ -1,8 +1,11 @@
 """PyTorch eager FP32 vs ONNX Runtime and OpenVINO FP32/INT8 for a build, post-processing included.
 
 Usage:
-    python benchmarks/bench_speed.py --recipe raf-ssd [--run runs/raf-ssd--intel-cpu] [--build] ...
+    python benchmarks/bench_speed.py --recipe raf-ssd [--run RUN [RUN ...]] [--build] ...
 
+Several runs are timed side by side: e.g. a pruned build and a ``--no-prune`` build of the same
+trained model; variants of a pruned run are labelled with the pruning ratio, and the baseline
+is always PyTorch eager FP32 of the first run's unpruned trained model.
 ``--build`` first runs ``edgekit build RECIPE --target intel-cpu`` (with --data/--pretrained if
 given). Every variant is timed as the line runs it: inference on real test images of the run's
 data, then the recipe's host post-processing (argmax, or decoding + NMS for a detector). The
@@ -35,20 +38,37 @@ from edgekit.timing import measure
 HERE = Path(__file__).resolve().parent
 
 
-def variants(run: Path, threads: int, batch: int, recipe) -> list[tuple[str, object]]:
-    q = run / "quantize"
+def pruned_ratio(run: Path) -> float | None:
+    """The pruning ratio the run's last build applied (None: not pruned)."""
+    build = json.loads((run / "build.json").read_text())
+    if not any(st["stage"] == "prune" for st in build["stages"]):
+        return None
+    return json.loads((run / "prune" / "manifest.json").read_text())["settings"]["prune"]["ratio"]
+
+
+def variants(runs: list[Path], threads: int, batch: int, recipe) -> list[tuple[str, object]]:
+    """PyTorch eager FP32 of the (unpruned) trained model first, the baseline; then every run's
+    pruned eager model and its ONNX Runtime / OpenVINO FP32 and INT8 files."""
+    shape = (batch, *recipe.preprocess.input_shape)
     out = []
-    ckpt = run / "train" / "model.pt"
+    ckpt = runs[0] / "train" / "model.pt"
     if ckpt.is_file():
-        out.append(("pytorch eager fp32", TorchRunner(load_model(recipe, ckpt), (batch, *recipe.preprocess.input_shape), threads)))
+        out.append(("pytorch eager fp32", TorchRunner(load_model(recipe, ckpt), shape, threads)))
     ort, ov = get_backend("onnxruntime"), get_backend("openvino")
-    out += [
-        ("onnxruntime fp32", ort.load(q / "fp32.onnx", threads, batch)),
-        ("onnxruntime int8 (s8 q/dq)", ort.load(q / "int8.onnx", threads, batch)),
-        ("onnxruntime int8 (u8 q/dq)", ort.load(q / "int8-u8.onnx", threads, batch)),
-        ("openvino fp32", ov.load(q / "fp32.onnx", threads, batch)),
-        ("openvino int8 (s8 q/dq)", ov.load(q / "int8.onnx", threads, batch)),
-    ]
+    for run in runs:
+        ratio = pruned_ratio(run)
+        tag = f", pruned {ratio:.0%}" if ratio else ""
+        q = run / "quantize"
+        if ratio:
+            out.append((f"pytorch eager fp32{tag}", TorchRunner(load_model(recipe, run / "prune" / "model.pt"), shape,
+                                                               threads)))
+        out += [
+            (f"onnxruntime fp32{tag}", ort.load(q / "fp32.onnx", threads, batch)),
+            (f"onnxruntime int8 (s8 q/dq){tag}", ort.load(q / "int8.onnx", threads, batch)),
+            (f"onnxruntime int8 (u8 q/dq){tag}", ort.load(q / "int8-u8.onnx", threads, batch)),
+            (f"openvino fp32{tag}", ov.load(q / "fp32.onnx", threads, batch)),
+            (f"openvino int8 (s8 q/dq){tag}", ov.load(q / "int8.onnx", threads, batch)),
+        ]
     return out
 
 
@@ -63,7 +83,8 @@ def test_images(run: Path, recipe, count: int) -> np.ndarray:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--recipe", default="sdc-squeezenet-mrf")
-    ap.add_argument("--run", type=Path, help="build run folder (default runs/<recipe>--intel-cpu)")
+    ap.add_argument("--run", type=Path, nargs="+", help="build run folder(s), timed side by side; the first "
+                    "one's trained checkpoint is the PyTorch baseline (default runs/<recipe>--intel-cpu)")
     ap.add_argument("--build", action="store_true", help="run `edgekit build` first")
     ap.add_argument("--data", type=Path)
     ap.add_argument("--pretrained", type=Path)
@@ -75,7 +96,8 @@ def main() -> None:
     args = ap.parse_args()
 
     recipe = load_recipe(args.recipe)
-    run = args.run or Path("runs") / f"{recipe.name}--intel-cpu"
+    runs = args.run or [Path("runs") / f"{recipe.name}--intel-cpu"]
+    run = runs[0]
     if args.build:
         cmd = ["edgekit", "build", recipe.name, "--target", "intel-cpu", "--out", str(run.parent)]
         cmd += ["--data", str(args.data)] if args.data else []
@@ -84,7 +106,7 @@ def main() -> None:
     post = postprocessor(recipe)
     rows = []
     for batch in args.batches:
-        runners = variants(run, args.threads, batch, recipe)
+        runners = variants(runs, args.threads, batch, recipe)
         x = test_images(run, recipe, batch)
         timed = [(name, lambda b, r=r: post(r.infer(b))) for name, r in runners]
         outputs = runners[0][1].infer(x)
@@ -106,7 +128,7 @@ def main() -> None:
               r.get("x_pytorch_fp32")] for r in rows]
     print_table(f"{recipe.name}: {args.threads} threads, post-processing included", headers, table)
     name = args.name or f"{recipe.name}-{dt.date.today().isoformat()}"
-    results = {"recipe": recipe.name, "run": str(run), "threads": args.threads, "rounds": args.rounds,
+    results = {"recipe": recipe.name, "runs": [str(r) for r in runs], "threads": args.threads, "rounds": args.rounds,
                "machine": machine(), "command": " ".join(sys.argv), "rows": rows}
     write_json(HERE / "results" / f"{name}.json", results)
     (HERE / "results" / f"{name}.md").write_text(

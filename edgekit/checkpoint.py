@@ -7,6 +7,7 @@ import torch
 
 from edgekit.errors import EdgekitError
 from edgekit.models import create_model
+from edgekit.pruning import fit_to_state_dict
 from edgekit.recipes import Recipe
 
 
@@ -37,7 +38,7 @@ def save_checkpoint(path: Path, model: torch.nn.Module, recipe: Recipe, **extra)
 
 
 def load_model(recipe: Recipe, path: Path) -> torch.nn.Module:
-    """Build the recipe's model and load ``path`` (edgekit checkpoint or a plain state dict)."""
+    """Build the recipe's model and load ``path`` (edgekit checkpoint, pruned or not, or a plain state dict)."""
     path = Path(path)
     if not path.is_file():
         raise EdgekitError(f"{path}: checkpoint not found")
@@ -49,6 +50,8 @@ def load_model(recipe: Recipe, path: Path) -> torch.nn.Module:
     if not isinstance(state, dict):
         raise EdgekitError(f"{path}: expected a state dict")
     model = build_model(recipe)
+    if isinstance(ckpt, dict) and ckpt.get("pruning"):  # a pruned model: narrow the layers to its widths first
+        fit_to_state_dict(model, state)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:

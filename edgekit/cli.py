@@ -115,6 +115,27 @@ def train(
 
 
 @app.command()
+def prune(
+    recipe: str,
+    checkpoint: Annotated[Path, typer.Option(help="Checkpoint file or train artifact folder")],
+    data: Data,
+    dest: Annotated[Path, typer.Option("--out", help="Artifact folder to write")],
+    epochs: Annotated[Optional[int], typer.Option(help="Override the fine-tuning epochs")] = None,
+    seed: int = 0,
+    threads: Threads = None,
+) -> None:
+    """Remove channels by the recipe's prune section, then fine-tune (resumes like train)."""
+    from edgekit.stages.prune import prune as run
+
+    m = run(load_recipe(recipe), checkpoint, data, dest, seed, epochs, threads)
+    res, p = m["results"], m["results"]["pruning"]
+    print_table("prune", ["artifact", "MACs kept", "params kept", f"{p['metric']} unpruned", "pruned",
+                          "fine-tuned", "epochs"],
+                [[str(dest), f"{p['macs_kept']:.1%}", f"{p['params_kept']:.1%}", p["before"], p["after_pruning"],
+                  res["headline"]["value"], res["epochs"]]], out)
+
+
+@app.command()
 def export(
     recipe: str,
     checkpoint: Annotated[Path, typer.Option(help="Checkpoint file or train artifact folder")],
@@ -252,6 +273,8 @@ def build(
     onnx: Annotated[Optional[Path], typer.Option(help="Start from this FP32 ONNX file")] = None,
     calibration: Annotated[Optional[Path], typer.Option(help="Calibration manifest to use")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Override the recipe's epochs")] = None,
+    prune: Annotated[bool, typer.Option("--prune/--no-prune", help="Apply the recipe's channel pruning + "
+                                        "fine-tuning (when it has a prune section)")] = True,
     method: Annotated[Optional[str], typer.Option(help="Calibration method (recipe default)")] = None,
     robustness: Annotated[bool, typer.Option("--robustness")] = False,
     quick: Annotated[bool, typer.Option("--quick", help="The recipe's short profile: fewer images and epochs, "
@@ -265,7 +288,9 @@ def build(
 
     r, t = load_recipe(recipe, quick=quick), load_target(target)
     run_dir = runs / f"{r.name}{'-quick' if quick else ''}--{t.name}"
-    opts = BuildOptions(data, resolve_pretrained(r, pretrained), checkpoint, onnx, calibration, epochs, method, robustness, threads, seed)
+    opts = BuildOptions(data=data, pretrained=resolve_pretrained(r, pretrained), checkpoint=checkpoint, onnx=onnx,
+                        calibration=calibration, epochs=epochs, prune=prune, method=method, robustness=robustness,
+                        threads=threads, seed=seed)
     res = run(r, t, run_dir, opts)
     _print_preflight(res["artifacts"])
     print_table("build", ["stage", "status", "seconds", "result"],

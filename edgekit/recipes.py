@@ -11,10 +11,11 @@ import yaml
 from edgekit.errors import EdgekitError
 from edgekit.resources import bundled_dir
 from edgekit.preprocess import Preprocess
+from edgekit.pruning import PruneSpec
 
 TASKS = ("classification", "detection", "segmentation", "segmentation+decision")
 REQUIRED = ("name", "task", "paper", "model", "data", "preprocess", "train", "quantize", "validate")
-OPTIONAL = ("description", "detection", "quick", "extends")
+OPTIONAL = ("description", "detection", "prune", "quick", "extends")
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Recipe:
     validate: dict[str, Any]
     path: Path
     detection: dict[str, Any] = field(default_factory=dict)
+    prune: dict[str, Any] = field(default_factory=dict)   # structured pruning + fine-tuning (edgekit.pruning)
     quick: bool = False                 # the recipe's ``quick:`` overrides are applied
 
     @property
@@ -97,12 +99,16 @@ def _parse(path: Path, quick: bool = False) -> Recipe:
         pre = Preprocess(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw["preprocess"].items()})
     except TypeError as exc:
         raise EdgekitError(f"{path}: preprocess: {exc}") from exc
+    prune = raw.get("prune") or {}
+    if not isinstance(prune, dict):
+        raise EdgekitError(f"{path}: prune: must be a mapping")
+    PruneSpec.from_recipe(prune, str(path))  # refuse a malformed section when the recipe loads
     if "classes" not in raw["data"]:
         raise EdgekitError(f"{path}: data.classes: missing")
     return Recipe(
         name=raw["name"], task=raw["task"], description=raw.get("description", ""), paper=raw["paper"],
         model=raw["model"], data=raw["data"], preprocess=pre, train=raw["train"], quantize=raw["quantize"],
-        validate=raw["validate"], path=path, detection=raw.get("detection", {}), quick=quick,
+        validate=raw["validate"], path=path, detection=raw.get("detection", {}), prune=prune, quick=quick,
     )
 
 

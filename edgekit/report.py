@@ -51,6 +51,13 @@ def validation_markdown(recipe, results: dict, task_sections: list[str]) -> str:
             f"({'built-in generated data' if results['builtin_data'] else 'user data'}); "
             f"{results['threads']} CPU threads.", ""]
     out += ["## Summary", "", markdown_table(*summary_rows(results)), ""]
+    pr = results.get("pruning")
+    if pr:
+        out += [f"Pruned: {pr['ratio']:.0%} of the channels by {pr['importance']} importance, MACs kept "
+                f"{pr['macs_kept']:.1%}, parameters kept {pr['params_kept']:.1%}; {column} (PyTorch, test split) "
+                f"unpruned {pr['unpruned']:.2f}, right after pruning {pr['after_pruning']:.2f}, after "
+                f"{pr['finetune_epochs']} fine-tuning epochs {pr['fine_tuned']:.2f}. The FP32 reference below "
+                "is the pruned model.", ""]
     out += ["## Gates", "", markdown_table(*gate_rows(results)), "",
             f"Overall: **{'PASS' if results['passed'] else 'FAIL'}**", ""]
     paper = recipe.paper

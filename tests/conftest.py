@@ -43,12 +43,13 @@ def tiny_recipe(tiny_recipe_path):
 
 @pytest.fixture(scope="session")
 def tiny_det_recipe(tmp_path_factory):
-    """The raf-ssd recipe at 64x64 input, one short epoch: CI-sized, same code paths."""
+    """The raf-ssd recipe at 64x64 input, one short epoch (and one of fine-tuning after pruning)."""
     raw = yaml.safe_load((recipes_dir() / "raf-ssd.yaml").read_text())
     raw["preprocess"]["size"] = raw["model"]["args"]["image_size"] = 64
     raw["train"].update(batch_size=8, epochs=1, warmup_epochs=0)
     raw["quantize"]["calibration"]["per_class"] = 2
     raw["validate"].update(samples=4, max_drop={"fp32": 0.01, "fp16": 100.0, "int8": 100.0})
+    raw["prune"].update(max_drop=100.0, finetune={"epochs": 1})
     path = tmp_path_factory.mktemp("recipe") / "tiny-raf-ssd.yaml"
     path.write_text(yaml.safe_dump(raw))
     return load_recipe(path)

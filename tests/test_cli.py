@@ -83,6 +83,9 @@ def test_bad_checkpoint_and_manifest(tmp_path: Path, tiny_data: Path) -> None:
     torch.save({"state_dict": {"nonsense": torch.zeros(1)}}, tmp_path / "x.pt")
     line = one_error_line(edgekit("export", "sdc-squeezenet-mrf", "--checkpoint", tmp_path / "x.pt", "--out", tmp_path / "e"))
     assert "x.pt: does not fit model squeezenet1_0_mrf" in line
+    line = one_error_line(edgekit("prune", "sdc-squeezenet-mrf", "--checkpoint", tmp_path / "x.pt", "--data", tiny_data,
+                                  "--out", tmp_path / "p"))
+    assert "sdc-squeezenet-mrf.yaml: the recipe prunes nothing" in line and not (tmp_path / "p").exists()
     (tmp_path / "m.yaml").write_text("images: [unclosed")
     x = helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 200, 200])
     ok = tmp_path / "ok.onnx"

@@ -13,7 +13,7 @@ from edgekit.recipes import load_recipe
 from edgekit.tasks.detection.boxes import centre_to_corners, decode, encode, iou, match, voc_to_corners
 from edgekit.tasks.detection.loss import multibox_loss
 from edgekit.tasks.detection.metrics import GroundTruth, average_precision, coco_map, voc_map
-from edgekit.tasks.detection.postprocess import Detections, PostprocessConfig, nms, postprocess
+from edgekit.tasks.detection.postprocess import Detections, PostprocessConfig, nms, postprocess, top_candidates
 from edgekit.tasks.detection.priors import PriorSpec, make_priors, scales
 from edgekit.tasks.detection.spec import DetectionSpec
 
@@ -148,6 +148,16 @@ def test_nms_matches_the_textbook_definition() -> None:
         scores = rng.choice([0.2, 0.5, 0.9], 40) + rng.uniform(0, 1e-3, 40) * (rng.random(40) < 0.5)
         labels = rng.integers(0, 3, 40)
         assert nms(boxes, scores, labels, 0.45).tolist() == reference_nms(boxes, scores, labels, 0.45)
+
+
+def test_top_candidates_equal_a_full_stable_sort_ties_included() -> None:
+    rng = np.random.default_rng(2)
+    for n, k in ((50, 10), (500, 200), (30, 40), (200, 1)):
+        scores = rng.choice([0.005, 0.02, 0.3, 0.7], n) + np.where(rng.random(n) < 0.5, rng.uniform(0, 1e-3, n), 0)
+        scores = scores.astype(np.float32)  # half of them exact ties
+        cand = np.flatnonzero(scores > 0.01)
+        full = cand[np.argsort(-scores[cand], kind="stable")[:k]] if len(cand) > k else cand
+        assert top_candidates(scores, 0.01, k).tolist() == full.tolist()
 
 
 def test_postprocess_thresholds_topk_and_class_order() -> None:

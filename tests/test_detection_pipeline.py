@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -27,8 +26,9 @@ def run(tmp_path_factory, tiny_det_recipe, tiny_data) -> dict:
 
 def test_build_runs_every_stage_and_reports_map(run) -> None:
     res = run["res"]
-    assert [s["stage"] for s in res["stages"]] == ["train", "export", "calibration set", "quantize", "compile",
-                                                  "validate"]
+    assert [s["stage"] for s in res["stages"]] == ["train", "prune", "export", "calibration set", "quantize",
+                                                  "compile", "validate"]
+    assert res["stages"][1]["result"].startswith("MACs kept 2")  # half the channels: about a quarter of the MACs
     assert res["stages"][0]["result"].startswith("test mAP@0.5 % (VOC07 11-point)")
     rows = res["results"]["rows"]
     assert [r["artifact"] for r in rows] == ["fp32-reference", "openvino-fp32", "openvino-fp16", "openvino-int8"]
@@ -39,6 +39,12 @@ def test_build_runs_every_stage_and_reports_map(run) -> None:
     report = (run["dir"] / "validate" / "report.md").read_text()
     assert "Per-class AP@0.5 % (VOC07 11-point)" in report and "COCO mAP@[.5:.95]" in report
     assert "![detections](detections.png)" in report
+    # the reference is the pruned model; what pruning cost is gated against the unpruned one
+    pruning = res["results"]["pruning"]
+    assert pruning["macs_kept"] < 0.4 and pruning["unpruned"] == pytest.approx(
+        read_manifest(run["dir"] / "train")["results"]["headline"]["value"])
+    assert res["results"]["gates"][0]["gate"].startswith("mAP@0.5 % (VOC07) drop vs unpruned <=")
+    assert "Pruned: 50% of the channels" in report
     png = run["dir"] / "validate" / "detections.png"
     assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -61,7 +67,7 @@ def test_nms_gives_equal_detections_after_every_backend(run, tiny_det_recipe, ti
     x = np.random.default_rng(0).normal(0, 1, (3, 3, 64, 64)).astype(np.float32)
     fp32 = run["dir"] / "quantize" / "fp32.onnx"
     runners = {
-        "pytorch": TorchRunner(load_model(tiny_det_recipe, run["dir"] / "train" / "model.pt"), (1, 3, 64, 64), 2),
+        "pytorch": TorchRunner(load_model(tiny_det_recipe, run["dir"] / "prune" / "model.pt"), (1, 3, 64, 64), 2),
         "onnxruntime": get_backend("onnxruntime").load(fp32, 2),
         "openvino": get_backend("openvino").load(run["dir"] / "compile" / "openvino-fp32" / "model.xml", 2),
     }

@@ -1,4 +1,4 @@
-"""``edgekit build``: data -> train -> export -> calibrate -> quantize -> compile -> validate.
+"""``edgekit build``: data -> train -> prune -> export -> calibrate -> quantize -> compile -> validate.
 
 Each stage writes its artifact folder under the run folder; a stage whose inputs and settings
 are unchanged is reused, so an interrupted build resumes where it stopped. A build may start
@@ -19,6 +19,7 @@ from edgekit.errors import EdgekitError
 from edgekit.recipes import Recipe
 from edgekit.stages import compile as compile_stage
 from edgekit.stages import export as export_stage
+from edgekit.stages import prune as prune_stage
 from edgekit.stages import quantize as quantize_stage
 from edgekit.stages import train as train_stage
 from edgekit.stages import validate as validate_stage
@@ -33,6 +34,7 @@ class BuildOptions:
     onnx: Path | None = None            # start from an FP32 ONNX file
     calibration: Path | None = None     # an existing calibration manifest
     epochs: int | None = None
+    prune: bool = True                  # apply the recipe's prune section (when it has one)
     method: str | None = None
     robustness: bool = False
     threads: int | None = None
@@ -77,6 +79,7 @@ def build(recipe: Recipe, target: Target, run_dir: Path, opts: BuildOptions) -> 
     precisions = list(recipe.quantize.get("precisions", ["fp32", "fp16", "int8"]))
 
     onnx_path = opts.onnx
+    pruning = None
     if onnx_path is None:
         checkpoint = opts.checkpoint
         if checkpoint is None:
@@ -87,6 +90,15 @@ def build(recipe: Recipe, target: Target, run_dir: Path, opts: BuildOptions) -> 
                                                                opts.epochs, opts.seed, opts.threads),
                     lambda: "{metric} {value:.2f}".format(**read_manifest(train_dir)["results"]["headline"]))
             checkpoint = train_dir / train_stage.CHECKPOINT
+        if opts.prune and prune_stage.prune_spec(recipe):
+            prune_dir = run_dir / "prune"
+            fresh = is_fresh(prune_dir, prune_stage.STAGE, {"checkpoint": checkpoint, "data": data_root},
+                             prune_stage.prune_settings(recipe, opts.seed))
+            log.run("prune", fresh, lambda: prune_stage.prune(recipe, checkpoint, data_root, prune_dir, opts.seed,
+                                                              threads=opts.threads),
+                    lambda: prune_stage.summary(read_manifest(prune_dir)))
+            pruning = read_manifest(prune_dir)
+            checkpoint = prune_dir / train_stage.CHECKPOINT
         export_dir = run_dir / "export"
         fresh = is_fresh(export_dir, export_stage.STAGE, {"checkpoint": checkpoint},
                          export_stage.export_settings(recipe))
@@ -127,7 +139,7 @@ def build(recipe: Recipe, target: Target, run_dir: Path, opts: BuildOptions) -> 
     log.run("validate", False,
             lambda: results.update(validate_stage.validate(
                 recipe, quant_dir / quantize_stage.FILES["fp32"], runnable, data_root, run_dir / "validate",
-                opts.robustness, opts.threads, opts.seed, gate_fps=not pending)),
+                opts.robustness, opts.threads, opts.seed, gate_fps=not pending, pruning=pruning)),
             lambda: "all gates pass" if results["passed"] else "a gate FAILED")
 
     summary = {

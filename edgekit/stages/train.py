@@ -116,17 +116,38 @@ def train(
     device: str = "auto",
 ) -> dict:
     """Train into the artifact folder ``out``; resumes from ``<out>.ckpt/last.pt`` if present."""
+    settings = manifest_settings(recipe, pretrained, epochs, seed, device)
+    torch.manual_seed(seed)
+    model = build_model(recipe)
+    loaded = model.load_imagenet_trunk(pretrained) if pretrained is not None else 0
+    return fit(recipe, model, data_root, out, settings, STAGE, train_inputs(data_root, pretrained), seed, threads,
+               device, {"pretrained_tensors_loaded": loaded})
+
+
+def fit(
+    recipe: Recipe,
+    model: torch.nn.Module,
+    data_root: Path,
+    out: Path,
+    settings: dict,
+    stage: str,
+    inputs: dict,
+    seed: int = 0,
+    threads: int | None = None,
+    device: str = "auto",
+    results_extra: dict | None = None,
+    checkpoint_extra: dict | None = None,
+) -> dict:
+    """Train ``model`` by ``settings`` into the artifact folder ``out`` of ``stage`` (train, or prune's
+    fine-tuning); resumes from ``<out>.ckpt/last.pt`` when that holds the same settings."""
     if threads:
         torch.set_num_threads(threads)
     torch.set_flush_denormal(True)  # tiny activations late in training otherwise slow CPU math several-fold
     dev = pick_device(device)
-    settings = manifest_settings(recipe, pretrained, epochs, seed, device)
     data = load_split(recipe, data_root)
     task = training_task(recipe, data, seed)
+    extra = checkpoint_extra or {}
 
-    torch.manual_seed(seed)
-    model = build_model(recipe)
-    loaded = model.load_imagenet_trunk(pretrained) if pretrained is not None else 0
     memory_format = torch.channels_last if settings.get("channels_last") else torch.contiguous_format
     model = model.to(dev, memory_format=memory_format)
     opt = make_optimizer(model, settings)
@@ -189,7 +210,7 @@ def train(
         progress.write(f"epoch {epoch + 1}/{settings['epochs']}: loss {history[-1]['loss']:.4f}, "
                        f"{task.label} {figures[task.headline]:.2f}")
         save_checkpoint(last, model, recipe, optimizer=opt.state_dict(), scheduler=sched.state_dict(),
-                        epoch=epoch + 1, history=history, settings=settings)
+                        epoch=epoch + 1, history=history, settings=settings, **extra)
     seconds = time.perf_counter() - t0
 
     final = history[-1]["test"] if history else task.evaluate(model, dev)
@@ -200,14 +221,14 @@ def train(
         "train_seconds_this_run": round(seconds, 1),
         "train_seconds_total": round(sum(h["seconds"] for h in history), 1),
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-        "pretrained_tensors_loaded": loaded,
         "data": data.describe(),
         "torch_threads": torch.get_num_threads(),
+        **(results_extra or {}),
     }
     with staged_dir(out) as tmp:
-        save_checkpoint(tmp / CHECKPOINT, model.to("cpu", memory_format=torch.contiguous_format), recipe)
+        save_checkpoint(tmp / CHECKPOINT, model.to("cpu", memory_format=torch.contiguous_format), recipe, **extra)
         write_json(tmp / "history.json", history)
-        write_manifest(tmp, STAGE, train_inputs(data_root, pretrained), settings, results)
+        write_manifest(tmp, stage, inputs, settings, results)
     last.unlink(missing_ok=True)
     resume_dir.rmdir()
     return json.loads((out / "manifest.json").read_text())

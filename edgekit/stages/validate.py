@@ -46,6 +46,19 @@ def required_fps(line: dict) -> float:
     return line.get("tiles_per_frame", 1) * line["strip_speed_mps"] / advance
 
 
+def pruning_record(manifest: dict | None) -> dict | None:
+    """What the prune stage kept and cost, for the report (None for an unpruned build)."""
+    if not manifest:
+        return None
+    r = manifest["results"]
+    p, spec = r["pruning"], manifest["settings"]["prune"]
+    after = r["headline"]["value"]
+    return {"ratio": spec["ratio"], "importance": spec["importance"], "max_drop": spec["max_drop"],
+            "macs_kept": p["macs_kept"], "params_kept": p["params_kept"], "unpruned": p["before"],
+            "after_pruning": p["after_pruning"], "fine_tuned": after, "finetune_epochs": r["epochs"],
+            "drop": p["before"] - after}
+
+
 def validate(
     recipe: Recipe,
     reference_onnx: Path,
@@ -56,11 +69,13 @@ def validate(
     threads: int | None = None,
     seed: int = 0,
     gate_fps: bool = True,
+    pruning: dict | None = None,
 ) -> dict:
     """Evaluate the FP32 reference and each artifact on the test split; write report.md + results.json.
 
     ``gate_fps=False`` when the artifacts are a fallback run off the target (a Jetson build on a
-    workstation): their fps is then reported, not gated."""
+    workstation): their fps is then reported, not gated. ``pruning`` (the prune stage's manifest)
+    adds the gate on what pruning cost: the reference is then the pruned, fine-tuned FP32 model."""
     threads = threads or os.cpu_count() or 1
     data = load_split(recipe, data_root)
     task = task_validation(recipe, data)
@@ -100,6 +115,10 @@ def validate(
         if gate_fps:
             gates.append({"artifact": row["artifact"], "gate": f"fps >= line rate {line_fps:.1f}",
                           "value": round(fps, 1), "pass": bool(fps >= line_fps)})
+    pruned = pruning_record(pruning)
+    if pruned:
+        gates.insert(0, {"artifact": "fp32-reference", "gate": f"{task.column} drop vs unpruned <= {pruned['max_drop']}",
+                         "value": round(pruned["drop"], 2), "pass": bool(pruned["drop"] <= pruned["max_drop"] + 1e-9)})
     comparable = not builtin
     figure = paper.get(task.paper_key)
     tolerance = gates_cfg.get("paper_tolerance", 1.0)
@@ -123,6 +142,7 @@ def validate(
         "rows": rows,
         "paper": paper_rows,
         "gates": gates,
+        "pruning": pruned,
         "passed": all(g["pass"] for g in gates),
         "notes": ([] if comparable else ["built-in generated data: paper figures are not comparable"])
         + ["fps: batch 1 on this machine's CPU, post-processing included; the paper's figure is on its own "
