@@ -19,29 +19,41 @@ from edgekit.stages.bench import machine
 HERE = Path(__file__).resolve().parent
 
 
+def trained(run: Path, stage: str) -> dict | None:
+    """A training-like stage's manifest (train, or prune's fine-tuning) with its per-epoch history."""
+    if not (run / stage).is_dir():
+        return None
+    m = read_manifest(run / stage)
+    return {"settings": m["settings"], "results": m["results"], "created": m["created"],
+            "history": json.loads((run / stage / "history.json").read_text())}
+
+
+def epochs_line(label: str, rec: dict) -> str:
+    r = rec["results"]
+    # runs trained before the headline's key was recorded: the test figure equal to the headline
+    key = r["headline"].get("key") or next(k for k, v in r["test"].items() if v == r["headline"]["value"])
+    where = r["device"] if r["device"] != "cpu" else f"CPU, {r['torch_threads']} threads"
+    return (f"{label}: {r['epochs']} epochs in {r['train_seconds_total'] / 60:.1f} min ({where}), "
+            + (f"pretrained tensors loaded: {r['pretrained_tensors_loaded']}; " if "pretrained_tensors_loaded" in r else "")
+            + f"split {r['data']['train']} train / {r['data']['test']} test; {r['headline']['metric']} per epoch: "
+            + ", ".join(f"{h['test'][key]:.1f}" for h in rec["history"]) + ".")
+
+
 def main() -> None:
     if len(sys.argv) != 3:
         sys.exit(__doc__)
     run, name = Path(sys.argv[1]), sys.argv[2]
     build = json.loads((run / "build.json").read_text())
-    train = read_manifest(run / "train") if (run / "train").is_dir() else None
+    pruned = any(s["stage"] == "prune" for s in build["stages"])
+    train, prune = trained(run, "train"), trained(run, "prune") if pruned else None
     validation = json.loads((run / "validate" / "results.json").read_text())
-    history = json.loads((run / "train" / "history.json").read_text()) if train else None
-    record = {"build": build, "train": train and {"settings": train["settings"], "results": train["results"],
-                                                  "created": train["created"], "history": history},
-              "validation": validation, "machine": machine()}
+    record = {"build": build, "train": train, "prune": prune, "validation": validation, "machine": machine()}
     write_json(HERE / "results" / f"{name}.json", record)
     head = [f"# {name}", "", f"Machine: {record['machine']}", ""]
     if train:
-        r = train["results"]
-        # runs trained before the headline's key was recorded: the test figure equal to the headline
-        key = r["headline"].get("key") or next(k for k, v in r["test"].items() if v == r["headline"]["value"])
-        where = r["device"] if r["device"] != "cpu" else f"CPU, {r['torch_threads']} threads"
-        head += [f"Training: {r['epochs']} epochs in {r['train_seconds_total'] / 60:.1f} min ({where}), "
-                 f"pretrained tensors loaded: {r['pretrained_tensors_loaded']}; "
-                 f"split {r['data']['train']} train / {r['data']['test']} test; "
-                 f"{r['headline']['metric']} per epoch: "
-                 + ", ".join(f"{h['test'][key]:.1f}" for h in history) + ".", ""]
+        head += [epochs_line("Training", train), ""]
+    if prune:
+        head += [epochs_line("Fine-tuning after pruning", prune), ""]
     stages = "\n".join(f"| {s['stage']} | {s['status']} | {s['seconds']} | {s['result']} |" for s in build["stages"])
     head += ["| stage | status | seconds | result |", "|---|---|---|---|", stages, ""]
     report = (run / "validate" / "report.md").read_text()

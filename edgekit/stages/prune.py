@@ -35,7 +35,7 @@ def prune_settings(recipe: Recipe, seed: int = 0, epochs: int | None = None, dev
     spec = prune_spec(recipe)
     if spec is None:
         raise EdgekitError(f"{recipe.path}: the recipe prunes nothing (no prune.ratio > 0)")
-    settings = manifest_settings(recipe, None, None, seed, device)
+    settings = manifest_settings(recipe, None, None, seed, device, from_weights=True)
     settings.update(recipe.prune.get("finetune", {}))
     if epochs is not None:
         settings["epochs"] = epochs

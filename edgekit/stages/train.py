@@ -56,9 +56,11 @@ def pick_device(device: str = "auto") -> torch.device:
 
 
 def manifest_settings(recipe: Recipe, pretrained: Path | None, epochs: int | None, seed: int,
-                      device: str = "auto") -> dict:
-    """What the train artifact records as its settings (``build`` compares it to resume)."""
-    settings = recipe.train_settings(pretrained is not None)
+                      device: str = "auto", from_weights: bool = False) -> dict:
+    """What the train artifact records as its settings (``build`` compares it to resume); the
+    recipe's ``from_scratch`` overrides apply unless the network starts from ``pretrained`` weights
+    (or, ``from_weights``, from a trained checkpoint)."""
+    settings = recipe.train_settings(pretrained is not None or from_weights)
     gpu = settings.pop("gpu", {})
     if pick_device(device).type == "cuda":
         settings.update(gpu)
