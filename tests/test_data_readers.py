@@ -96,10 +96,43 @@ def test_corrupt_and_empty_images(tmp_path: Path) -> None:
         read_grey(tmp_path / "zero.jpg")
 
 
-def test_voc_drops_degenerate_boxes(tmp_path: Path) -> None:
+def test_voc_follows_the_devkit_conventions(tmp_path: Path) -> None:
+    """One-pixel boxes (xmax == xmin, inclusive pixels) are kept; difficult flags are read."""
     _voc(tmp_path / "a.xml", "a", [("crazing", 10, 10), ("inclusion", 3, 9)])
-    boxes, dropped = read_voc(tmp_path / "a.xml", ("crazing", "inclusion"))
-    assert dropped == 1 and [(b.label, b.xmin, b.xmax) for b in boxes] == [(1, 3.0, 9.0)]
+    text = (tmp_path / "a.xml").read_text().replace("<bndbox><xmin>3<", "<difficult>1</difficult><bndbox><xmin>3<")
+    (tmp_path / "a.xml").write_text(text)
+    boxes = read_voc(tmp_path / "a.xml", ("crazing", "inclusion"), (200, 200))
+    assert [(b.label, b.xmin, b.xmax, b.difficult) for b in boxes] == [(0, 10.0, 10.0, False), (1, 3.0, 9.0, True)]
+
+
+@pytest.mark.parametrize("objects, size, problem", [
+    ([("crazing", 60, 10)], (200, 200), "box is inverted"),
+    ([("crazing", 10, 201)], (200, 200), "lies outside the 200x200 image"),
+    ([("crazing", 10, 60)], (50, 200), "lies outside the 50x200 image"),
+])
+def test_voc_refuses_inverted_and_outside_boxes(tmp_path: Path, objects, size, problem) -> None:
+    _voc(tmp_path / "a.xml", "a", objects)
+    with pytest.raises(EdgekitError, match=rf"a\.xml: object 1 .*{problem}"):
+        read_voc(tmp_path / "a.xml", ("crazing",), size)
+
+
+def test_images_are_checked_when_indexed(neu_det: Path) -> None:
+    jpeg = (neu_det / "IMAGES" / "crazing_2.jpg").read_bytes()
+    (neu_det / "IMAGES" / "crazing_2.jpg").write_bytes(jpeg[: len(jpeg) // 2])
+    with pytest.raises(EdgekitError, match=r"crazing_2\.jpg: corrupt image \(image file is truncated"):
+        load_neu(neu_det)
+    (neu_det / "IMAGES" / "crazing_2.jpg").write_bytes(b"GIF? no: plain text")
+    with pytest.raises(EdgekitError, match=r"crazing_2\.jpg: not an image"):
+        load_neu(neu_det)
+
+
+def test_orphans_are_reported(neu_det: Path) -> None:
+    _voc(neu_det / "ANNOTATIONS" / "patches_9.xml", "patches_9.jpg", [("patches", 1, 9)])
+    ds = load_neu(neu_det, with_boxes=True)
+    assert any("1 annotation file(s) in ANNOTATIONS/ without an image, ignored: patches_9.xml" in n for n in ds.notes)
+    (neu_det / "ANNOTATIONS" / "crazing_1.xml").unlink()
+    with pytest.raises(EdgekitError, match=r"crazing_1\.xml: annotation missing for image crazing_1\.jpg"):
+        load_neu(neu_det, with_boxes=True)
 
 
 def test_stratified_split_and_sample_are_seeded_and_balanced() -> None:

@@ -4,10 +4,14 @@ The VOC forms follow the Pascal devkit: detections of a class across all images 
 score, each greedily matched to the unmatched ground truth of highest IoU >= 0.5 in its image;
 AP is the area under the precision envelope sampled at 11 recall points (VOC2007, the SSD
 codebases' figure, which edgekit compares with the paper's 75.1) or at every recall step
-(VOC2010+). Boxes are continuous coordinates (no VOC "+1" pixel), as COCO has them.
+(VOC2010+). As in the devkit, objects marked ``difficult`` count for no recall, and a detection
+matched to one is neither a true nor a false positive. Boxes are continuous coordinates (VOC's
+1-based inclusive pixels converted once, so a one-pixel box has width 1), as COCO has them.
 
 The COCO figures come from pycocotools (the reference implementation): mAP@[.5:.95], AP@0.5 and
-AP@0.75 with its 101-point interpolation, at most 100 detections per image.
+AP@0.75 with its 101-point interpolation, at most 100 detections per image. Difficult objects
+go to it as ``iscrowd`` regions, its own way of ignoring ground truth: detections on them are
+not counted (for a crowd region pycocotools measures overlap as intersection over the detection's area).
 """
 from __future__ import annotations
 
@@ -26,13 +30,19 @@ from edgekit.tasks.detection.postprocess import Detections
 class GroundTruth:
     boxes: np.ndarray    # (n, 4) corner boxes, same units as the detections
     labels: np.ndarray   # (n,) 0-based class indices
+    difficult: np.ndarray | None = None   # (n,) bool: VOC "difficult" objects (None: none)
+
+    def __post_init__(self) -> None:
+        if self.difficult is None:
+            object.__setattr__(self, "difficult", np.zeros(len(self.labels), bool))
 
     @classmethod
     def from_sample(cls, sample: Sample, width: int, height: int) -> "GroundTruth":
         """A sample's VOC boxes as normalised corners (each box keeps its own annotated class)."""
         boxes = [(b.xmin, b.ymin, b.xmax, b.ymax) for b in sample.boxes]
-        return cls(voc_to_corners(np.array(boxes, np.float64).reshape(-1, 4), width, height),
-                   np.array([b.label for b in sample.boxes], np.int64))
+        corners = np.clip(voc_to_corners(np.array(boxes, np.float64).reshape(-1, 4), width, height), 0.0, 1.0)
+        return cls(corners, np.array([b.label for b in sample.boxes], np.int64),
+                   np.array([b.difficult for b in sample.boxes], bool))
 
     @classmethod
     def for_images(cls, samples: list[Sample], images: list[np.ndarray]) -> list["GroundTruth"]:
@@ -55,34 +65,49 @@ def average_precision(recall: np.ndarray, precision: np.ndarray, mode: str) -> f
 
 
 def pr_curve(gts: list[GroundTruth], dets: list[Detections], cls: int, iou_threshold: float = 0.5):
-    """(recall, precision, number of ground truths) of class ``cls`` over all images."""
-    n_gt = sum(int((g.labels == cls).sum()) for g in gts)
+    """(recall, precision, number of non-difficult ground truths) of class ``cls`` over all images.
+
+    The devkit's matching: each detection, best score first, takes the ground truth of its class
+    with the highest IoU; at IoU >= ``iou_threshold`` it is a true positive if that object is not
+    difficult and not yet taken, ignored if it is difficult, a false positive otherwise."""
+    n_gt = sum(int(((g.labels == cls) & ~g.difficult).sum()) for g in gts)
     ranked = [(float(s), i, b) for i, d in enumerate(dets) for b, s, lab in zip(d.boxes, d.scores, d.labels)
               if lab == cls]
     ranked.sort(key=lambda t: -t[0])
     used = [np.zeros(int((g.labels == cls).sum()), bool) for g in gts]
     tp = np.zeros(len(ranked))
+    fp = np.zeros(len(ranked))
     for j, (_, i, box) in enumerate(ranked):
-        truth = gts[i].boxes[gts[i].labels == cls]
+        mine = gts[i].labels == cls
+        truth = gts[i].boxes[mine]
         if len(truth) == 0:
+            fp[j] = 1
             continue
         overlaps = iou(box[None].astype(np.float64), truth.astype(np.float64))[0]
         best = int(overlaps.argmax())
-        if overlaps[best] >= iou_threshold and not used[i][best]:
+        if overlaps[best] < iou_threshold:
+            fp[j] = 1
+        elif gts[i].difficult[mine][best]:
+            continue
+        elif not used[i][best]:
             tp[j], used[i][best] = 1, True
-    ctp = np.cumsum(tp)
+        else:
+            fp[j] = 1
+    ctp, cfp = np.cumsum(tp), np.cumsum(fp)
     recall = ctp / max(n_gt, 1)
-    precision = ctp / np.maximum(np.arange(1, len(ranked) + 1), 1)
+    precision = ctp / np.maximum(ctp + cfp, np.finfo(np.float64).eps)
     return recall, precision, n_gt
 
 
 def voc_map(gts: list[GroundTruth], dets: list[Detections], classes: tuple[str, ...],
             iou_threshold: float = 0.5) -> dict:
     """Per-class AP (%) and mAP (%) in both VOC forms; classes without ground truth are left out."""
-    out: dict = {"voc07": {}, "all_point": {}, "gt_per_class": {}}
+    out: dict = {"voc07": {}, "all_point": {}, "gt_per_class": {}, "difficult_per_class": {}, "curves": {}}
     for k, name in enumerate(classes):
         recall, precision, n_gt = pr_curve(gts, dets, k, iou_threshold)
         out["gt_per_class"][name] = n_gt
+        out["difficult_per_class"][name] = sum(int(((g.labels == k) & g.difficult).sum()) for g in gts)
+        out["curves"][name] = (recall, precision)
         if n_gt == 0:
             continue
         out["voc07"][name] = 100.0 * average_precision(recall, precision, "voc07") if len(recall) else 0.0
@@ -106,11 +131,11 @@ def coco_map(gts: list[GroundTruth], dets: list[Detections], classes: tuple[str,
     for i, ((w, h), g, d) in enumerate(zip(sizes, gts, dets)):
         images.append({"id": i, "width": w, "height": h})
         scale = np.array([w, h, w, h], np.float64)
-        for box, lab in zip(g.boxes * scale, g.labels):
+        for box, lab, hard in zip(g.boxes * scale, g.labels, g.difficult):
             bw, bh = box[2] - box[0], box[3] - box[1]
             annotations.append({"id": len(annotations) + 1, "image_id": i, "category_id": int(lab),
                                 "bbox": [float(box[0]), float(box[1]), float(bw), float(bh)],
-                                "area": float(bw * bh), "iscrowd": 0})
+                                "area": float(bw * bh), "iscrowd": int(hard)})
         for box, s, lab in zip(d.boxes * scale, d.scores, d.labels):
             results.append({"image_id": i, "category_id": int(lab), "score": float(s),
                             "bbox": [float(box[0]), float(box[1]), float(box[2] - box[0]), float(box[3] - box[1])]})
@@ -142,5 +167,6 @@ def detection_metrics(gts: list[GroundTruth], dets: list[Detections], classes: t
     voc = voc_map(gts, dets, classes)
     return {"map_voc07": voc["map_voc07"], "map_all_point": voc["map_all_point"],
             "ap_voc07": voc["voc07"], "ap_all_point": voc["all_point"], "gt_per_class": voc["gt_per_class"],
+            "difficult_per_class": voc["difficult_per_class"],
             "coco": coco_map(gts, dets, classes, sizes),
             "detections": int(sum(len(d) for d in dets))}
