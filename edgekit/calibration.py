@@ -59,8 +59,8 @@ def write(manifest: dict[str, Any], path: Path) -> Path:
     return Path(path)
 
 
-def load(path: Path, data_root: Path) -> tuple[dict[str, Any], list[Path]]:
-    """Read a manifest and check every listed image under ``data_root`` against its hash."""
+def read(path: Path) -> dict[str, Any]:
+    """Parse a manifest and check its form (no image is opened)."""
     path = Path(path)
     if not path.is_file():
         raise EdgekitError(f"{path}: calibration manifest not found")
@@ -68,8 +68,20 @@ def load(path: Path, data_root: Path) -> tuple[dict[str, Any], list[Path]]:
         manifest = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise EdgekitError(f"{path}: malformed YAML ({str(exc).splitlines()[0]})") from exc
+    except UnicodeDecodeError:
+        raise EdgekitError(f"{path}: not a text file") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or not manifest.get("images"):
         raise EdgekitError(f"{path}: not an {FORMAT} manifest with images")
+    for n, entry in enumerate(manifest["images"], 1):
+        if not (isinstance(entry, dict) and isinstance(entry.get("path"), str) and isinstance(entry.get("sha256"), str)):
+            raise EdgekitError(f"{path}: images entry {n} needs a path and a sha256")
+    return manifest
+
+
+def load(path: Path, data_root: Path) -> tuple[dict[str, Any], list[Path]]:
+    """Read a manifest and check every listed image under ``data_root`` against its hash."""
+    path = Path(path)
+    manifest = read(path)
     files = []
     for entry in manifest["images"]:
         image = Path(data_root) / entry["path"]

@@ -28,6 +28,20 @@ Pretrained = Annotated[Optional[str], typer.Option(
     help="ImageNet weights: a torchvision-layout state dict, or 'none' to train from scratch "
          "(default: the recipe's bundled weights)")]
 Threads = Annotated[Optional[int], typer.Option(help="CPU threads (default: all cores)")]
+TestData = Annotated[Optional[Path], typer.Option(help="A folder of test images, read like --data (all of --data "
+                                                       "then trains)")]
+SplitFile = Annotated[Optional[Path], typer.Option(help="Text file naming the test images of --data, one file "
+                                                        "stem per line")]
+Wide = Annotated[bool, typer.Option("--wide", help="Every column (the default fits an 80-column terminal)")]
+
+
+def _source(data: Path, test_data: Optional[Path], split_file: Optional[Path], split: str = "test"):
+    """The data folder and its test split, checked before any work (missing folders name themselves)."""
+    from edgekit.data.recipe_data import DataSource
+
+    src = DataSource(data, test_data, split_file, split)
+    src.check()
+    return src
 
 
 def _json(path: Optional[Path], obj) -> None:
@@ -37,22 +51,40 @@ def _json(path: Optional[Path], obj) -> None:
 
 
 @app.command()
-def recipes(json_out: Annotated[Optional[Path], typer.Option("--json")] = None) -> None:
+def recipes(json_out: Annotated[Optional[Path], typer.Option("--json")] = None, wide: Wide = False) -> None:
     """List the recipes and the paper figures they are validated against."""
     rows = []
     for r in list_recipes():
         p = r.paper
         fig = ", ".join(f"{k} {p[k]}" for k in ("accuracy", "map", "iou", "fps", "latency_ms") if k in p)
         rows.append([r.name, r.task, p.get("dataset", ""), fig, p.get("ref", "")])
-    print_table("recipes", ["name", "task", "dataset", "paper figures", "source"], rows, out)
+    headers = ["name", "task", "dataset", "paper figures", "source"]
+    shown = len(headers) if wide else 4
+    print_table("recipes", headers[:shown], [r[:shown] for r in rows], out)
     _json(json_out, [dict(zip(["name", "task", "dataset", "figures", "source"], r)) for r in rows])
 
 
+TARGET_COLUMNS = ("name", "kind", "backend", "tensorrt", "precisions")   # what fits 80 columns
+
+
 @app.command()
-def targets(json_out: Annotated[Optional[Path], typer.Option("--json")] = None) -> None:
-    """List the deployment targets."""
+def targets(
+    name: Annotated[Optional[str], typer.Argument(help="One target (name, alias or YAML): all its details")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json")] = None,
+    wide: Wide = False,
+) -> None:
+    """List the deployment targets (`edgekit targets NAME` for one target's details)."""
+    if name is not None:
+        t = load_target(name)
+        details = t.details()
+        print_table(f"target {t.name}", ["field", "value"], list(details.items()), out)
+        _json(json_out, details)
+        return
     rows = [t.summary_row() for t in list_targets()]
-    print_table("targets", list(rows[0]), [list(r.values()) for r in rows], out)
+    headers = list(rows[0]) if wide else list(TARGET_COLUMNS)
+    print_table("targets", headers, [[r[h] for h in headers] for r in rows], out)
+    if not wide:
+        out.print("`edgekit targets NAME` or `--wide` for every field")
     _json(json_out, rows)
 
 
@@ -78,6 +110,8 @@ def calibration_select(
     recipe: str,
     data: Data,
     dest: Annotated[Path, typer.Option("--out", help="Manifest to write, e.g. calibration/<recipe>/<name>.yaml")],
+    test_data: TestData = None,
+    split_file: SplitFile = None,
     per_class: Annotated[Optional[int], typer.Option(help="Images per class (recipe default)")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Selection seed (recipe default)")] = None,
     name: Annotated[Optional[str], typer.Option(help="Manifest name (default: file stem)")] = None,
@@ -87,7 +121,7 @@ def calibration_select(
     from edgekit.data.recipe_data import load_split
 
     r = load_recipe(recipe)
-    m = calibration.select(r, load_split(r, data), name or dest.stem, per_class, seed)
+    m = calibration.select(r, load_split(r, _source(data, test_data, split_file)), name or dest.stem, per_class, seed)
     calibration.write(m, dest)
     print_table("calibration set", ["manifest", "images", "per class", "seed", "sha256"],
                 [[str(dest), m["count"], m["selection"]["per_class"], m["selection"]["seed"], m["sha256"][:16]]], out)
@@ -98,6 +132,8 @@ def train(
     recipe: str,
     data: Data,
     dest: Annotated[Path, typer.Option("--out", help="Artifact folder to write")],
+    test_data: TestData = None,
+    split_file: SplitFile = None,
     pretrained: Pretrained = None,
     epochs: Annotated[Optional[int], typer.Option(help="Override the recipe's epochs")] = None,
     seed: int = 0,
@@ -108,7 +144,7 @@ def train(
     from edgekit.stages.train import train as run
 
     r = load_recipe(recipe)
-    m = run(r, data, dest, resolve_pretrained(r, pretrained), epochs, seed, threads)
+    m = run(r, _source(data, test_data, split_file), dest, resolve_pretrained(r, pretrained), epochs, seed, threads)
     res = m["results"]
     print_table("train", ["artifact", "epochs", res["headline"]["metric"], "seconds"],
                 [[str(dest), res["epochs"], res["headline"]["value"], res["train_seconds_this_run"]]], out)
@@ -120,6 +156,8 @@ def prune(
     checkpoint: Annotated[Path, typer.Option(help="Checkpoint file or train artifact folder")],
     data: Data,
     dest: Annotated[Path, typer.Option("--out", help="Artifact folder to write")],
+    test_data: TestData = None,
+    split_file: SplitFile = None,
     epochs: Annotated[Optional[int], typer.Option(help="Override the fine-tuning epochs")] = None,
     seed: int = 0,
     threads: Threads = None,
@@ -127,7 +165,7 @@ def prune(
     """Remove channels by the recipe's prune section, then fine-tune (resumes like train)."""
     from edgekit.stages.prune import prune as run
 
-    m = run(load_recipe(recipe), checkpoint, data, dest, seed, epochs, threads)
+    m = run(load_recipe(recipe), checkpoint, _source(data, test_data, split_file), dest, seed, epochs, threads)
     res, p = m["results"], m["results"]["pruning"]
     print_table("prune", ["artifact", "MACs kept", "params kept", f"{p['metric']} unpruned", "pruned",
                           "fine-tuned", "epochs"],
@@ -215,19 +253,23 @@ def validate(
     recipe: str,
     run: Annotated[Path, typer.Argument(help="Run folder of `edgekit build` (quantize/ and compile/ inside)")],
     data: Data,
+    test_data: TestData = None,
+    split_file: SplitFile = None,
+    split: Annotated[str, typer.Option(help="test: the test split (the data's, --test-data, --split-file or the "
+                                            "recipe's); all: every image of --data")] = "test",
     robustness: Annotated[bool, typer.Option("--robustness", help="Add the paper's diversity-enhanced conditions")] = False,
     threads: Threads = None,
 ) -> None:
     """Accuracy against FP32 and the paper, fps against the paper and the line rate; exit 1 if a gate fails."""
     from edgekit.stages.validate import validate as run_validate
 
+    r, source = load_recipe(recipe), _source(data, test_data, split_file, split)
     order = {"fp32": 0, "fp16": 1, "int8": 2}
     compiled = sorted((p for p in (run / "compile").glob("*-*") if p.is_dir() and p.name != "tensorrt-kit"),
                       key=lambda p: (p.name.rsplit("-", 1)[0], order.get(p.name.rsplit("-", 1)[1], 9)))
     if not compiled:
-        raise EdgekitError(f"{run}: no compiled artifacts under compile/")
-    res = run_validate(load_recipe(recipe), run / "quantize" / "fp32.onnx", compiled, data, run / "validate",
-                       robustness, threads)
+        raise EdgekitError(f"{run}: no compiled artifacts under compile/ (is it a run folder of `edgekit build`?)")
+    res = run_validate(r, run / "quantize" / "fp32.onnx", compiled, source, run / "validate", robustness, threads)
     _finish_validation(res, run / "validate")
 
 
@@ -267,6 +309,8 @@ def build(
     recipe: str,
     target: Annotated[str, typer.Option(help="Target name or YAML file")],
     data: Annotated[Optional[Path], typer.Option(help="Dataset folder (default: the built-in generated data)")] = None,
+    test_data: TestData = None,
+    split_file: SplitFile = None,
     runs: Annotated[Path, typer.Option("--out", help="Folder holding the runs")] = Path("runs"),
     pretrained: Pretrained = None,
     checkpoint: Annotated[Optional[Path], typer.Option(help="Start from this trained checkpoint")] = None,
@@ -288,10 +332,11 @@ def build(
 
     r, t = load_recipe(recipe, quick=quick), load_target(target)
     run_dir = runs / f"{r.name}{'-quick' if quick else ''}--{t.name}"
-    opts = BuildOptions(data=data, pretrained=resolve_pretrained(r, pretrained), checkpoint=checkpoint, onnx=onnx,
+    opts = BuildOptions(data=data, test_data=test_data, split_file=split_file,
+                        pretrained=resolve_pretrained(r, pretrained), checkpoint=checkpoint, onnx=onnx,
                         calibration=calibration, epochs=epochs, prune=prune, method=method, robustness=robustness,
                         threads=threads, seed=seed)
-    res = run(r, t, run_dir, opts)
+    res = run(r, t, run_dir, opts, on_plan=lambda rows: _print_plan(rows, r, quick))
     _print_preflight(res["artifacts"])
     print_table("build", ["stage", "status", "seconds", "result"],
                 [[s["stage"], s["status"], s["seconds"], s["result"]] for s in res["stages"]], out)
@@ -299,6 +344,23 @@ def build(
         out.print(f"[bold]Left to do on the device:[/bold] {res['left_to_do']}")
     out.print(f"build summary: {run_dir / 'build.json'}")
     _finish_validation(res["results"], run_dir / "validate")
+
+
+LONG_PLAN_S = 600.0    # a plan longer than this names --quick
+
+
+def _print_plan(rows: list[dict], recipe, quick: bool) -> None:
+    from edgekit.estimate import human
+
+    total = sum(row["estimate_s"] for row in rows)
+    print_table("plan (times are estimates from a few timed steps on this machine)", ["stage", "action", "estimate"],
+                [[row["stage"], row["action"], human(row["estimate_s"]) if row["action"] == "run" else "-"]
+                 for row in rows], out)
+    line = f"about {human(total).lstrip('~')} in all on this machine"
+    if total > LONG_PLAN_S and not quick and recipe.has_quick:
+        line += (f"; for a short first look: edgekit build {recipe.name} --quick (the recipe's small profile on the "
+                 "built-in data)")
+    out.print(line)
 
 
 def main() -> None:

@@ -34,6 +34,7 @@ class Recipe:
     detection: dict[str, Any] = field(default_factory=dict)
     prune: dict[str, Any] = field(default_factory=dict)   # structured pruning + fine-tuning (edgekit.pruning)
     quick: bool = False                 # the recipe's ``quick:`` overrides are applied
+    has_quick: bool = False             # the recipe has a ``quick:`` profile
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -67,6 +68,8 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise EdgekitError(f"{path}: malformed YAML ({str(exc).splitlines()[0]})") from exc
+    except UnicodeDecodeError:
+        raise EdgekitError(f"{path}: not a text file") from None
     if not isinstance(raw, dict):
         raise EdgekitError(f"{path}: a recipe must be a YAML mapping")
     if "extends" not in raw:
@@ -79,6 +82,47 @@ def _read(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         raise EdgekitError(f"{path}: extends: {name!r} leads back to itself")
     base = _read(parent, (*seen, path.resolve()))
     return merged(base, raw)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _is_count(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
+
+
+# (section, key) -> (check, what it must be); a key that is absent keeps its default
+_TYPED: dict[tuple[str, str], tuple[Any, str]] = {
+    ("preprocess", "size"): (_is_count, "a positive whole number of pixels"),
+    ("preprocess", "channels"): (lambda v: v in (1, 3), "1 or 3"),
+    ("preprocess", "channel_order"): (lambda v: v in ("bgr", "rgb"), "bgr or rgb"),
+    ("preprocess", "scale"): (_is_number, "a number"),
+    ("preprocess", "mean"): (lambda v: isinstance(v, list) and all(map(_is_number, v)), "a list of numbers"),
+    ("preprocess", "std"): (lambda v: isinstance(v, list) and v and all(_is_number(x) and x != 0 for x in v),
+                            "a list of non-zero numbers"),
+    ("train", "epochs"): (_is_count, "a positive whole number"),
+    ("train", "batch_size"): (_is_count, "a positive whole number"),
+    ("train", "lr"): (lambda v: _is_number(v) and v > 0, "a positive number"),
+    ("model", "name"): (lambda v: isinstance(v, str) and v, "a model name"),
+    ("model", "args"): (lambda v: isinstance(v, dict), "a mapping"),
+    ("data", "classes"): (lambda v: isinstance(v, list) and v and all(isinstance(c, str) and c for c in v),
+                          "a list of class names"),
+    ("validate", "max_drop"): (lambda v: isinstance(v, dict) and all(map(_is_number, v.values())),
+                               "a mapping of precision to points"),
+}
+
+
+def _check_types(path: Path, raw: dict[str, Any]) -> None:
+    """Refuse a wrongly typed recipe when it loads, naming the file and the field."""
+    if not isinstance(raw["name"], str) or not raw["name"]:
+        raise EdgekitError(f"{path}: name: must be a non-empty string, not {raw['name']!r}")
+    for section in ("paper", "model", "data", "preprocess", "train", "quantize", "validate"):
+        if not isinstance(raw[section], dict):
+            raise EdgekitError(f"{path}: {section}: must be a mapping, not {type(raw[section]).__name__}")
+    for (section, key), (ok, what) in _TYPED.items():
+        if key in raw[section] and not ok(raw[section][key]):
+            raise EdgekitError(f"{path}: {section}.{key}: must be {what}, not {raw[section][key]!r}")
 
 
 def _parse(path: Path, quick: bool = False) -> Recipe:
@@ -95,6 +139,7 @@ def _parse(path: Path, quick: bool = False) -> Recipe:
         raw = merged(raw, raw["quick"])
     if raw["task"] not in TASKS:
         raise EdgekitError(f"{path}: task: {raw['task']!r} is not one of {', '.join(TASKS)}")
+    _check_types(path, raw)
     try:
         pre = Preprocess(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw["preprocess"].items()})
     except TypeError as exc:
@@ -109,6 +154,7 @@ def _parse(path: Path, quick: bool = False) -> Recipe:
         name=raw["name"], task=raw["task"], description=raw.get("description", ""), paper=raw["paper"],
         model=raw["model"], data=raw["data"], preprocess=pre, train=raw["train"], quantize=raw["quantize"],
         validate=raw["validate"], path=path, detection=raw.get("detection", {}), prune=prune, quick=quick,
+        has_quick=isinstance(raw.get("quick"), dict),
     )
 
 

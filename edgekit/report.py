@@ -21,12 +21,20 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str
     return "\n".join(lines)
 
 
-def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]], console: Console | None = None) -> None:
+def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]], console: Console | None = None,
+                whole: Sequence[str] = ("name", "artifact", "stage", "backend", "recipe", "target")) -> None:
+    """A terminal table that never cuts a cell: the ``whole`` columns (names a user types) keep their
+    full width and never wrap; the others wrap, and fold a word longer than their width."""
+    cells = [[fmt(v) for v in row] for row in rows]
     table = Table(title=title, title_justify="left")
-    for h in headers:
-        table.add_column(h)
-    for row in rows:
-        table.add_row(*(fmt(v) for v in row))
+    for i, h in enumerate(headers):
+        if h in whole:
+            width = max([len(h), *(len(r[i]) for r in cells)])
+            table.add_column(h, no_wrap=True, min_width=width)
+        else:
+            table.add_column(h, overflow="fold")
+    for row in cells:
+        table.add_row(*row)
     (console or Console()).print(table)
 
 
@@ -47,9 +55,11 @@ def validation_markdown(recipe, results: dict, task_sections: list[str]) -> str:
     column = results["metric"]["column"]
     out = [f"# Validation: {recipe.name}", ""]
     d = results["data"]
-    out += [f"Data: `{d['root']}` — {d['images']} images, test split {d['test']} "
+    out += [f"Data: `{d['root']}` — {d['images']} images "
             f"({'built-in generated data' if results['builtin_data'] else 'user data'}); "
-            f"{results['threads']} CPU threads.", ""]
+            f"{results['threads']} CPU threads.", "",
+            f"Test split: {d['test']} images, chosen by {d['split']} "
+            f"({', '.join(f'{c} {n}' for c, n in d['test_per_class'].items())}).", ""]
     out += ["## Summary", "", markdown_table(*summary_rows(results)), ""]
     pr = results.get("pruning")
     if pr:

@@ -116,9 +116,21 @@ class Target:
         """Whether ``precision`` is listed as fast here and, for INT8, has a route."""
         return precision in self.precisions and not (precision == "int8" and self.int8_route == "none")
 
+    def details(self) -> dict[str, str]:
+        """Every field of the target, as ``edgekit targets NAME`` shows it."""
+        peak = ", ".join(f"{k} {getattr(self.peak, k):g}" for k in PEAK_FIELDS if getattr(self.peak, k) is not None)
+        return {
+            "name": self.name, "description": self.description, "aliases": ", ".join(self.aliases) or "-",
+            "kind": self.kind, "backend": self.backend, "fallback": self.fallback or "-",
+            "gpu": self.gpu or "-", "compute capability": self.compute_capability or "-",
+            "JetPack": str(self.jetpack) if self.jetpack else "-", "TensorRT": str(self.tensorrt) if self.tensorrt else "-",
+            "precisions": ", ".join(self.precisions), "INT8 route": self.int8_route, "DLA cores": str(self.dla_cores),
+            "memory GB": f"{self.memory_gb:g}", "workspace MB": str(self.workspace_mb), "peak": peak or "-",
+            "power modes": ", ".join(self.power_modes) or "-", "file": str(self.path),
+        }
+
     def summary_row(self) -> dict[str, Any]:
         """One row of ``edgekit targets``: plain strings and numbers, JSON-ready."""
-        backend = self.backend + (f" (fallback {self.fallback})" if self.fallback else "")
         int8 = self.peak.int8_tops
         if int8 is not None and self.peak.dla_int8_tops:
             int8_txt = f"{int8:g} + DLA {self.peak.dla_int8_tops:g}"
@@ -129,7 +141,8 @@ class Target:
         return {
             "name": self.name,
             "kind": self.kind,
-            "backend": backend,
+            "backend": self.backend,
+            "fallback": self.fallback or "-",
             "cc": self.compute_capability or "-",
             "tensorrt": str(self.tensorrt) if self.tensorrt else "-",
             "precisions": ",".join(self.precisions),

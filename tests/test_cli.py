@@ -58,7 +58,7 @@ def test_corrupt_image_stops_training_without_an_artifact(tmp_path: Path, tiny_d
     shutil.copytree(tiny_data, data)
     (data / "IMAGES" / "crazing_4.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     line = one_error_line(edgekit("train", "sdc-squeezenet-mrf", "--data", data, "--out", tmp_path / "t"))
-    assert "crazing_4.png: corrupt or unsupported image" in line
+    assert "crazing_4.png: corrupt image (a PNG header, then unreadable data)" in line
     assert not (tmp_path / "t").exists() and not list(tmp_path.glob(".t.*"))
 
 

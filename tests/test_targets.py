@@ -122,9 +122,9 @@ def test_peak_figures_are_dense():
 
 def test_summary_row():
     row = load_target("jetson-orin-agx").summary_row()
-    assert set(row) == {"name", "kind", "backend", "cc", "tensorrt", "precisions", "dla", "memory_gb",
+    assert set(row) == {"name", "kind", "backend", "fallback", "cc", "tensorrt", "precisions", "dla", "memory_gb",
                         "peak_int8_tops"}
-    assert row["name"] == "jetson-orin-agx" and row["backend"] == "tensorrt (fallback openvino)"
+    assert row["name"] == "jetson-orin-agx" and row["backend"] == "tensorrt" and row["fallback"] == "openvino"
     assert row["tensorrt"] == "8.5..10.3" and row["cc"] == "8.7" and row["dla"] == 2
     assert row["memory_gb"] == 64 and "85" in row["peak_int8_tops"]
     cpu = load_target("cpu").summary_row()

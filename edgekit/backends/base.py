@@ -1,6 +1,7 @@
 """What every runner offers; pre- and post-processing stay outside, shared by all backends."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
@@ -16,6 +17,23 @@ class Runner(Protocol):
     def infer(self, batch: np.ndarray) -> list[np.ndarray]:
         """float32 NCHW (N == input_shape[0]) -> the model's float32 outputs, in graph order."""
         ...
+
+
+def read_onnx(path: Path | str) -> onnx.ModelProto:
+    """Parse an ONNX file; a missing, empty, truncated or non-ONNX file is one error line naming it."""
+    p = Path(path)
+    if not p.is_file():
+        raise EdgekitError(f"{p}: ONNX file not found")
+    if p.stat().st_size == 0:
+        raise EdgekitError(f"{p}: empty file, not an ONNX model")
+    try:
+        model = onnx.load(str(p))
+    except Exception as exc:  # protobuf's DecodeError, or onnx's own for external data
+        reason = (str(exc).splitlines() or [exc.__class__.__name__])[0][:200]
+        raise EdgekitError(f"{p}: not a valid ONNX model ({exc.__class__.__name__}: {reason})") from None
+    if not model.graph.node:
+        raise EdgekitError(f"{p}: not a valid ONNX model (no graph: is it an ONNX file at all?)")
+    return model
 
 
 def onnx_input_shape(model: onnx.ModelProto, path: object = "model") -> tuple[int, ...]:

@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 
-from edgekit.backends.base import onnx_input_shape, with_batch
+from edgekit.backends.base import onnx_input_shape, read_onnx, with_batch
 from edgekit.errors import EdgekitError
 
 NAME = "onnxruntime"
@@ -34,7 +34,7 @@ class OrtRunner:
     backend = NAME
 
     def __init__(self, path: Path, threads: int, batch: int | None = None) -> None:
-        model = onnx.load(str(path))
+        model = read_onnx(path)
         shape = onnx_input_shape(model, path)
         if batch and batch != shape[0]:
             model = with_batch(model, batch)

@@ -1,4 +1,16 @@
-"""A recipe's data: its reader applied to a folder, and the recipe's seeded train/test split."""
+"""A recipe's data: its reader applied to a folder, and which images are the test split.
+
+The test split is, in this order of precedence:
+- ``--split all`` (validation only): every image of the folder is scored;
+- ``--test-data DIR``: another folder, read by the same reader; all of ``--data`` trains;
+- ``--split-file FILE``: the stems listed (one per line, ``#`` comments) are the test images;
+- the data's own split: NEU-DET's ``Validation_Images/`` (+ ``Validation_Annotations/``), or a VOC
+  tree's ``ImageSets/Main/test.txt`` (``val.txt`` when there is no test list);
+- else the recipe's seeded, class-stratified split (``data.split``: test_fraction, seed).
+
+Images of the test split that also sit (byte-identical) among the training images are left out
+of training, and the notes say how many.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,37 +19,152 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.data.images import read_grey
-from edgekit.data.neu import Dataset, Sample, load_neu
+from edgekit.data.neu import Dataset, Sample, boxed_layout, load_neu
 from edgekit.data.splits import stratified_split
 from edgekit.errors import EdgekitError
 from edgekit.progress import bar
 from edgekit.recipes import Recipe
 
+SPLITS = ("test", "all")
+NEU_VALIDATION = ("Validation_Images", "Validation_Annotations")
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where a recipe's images come from and which of them are the test split (paths absolute, so a run
+    folder's records resolve from any directory)."""
+    root: Path
+    test_root: Path | None = None
+    split_file: Path | None = None
+    split: str = "test"           # "all": score every image of ``root`` (validation)
+
+    def __post_init__(self) -> None:
+        for name in ("root", "test_root", "split_file"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, Path(value).expanduser().absolute())
+        if self.split not in SPLITS:
+            raise EdgekitError(f"--split {self.split!r}: expected one of {', '.join(SPLITS)}")
+
+    def inputs(self) -> dict[str, Path]:
+        """The files and folders a stage's manifest records (and ``build`` compares to resume)."""
+        out = {"data": self.root}
+        if self.test_root:
+            out["test_data"] = self.test_root
+        if self.split_file:
+            out["split_file"] = self.split_file
+        return out
+
+    def check(self) -> None:
+        """Fail early, naming the path, when a folder or the split file is missing."""
+        for path in (self.root, self.test_root):
+            if path is not None and not path.is_dir():
+                raise EdgekitError(f"{path}: dataset folder not found")
+        if self.split_file is not None and not self.split_file.is_file():
+            raise EdgekitError(f"{self.split_file}: split file not found")
+
+
+def as_source(data: DataSource | Path | str) -> DataSource:
+    return data if isinstance(data, DataSource) else DataSource(Path(data))
+
 
 @dataclass
 class SplitData:
-    dataset: Dataset
+    dataset: Dataset           # the images under ``--data`` (the training folder)
     train: list[Sample]
     test: list[Sample]
+    split: str = ""            # how the test split was chosen, in words
+    test_root: Path | None = None
 
     def describe(self) -> dict:
         return {
             "root": str(self.dataset.root),
             "images": len(self.dataset.samples),
+            "split": self.split,
+            **({"test_root": str(self.test_root)} if self.test_root else {}),
             "train": len(self.train),
             "test": len(self.test),
             "per_class": self.dataset.counts(),
+            "test_per_class": {c: sum(s.label == k for s in self.test) for k, c in enumerate(self.dataset.classes)},
             "notes": self.dataset.notes,
         }
 
 
-def load_split(recipe: Recipe, root: Path) -> SplitData:
+def read_split_file(path: Path) -> list[str]:
+    """Stems of a split list: one per line, an image suffix allowed, blank lines and ``#`` comments skipped."""
+    try:
+        lines = path.read_text().splitlines()
+    except UnicodeDecodeError:
+        raise EdgekitError(f"{path}: not a text file of image names") from None
+    stems = []
+    for line in lines:
+        text = line.split("#", 1)[0].strip()
+        if text:
+            stems.append(Path(text).stem if Path(text).suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp", ".tif",
+                                                                          ".tiff") else text)
+    if not stems:
+        raise EdgekitError(f"{path}: the split file lists no images")
+    return stems
+
+
+def _by_stems(samples: list[Sample], stems: list[str], listing: Path) -> tuple[list[Sample], list[Sample]]:
+    """(rest, listed): the samples whose file stem is listed, every listed stem required."""
+    index = {s.path.stem: s for s in samples}
+    for n, stem in enumerate(stems, 1):
+        if stem not in index:
+            raise EdgekitError(f"{listing}: entry {n} {stem!r} names no image of the data set")
+    wanted = set(stems)
+    return [s for s in samples if s.path.stem not in wanted], [s for s in samples if s.path.stem in wanted]
+
+
+def _voc_list(root: Path) -> Path | None:
+    for name in ("test.txt", "val.txt"):
+        if (root / "ImageSets" / "Main" / name).is_file():
+            return root / "ImageSets" / "Main" / name
+    return None
+
+
+def load_split(recipe: Recipe, data: DataSource | Path) -> SplitData:
+    """Index the recipe's data and choose its train and test images (see the module docstring)."""
     if recipe.data.get("format", "neu") != "neu":
         raise EdgekitError(f"{recipe.path}: data.format {recipe.data['format']!r} is not supported")
-    dataset = load_neu(root, recipe.classes, with_boxes=recipe.task == "detection")
-    split = recipe.data.get("split", {})
-    train_idx, test_idx = stratified_split(dataset.labels(), split.get("test_fraction", 0.2), split.get("seed", 0))
-    return SplitData(dataset, [dataset.samples[i] for i in train_idx], [dataset.samples[i] for i in test_idx])
+    src = as_source(data)
+    src.check()
+    boxes = recipe.task == "detection"
+    dataset = load_neu(src.root, recipe.classes, with_boxes=boxes)
+    if src.split == "all":
+        return SplitData(dataset, [], list(dataset.samples), f"all {len(dataset.samples)} images of the folder")
+    test_ds: Dataset | None = None
+    if src.test_root is not None:
+        test_ds = load_neu(src.test_root, recipe.classes, with_boxes=boxes)
+        train, test, how = dataset.samples, test_ds.samples, f"test folder {src.test_root}"
+    elif src.split_file is not None:
+        train, test = _by_stems(dataset.samples, read_split_file(src.split_file), src.split_file)
+        how = f"split file {src.split_file}"
+    elif (src.root / NEU_VALIDATION[0]).is_dir():
+        folders = (src.root / NEU_VALIDATION[0], src.root / NEU_VALIDATION[1])
+        test_ds = load_neu(src.root, recipe.classes, with_boxes=boxes, folders=folders)
+        train, test, how = dataset.samples, test_ds.samples, "the data's own Validation_Images/ folder"
+    elif boxed_layout(src.root) is not None and (listing := _voc_list(src.root)) is not None:
+        train, test = _by_stems(dataset.samples, read_split_file(listing), listing)
+        how = f"the data's own ImageSets/Main/{listing.name}"
+    else:
+        cfg = recipe.data.get("split", {})
+        fraction, seed = cfg.get("test_fraction", 0.2), cfg.get("seed", 0)
+        tr, te = stratified_split(dataset.labels(), fraction, seed)
+        train, test = [dataset.samples[i] for i in tr], [dataset.samples[i] for i in te]
+        how = f"recipe split: {fraction:.0%} of each class held out, seed {seed}"
+    if test_ds is not None:
+        dataset.notes.extend(f"test data: {n}" for n in test_ds.notes)
+        in_test = {s.sha256 for s in test}
+        overlap = [s for s in train if s.sha256 in in_test]
+        if overlap:
+            train = [s for s in train if s.sha256 not in in_test]
+            dataset.notes.append(f"{len(overlap)} training image(s) are byte-identical to test images: "
+                                 "left out of training")
+    if not test:
+        raise EdgekitError(f"{src.split_file or src.test_root or src.root}: the test split holds no images")
+    return SplitData(dataset, list(train), list(test), how, src.test_root)
 
 
 def read_images(samples: list[Sample], desc: str = "reading images") -> list[np.ndarray]:

@@ -11,6 +11,7 @@ import numpy as np
 
 from edgekit.artifacts import read_manifest, write_json
 from edgekit.backends import get_backend, is_available
+from edgekit.backends.base import onnx_input_shape, read_onnx
 from edgekit.errors import EdgekitError
 from edgekit.progress import bar
 from edgekit.timing import measure, summarize
@@ -33,6 +34,7 @@ def resolve(artifact: Path, backends: list[str] | None) -> list[tuple[str, Path]
         return [("openvino", artifact)]
     if artifact.suffix != ".onnx":
         raise EdgekitError(f"{artifact}: unknown artifact type (expected a folder, .onnx or .xml)")
+    onnx_input_shape(read_onnx(artifact), artifact)   # a broken or dynamic-shape file: one line, before any work
     names = backends or [b for b in ("onnxruntime", "openvino") if is_available(b)]
     return [(b, artifact) for b in names]
 

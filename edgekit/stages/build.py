@@ -1,8 +1,11 @@
 """``edgekit build``: data -> train -> prune -> export -> calibrate -> quantize -> compile -> validate.
 
-Each stage writes its artifact folder under the run folder; a stage whose inputs and settings
-are unchanged is reused, so an interrupted build resumes where it stopped. A build may start
-from the user's own checkpoint (skips training) or ONNX file (skips training and export).
+Every input the user named is checked before any work starts (a bad one is one error line and
+nothing is written). Then the build prints its plan: each stage, reused or to run, with a time
+estimate. Each stage writes its artifact folder under the run folder; a stage whose inputs and
+settings are unchanged is reused, so an interrupted build resumes where it stopped. A build may
+start from the user's own checkpoint (skips training) or ONNX file (skips training and export).
+Paths in the run folder's records are absolute, so they resolve from any directory.
 """
 from __future__ import annotations
 
@@ -13,9 +16,11 @@ from typing import Any, Callable
 
 from edgekit import calibration
 from edgekit.artifacts import is_fresh, read_manifest, write_json
+from edgekit.checkpoint import load_model
 from edgekit.data import synth
-from edgekit.data.recipe_data import load_split
+from edgekit.data.recipe_data import DataSource, SplitData, load_split
 from edgekit.errors import EdgekitError
+from edgekit.estimate import seconds_per_step, training_seconds
 from edgekit.recipes import Recipe
 from edgekit.stages import compile as compile_stage
 from edgekit.stages import export as export_stage
@@ -29,6 +34,8 @@ from edgekit.targets import Target
 @dataclass
 class BuildOptions:
     data: Path | None = None            # None: the built-in generated data
+    test_data: Path | None = None       # a folder of test images (else the data's or the recipe's split)
+    split_file: Path | None = None      # stems of the test images, one per line
     pretrained: Path | None = None
     checkpoint: Path | None = None      # start from a trained checkpoint
     onnx: Path | None = None            # start from an FP32 ONNX file
@@ -42,16 +49,28 @@ class BuildOptions:
 
 
 @dataclass
+class Step:
+    """One stage of the chain: whether its artifact is fresh, how to run it, its result in a line."""
+    name: str
+    fresh: Callable[[], bool]
+    run: Callable[[], Any]
+    summary: Callable[[], str]
+    estimate: Callable[[], float]
+    after: tuple[str, ...] = ()         # steps whose output this one reads
+    always: bool = False                # compile and validate run every time
+
+
+@dataclass
 class BuildLog:
     stages: list[dict[str, Any]] = field(default_factory=list)
 
-    def run(self, name: str, fresh: bool, fn: Callable[[], Any], summary: Callable[[], str]) -> None:
+    def run(self, step: Step) -> None:
         t0 = time.perf_counter()
-        status = "reused" if fresh else "ran"
+        fresh = not step.always and step.fresh()
         if not fresh:
-            fn()
-        self.stages.append({"stage": name, "status": status, "seconds": round(time.perf_counter() - t0, 1),
-                            "result": summary()})
+            step.run()
+        self.stages.append({"stage": step.name, "status": "reused" if fresh else "ran",
+                            "seconds": round(time.perf_counter() - t0, 1), "result": step.summary()})
 
 
 def builtin_data(runs: Path, recipe: Recipe) -> Path:
@@ -72,89 +91,176 @@ def _loads(manifest: Path, data_root: Path) -> bool:
         return False
 
 
-def build(recipe: Recipe, target: Target, run_dir: Path, opts: BuildOptions) -> dict:
-    run_dir = Path(run_dir)
-    log = BuildLog()
-    data_root = Path(opts.data) if opts.data else builtin_data(run_dir.parent, recipe)
-    precisions = list(recipe.quantize.get("precisions", ["fp32", "fp16", "int8"]))
+def check_inputs(recipe: Recipe, opts: BuildOptions) -> None:
+    """Every file the user named, checked before any work: one error line naming the first bad one."""
+    if opts.onnx is not None:
+        export_stage.check_onnx(Path(opts.onnx), recipe)
+    elif opts.checkpoint is not None:
+        ckpt = Path(opts.checkpoint)
+        load_model(recipe, ckpt / train_stage.CHECKPOINT if ckpt.is_dir() else ckpt)
+    if opts.calibration is not None:
+        calibration.read(Path(opts.calibration))
+    if opts.method is not None:
+        quantize_stage.quantize_settings(recipe, opts.method)
+    if opts.data is not None:
+        DataSource(opts.data, opts.test_data, opts.split_file).check()
+    elif opts.test_data is not None or opts.split_file is not None:
+        raise EdgekitError("--test-data and --split-file choose the test split of --data: give --data too")
 
-    onnx_path = opts.onnx
-    pruning = None
-    if onnx_path is None:
-        checkpoint = opts.checkpoint
-        if checkpoint is None:
+
+def data_source(recipe: Recipe, run_dir: Path, opts: BuildOptions) -> DataSource:
+    root = Path(opts.data) if opts.data else builtin_data(run_dir.parent, recipe)
+    return DataSource(root, opts.test_data, opts.split_file)
+
+
+def steps(recipe: Recipe, target: Target, run_dir: Path, opts: BuildOptions, source: DataSource,
+          split: SplitData, results: dict) -> list[Step]:
+    """The chain for these options, in order. ``results`` receives the compiled artifacts and validation."""
+    settings = train_stage.manifest_settings(recipe, opts.pretrained, opts.epochs, opts.seed)
+    n_train, n_test = len(split.train), len(split.test)
+    probe: dict[str, float] = {}
+
+    def step_s() -> float:          # one timed probe, shared by every estimate
+        if "s" not in probe:
+            probe["s"] = seconds_per_step(recipe, settings["batch_size"])
+        return probe["s"]
+
+    def forward_s(images: int) -> float:
+        return images * step_s() / settings["batch_size"] / 3.0
+
+    out: list[Step] = []
+    state: dict[str, Path] = {"checkpoint": Path(opts.checkpoint) if opts.checkpoint else Path(),
+                              "onnx": Path(opts.onnx) if opts.onnx else Path()}
+    if opts.onnx is None:
+        if opts.checkpoint is None:
             train_dir = run_dir / "train"
-            fresh = is_fresh(train_dir, train_stage.STAGE, train_stage.train_inputs(data_root, opts.pretrained),
-                             train_stage.manifest_settings(recipe, opts.pretrained, opts.epochs, opts.seed))
-            log.run("train", fresh, lambda: train_stage.train(recipe, data_root, train_dir, opts.pretrained,
-                                                               opts.epochs, opts.seed, opts.threads),
-                    lambda: "{metric} {value:.2f}".format(**read_manifest(train_dir)["results"]["headline"]))
-            checkpoint = train_dir / train_stage.CHECKPOINT
+            state["checkpoint"] = train_dir / train_stage.CHECKPOINT
+            out.append(Step(
+                "train",
+                lambda: is_fresh(train_dir, train_stage.STAGE, train_stage.train_inputs(source, opts.pretrained),
+                                 settings),
+                lambda: train_stage.train(recipe, source, train_dir, opts.pretrained, opts.epochs, opts.seed,
+                                          opts.threads),
+                lambda: "{metric} {value:.2f}".format(**read_manifest(train_dir)["results"]["headline"]),
+                lambda: training_seconds(step_s(), settings["batch_size"], n_train, n_test, settings["epochs"])))
         if opts.prune and prune_stage.prune_spec(recipe):
-            prune_dir = run_dir / "prune"
-            fresh = is_fresh(prune_dir, prune_stage.STAGE, {"checkpoint": checkpoint, "data": data_root},
-                             prune_stage.prune_settings(recipe, opts.seed))
-            log.run("prune", fresh, lambda: prune_stage.prune(recipe, checkpoint, data_root, prune_dir, opts.seed,
-                                                              threads=opts.threads),
-                    lambda: prune_stage.summary(read_manifest(prune_dir)))
-            pruning = read_manifest(prune_dir)
-            checkpoint = prune_dir / train_stage.CHECKPOINT
-        export_dir = run_dir / "export"
-        fresh = is_fresh(export_dir, export_stage.STAGE, {"checkpoint": checkpoint},
-                         export_stage.export_settings(recipe))
-        log.run("export", fresh, lambda: export_stage.export(recipe, checkpoint, export_dir),
-                lambda: "max abs diff ONNX vs PyTorch "
-                f"{read_manifest(export_dir)['results']['max_abs_diff_vs_pytorch']:.1e}")
-        onnx_path = export_dir / export_stage.MODEL
+            prune_dir, before = run_dir / "prune", state["checkpoint"]
+            tune = prune_stage.prune_settings(recipe, opts.seed)
+            state["checkpoint"] = prune_dir / train_stage.CHECKPOINT
+            state["pruned"] = prune_dir
+            out.append(Step(
+                "prune",
+                lambda: is_fresh(prune_dir, prune_stage.STAGE, {"checkpoint": before, **source.inputs()}, tune),
+                lambda: prune_stage.prune(recipe, before, source, prune_dir, opts.seed, threads=opts.threads),
+                lambda: prune_stage.summary(read_manifest(prune_dir)),
+                # the pruned network is several times cheaper than the probe's: a generous upper estimate
+                lambda: training_seconds(step_s(), tune["batch_size"], n_train, n_test, tune["epochs"]) / 2
+                + 2 * forward_s(n_test),
+                after=tuple(s.name for s in out)))
+        export_dir, ckpt = run_dir / "export", state["checkpoint"]
+        state["onnx"] = export_dir / export_stage.MODEL
+        out.append(Step(
+            "export",
+            lambda: is_fresh(export_dir, export_stage.STAGE, {"checkpoint": ckpt}, export_stage.export_settings(recipe)),
+            lambda: export_stage.export(recipe, ckpt, export_dir),
+            lambda: f"max abs diff ONNX vs PyTorch {read_manifest(export_dir)['results']['max_abs_diff_vs_pytorch']:.1e}",
+            lambda: 5.0 + forward_s(16), after=tuple(s.name for s in out)))
 
-    manifest_path = opts.calibration
-    if manifest_path is None:
-        manifest_path = run_dir / "calibration.yaml"
-        fresh = _loads(manifest_path, data_root)
-        log.run("calibration set", fresh,
-                lambda: calibration.write(calibration.select(recipe, load_split(recipe, data_root),
-                                                             f"{recipe.name}-{data_root.name}"), manifest_path),
-                lambda: f"{calibration.load(manifest_path, data_root)[0]['count']} images, class-stratified")
+    manifest_path = Path(opts.calibration) if opts.calibration else run_dir / "calibration.yaml"
+    if opts.calibration is None:
+        out.append(Step(
+            "calibration set",
+            lambda: _loads(manifest_path, source.root),
+            lambda: calibration.write(calibration.select(recipe, split, f"{recipe.name}-{source.root.name}"),
+                                      manifest_path),
+            lambda: f"{calibration.load(manifest_path, source.root)[0]['count']} images, class-stratified",
+            lambda: 1.0))
+    quant_dir, onnx_path = run_dir / "quantize", state["onnx"]
+    qsettings = quantize_stage.quantize_settings(recipe, opts.method)
+    n_calib = len(recipe.classes) * recipe.quantize.get("calibration", {}).get("per_class", 16)
+    out.append(Step(
+        "quantize",
+        lambda: is_fresh(quant_dir, quantize_stage.STAGE, {"onnx": onnx_path, "calibration": manifest_path}, qsettings),
+        lambda: quantize_stage.quantize(recipe, onnx_path, manifest_path, source.root, quant_dir, opts.method),
+        lambda: f"{qsettings['method']} calibration, Q/DQ INT8 + FP16",
+        lambda: 15.0 + 3 * forward_s(n_calib), after=tuple(s.name for s in out)))
 
-    quant_dir = run_dir / "quantize"
-    settings = quantize_stage.quantize_settings(recipe, opts.method)
-    fresh = is_fresh(quant_dir, quantize_stage.STAGE, {"onnx": onnx_path, "calibration": manifest_path}, settings)
-    log.run("quantize", fresh,
-            lambda: quantize_stage.quantize(recipe, onnx_path, manifest_path, data_root, quant_dir, opts.method),
-            lambda: f"{settings['method']} calibration, Q/DQ INT8 + FP16")
-
+    precisions = list(recipe.quantize.get("precisions", ["fp32", "fp16", "int8"]))
     compiled: list[dict] = []
-    log.run("compile", False,
-            lambda: compiled.extend(compile_stage.compile_for_target(recipe, quant_dir, target,
-                                                                     run_dir / "compile", precisions)),
-            lambda: ", ".join(f"{c['backend']}-{c['precision']}" for c in compiled))
+    results["artifacts"] = compiled
+    out.append(Step(
+        "compile", lambda: False,
+        lambda: compiled.extend(compile_stage.compile_for_target(recipe, quant_dir, target, run_dir / "compile",
+                                                                 precisions)),
+        lambda: ", ".join(f"{c['backend']}-{c['precision']}" for c in compiled),
+        lambda: 10.0 * len(precisions), always=True))
 
-    kit = next((c for c in compiled if c.get("kind") == "device-kit"), None)
-    runnable = [Path(c["path"]) for c in compiled if c is not kit]
-    engines_built = any(c["backend"] == "tensorrt" for c in compiled if c is not kit)
-    pending = kit is not None and not engines_built
+    def validate() -> None:
+        kit = next((c for c in compiled if c.get("kind") == "device-kit"), None)
+        runnable = [Path(c["path"]) for c in compiled if c is not kit]
+        pending = kit is not None and not any(c["backend"] == "tensorrt" for c in compiled if c is not kit)
+        # With a device kit left to finish, what runs here is the target's fallback: its accuracy
+        # estimates the INT8 model's, its speed says nothing about the device's.
+        results["kit"], results["pending"] = kit, pending
+        results["validation"] = validate_stage.validate(
+            recipe, quant_dir / quantize_stage.FILES["fp32"], runnable, source, run_dir / "validate",
+            opts.robustness, opts.threads, opts.seed, gate_fps=not pending,
+            pruning=read_manifest(state["pruned"]) if "pruned" in state else None)
+
+    passes = (1 + (6 if opts.robustness else 0)) * (1 + len(precisions))
+    out.append(Step("validate", lambda: False, validate,
+                    lambda: "all gates pass" if results["validation"]["passed"] else "a gate FAILED",
+                    lambda: 10.0 + passes * 2 * forward_s(n_test), always=True))
+    return out
+
+
+def plan(chain: list[Step]) -> list[dict[str, Any]]:
+    """Each step reused or to run (a step runs when a step it reads runs), with its time estimate."""
+    rows, running = [], set()
+    for step in chain:
+        runs = step.always or bool(running & set(step.after)) or not step.fresh()
+        if runs:
+            running.add(step.name)
+        rows.append({"stage": step.name, "action": "run" if runs else "reuse",
+                     "estimate_s": round(step.estimate(), 1) if runs else 0.0})
+    return rows
+
+
+def build(recipe: Recipe, target: Target, run_dir: Path, opts: BuildOptions,
+          on_plan: Callable[[list[dict[str, Any]]], None] | None = None) -> dict:
+    """Check the inputs, plan (``on_plan`` sees it before work starts), then run the chain."""
+    run_dir = Path(run_dir).absolute()
+    check_inputs(recipe, opts)
+    source = data_source(recipe, run_dir, opts)
+    split = load_split(recipe, source)           # every image decoded and every box checked, up front
+    if opts.calibration is not None:
+        calibration.load(Path(opts.calibration), source.root)
     results: dict = {}
-    # With a device kit left to finish, what runs here is the target's fallback: its accuracy
-    # estimates the INT8 model's, its speed says nothing about the device's.
-    log.run("validate", False,
-            lambda: results.update(validate_stage.validate(
-                recipe, quant_dir / quantize_stage.FILES["fp32"], runnable, data_root, run_dir / "validate",
-                opts.robustness, opts.threads, opts.seed, gate_fps=not pending, pruning=pruning)),
-            lambda: "all gates pass" if results["passed"] else "a gate FAILED")
+    chain = steps(recipe, target, run_dir, opts, source, split, results)
+    planned = plan(chain)
+    if on_plan is not None:
+        on_plan(planned)
+    log = BuildLog()
+    for step in chain:
+        log.run(step)
 
+    kit = results.get("kit")
+    validation = results["validation"]
     summary = {
         "recipe": recipe.name,
         "target": target.name,
         "run_dir": str(run_dir),
-        "data": str(data_root),
+        "data": {k: str(v) for k, v in source.inputs().items()},
+        "split": split.split,
+        "plan": planned,
         "stages": log.stages,
-        "artifacts": compiled,
+        "artifacts": results["artifacts"],
         "validation": str(run_dir / "validate" / "report.md"),
-        "passed": results.get("passed", False),
+        "passed": validation.get("passed", False),
         "preflight": kit["preflight"] if kit else None,
         "fallback": kit.get("fallback") if kit else None,
         "left_to_do": (f"build the TensorRT engines on the {target.name}: see {kit['path']}/BUILD_ON_DEVICE.md"
-                       if pending else None),
+                       if results.get("pending") else None),
     }
     write_json(run_dir / "build.json", summary)
-    return {**summary, "results": results}
+    return {**summary, "results": validation}

@@ -10,7 +10,7 @@ import onnxruntime as ort
 import torch
 
 from edgekit.artifacts import staged_dir, write_manifest
-from edgekit.backends.base import onnx_input_shape
+from edgekit.backends.base import onnx_input_shape, read_onnx
 from edgekit.checkpoint import load_model
 from edgekit.errors import EdgekitError
 from edgekit.recipes import Recipe
@@ -37,10 +37,8 @@ def export_settings(recipe: Recipe) -> dict:
 def check_onnx(path: Path, recipe: Recipe) -> onnx.ModelProto:
     """Load a user's or our ONNX file; refuse anything that is not one or has the wrong input shape."""
     path = Path(path)
-    if not path.is_file():
-        raise EdgekitError(f"{path}: ONNX file not found")
+    model = read_onnx(path)
     try:
-        model = onnx.load(str(path))
         onnx.checker.check_model(model)
     except Exception as exc:
         raise EdgekitError(f"{path}: not a valid ONNX model ({exc.__class__.__name__}: {str(exc).splitlines()[0][:200]})") from exc

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from edgekit.checkpoint import load_model
-from edgekit.data.recipe_data import load_split
+from edgekit.data.recipe_data import DataSource, as_source, load_split
 from edgekit.errors import EdgekitError
 from edgekit.pruning import PruneSpec, prune_channels
 from edgekit.recipes import Recipe
@@ -47,7 +47,7 @@ def prune_settings(recipe: Recipe, seed: int = 0, epochs: int | None = None, dev
 def prune(
     recipe: Recipe,
     checkpoint: Path,
-    data_root: Path,
+    data: DataSource | Path,
     out: Path,
     seed: int = 0,
     epochs: int | None = None,
@@ -63,7 +63,7 @@ def prune(
     spec = prune_spec(recipe)
     settings = prune_settings(recipe, seed, epochs, device)
     model = load_model(recipe, checkpoint)
-    task = training_task(recipe, load_split(recipe, data_root), seed)
+    task = training_task(recipe, load_split(recipe, data), seed)
     dev = pick_device(device)
     key = task.headline
     before = task.evaluate(model.to(dev), dev)[key]
@@ -72,7 +72,7 @@ def prune(
     print(f"pruned {spec.ratio:.0%} of the channels ({spec.importance}): MACs kept {stats['macs_kept']:.1%}, "
           f"params kept {stats['params_kept']:.1%}; {task.label} {before:.2f} -> {untuned:.2f} before fine-tuning")
     record = {**stats, "metric": task.label, "before": before, "after_pruning": untuned}
-    manifest = fit(recipe, model, data_root, out, settings, STAGE, {"checkpoint": checkpoint, "data": data_root},
+    manifest = fit(recipe, model, data, out, settings, STAGE, {"checkpoint": checkpoint, **as_source(data).inputs()},
                    seed, threads, device, results_extra={"pruning": record},
                    checkpoint_extra={"pruning": settings["prune"]})
     after = manifest["results"]["headline"]["value"]

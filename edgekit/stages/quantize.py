@@ -92,7 +92,7 @@ def quantize(
     recipe: Recipe,
     onnx_path: Path,
     manifest_path: Path,
-    data_root: Path,
+    data_root: Path,                  # the folder the manifest's image paths are relative to
     out: Path,
     method: str | None = None,
     percentile: float | None = None,

@@ -16,8 +16,9 @@ import torch
 
 from edgekit.artifacts import staged_dir, write_json, write_manifest
 from edgekit.checkpoint import build_model, save_checkpoint
-from edgekit.data.recipe_data import load_split
+from edgekit.data.recipe_data import DataSource, as_source, load_split
 from edgekit.errors import EdgekitError
+from edgekit.estimate import human
 from edgekit.progress import bar
 from edgekit.recipes import Recipe
 from edgekit.training import training_task
@@ -92,8 +93,8 @@ def lr_factor(settings: dict, step: int, steps_per_epoch: int) -> float:
     return warm * gamma ** (epoch // settings.get("step_epochs", 10**6))
 
 
-def train_inputs(data_root: Path, pretrained: Path | None) -> dict:
-    return {"data": data_root, **({"pretrained": pretrained} if pretrained else {})}
+def train_inputs(data: DataSource | Path, pretrained: Path | None) -> dict:
+    return {**as_source(data).inputs(), **({"pretrained": pretrained} if pretrained else {})}
 
 
 def make_optimizer(model: torch.nn.Module, settings: dict) -> torch.optim.Optimizer:
@@ -109,7 +110,7 @@ def make_optimizer(model: torch.nn.Module, settings: dict) -> torch.optim.Optimi
 
 def train(
     recipe: Recipe,
-    data_root: Path,
+    data: DataSource | Path,
     out: Path,
     pretrained: Path | None = None,
     epochs: int | None = None,
@@ -122,14 +123,14 @@ def train(
     torch.manual_seed(seed)
     model = build_model(recipe)
     loaded = model.load_imagenet_trunk(pretrained) if pretrained is not None else 0
-    return fit(recipe, model, data_root, out, settings, STAGE, train_inputs(data_root, pretrained), seed, threads,
+    return fit(recipe, model, data, out, settings, STAGE, train_inputs(data, pretrained), seed, threads,
                device, {"pretrained_tensors_loaded": loaded})
 
 
 def fit(
     recipe: Recipe,
     model: torch.nn.Module,
-    data_root: Path,
+    data_source: DataSource | Path,
     out: Path,
     settings: dict,
     stage: str,
@@ -146,7 +147,7 @@ def fit(
         torch.set_num_threads(threads)
     torch.set_flush_denormal(True)  # tiny activations late in training otherwise slow CPU math several-fold
     dev = pick_device(device)
-    data = load_split(recipe, data_root)
+    data = load_split(recipe, data_source)
     task = training_task(recipe, data, seed)
     extra = checkpoint_extra or {}
 
@@ -178,7 +179,8 @@ def fit(
         t_epoch = time.perf_counter()
         losses: list[float] = []
         parts_sum: dict[str, float] = {}
-        progress = bar(task.batches(epoch, bs, workers), f"epoch {epoch + 1}/{settings['epochs']}")
+        progress = bar(task.batches(epoch, bs, workers), f"epoch {epoch + 1}/{settings['epochs']}",
+                       total=steps_per_epoch)
         opt.zero_grad()
         for step, batch in enumerate(progress, 1):
             batch = tuple(t.to(dev, non_blocking=True) for t in batch)
@@ -209,8 +211,11 @@ def fit(
                         **{k: v / len(losses) for k, v in parts_sum.items()}, "test": figures,
                         "lr": opt.param_groups[0]["lr"] / opt.param_groups[0]["lr_mult"],
                         "seconds": round(time.perf_counter() - t_epoch, 1)})
+        pace = np.mean([h["seconds"] for h in history[start:]])
+        left = (settings["epochs"] - epoch - 1) * pace
         progress.write(f"epoch {epoch + 1}/{settings['epochs']}: loss {history[-1]['loss']:.4f}, "
-                       f"{task.label} {figures[task.headline]:.2f}")
+                       f"{task.label} {figures[task.headline]:.2f} ({pace:.0f} s/epoch"
+                       + (f", {human(left).lstrip('~')} left)" if left else ")"))
         save_checkpoint(last, model, recipe, optimizer=opt.state_dict(), scheduler=sched.state_dict(),
                         epoch=epoch + 1, history=history, settings=settings, **extra)
     seconds = time.perf_counter() - t0

@@ -12,7 +12,7 @@ import numpy as np
 from edgekit.artifacts import read_manifest, staged_dir, write_json, write_manifest
 from edgekit.backends import get_backend
 from edgekit.data import robustness
-from edgekit.data.recipe_data import load_split
+from edgekit.data.recipe_data import DataSource, as_source, load_split
 from edgekit.errors import EdgekitError
 from edgekit.recipes import Recipe
 from edgekit.report import validation_markdown
@@ -63,7 +63,7 @@ def validate(
     recipe: Recipe,
     reference_onnx: Path,
     artifacts: list[Path],
-    data_root: Path,
+    data_source: DataSource | Path,
     out: Path,
     with_robustness: bool = False,
     threads: int | None = None,
@@ -77,12 +77,13 @@ def validate(
     workstation): their fps is then reported, not gated. ``pruning`` (the prune stage's manifest)
     adds the gate on what pruning cost: the reference is then the pruned, fine-tuned FP32 model."""
     threads = threads or os.cpu_count() or 1
-    data = load_split(recipe, data_root)
+    source = as_source(data_source)
+    data = load_split(recipe, source)
     task = task_validation(recipe, data)
     builds = [Built("fp32-reference", "onnxruntime", "fp32", Path(reference_onnx))] + [runnable(a) for a in artifacts]
 
     gates_cfg = recipe.validate
-    builtin = (Path(data_root) / "synth.json").is_file()
+    builtin = (source.root / "synth.json").is_file()
     paper = recipe.paper
     line_fps = required_fps(gates_cfg["line"])
     conditions = [c for c in robustness.CONDITIONS if c != "clean"] if with_robustness else []
@@ -155,5 +156,6 @@ def validate(
         write_json(tmp / "results.json", results)
         (tmp / "report.md").write_text(validation_markdown(recipe, results, task.report(results)))
         write_manifest(tmp, STAGE, {"reference": reference_onnx, **{b.label: b.file for b in builds[1:]}},
-                       {"recipe": recipe.name, "robustness": with_robustness, "seed": seed}, {"passed": results["passed"]})
+                       {"recipe": recipe.name, "robustness": with_robustness, "seed": seed,
+                        "data": {k: str(v) for k, v in source.inputs().items()}, "split": source.split}, {"passed": results["passed"]})
     return results

@@ -1,0 +1,105 @@
+"""Which images are the test split: the user's folder, a split file, the data's own split
+(NEU-DET's Validation_* folders, VOC ImageSets), the recipe's seeded split, or all of them."""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from edgekit.data import synth
+from edgekit.data.recipe_data import DataSource, load_split
+from edgekit.errors import EdgekitError
+from edgekit.stages.build import BuildOptions, build
+from edgekit.targets import load_target
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("splits")
+    train = synth.generate(base / "train", per_class=3, seed=11, size=64, progress=False)
+    test = synth.generate(base / "test", per_class=2, seed=12, size=64, progress=False)
+    # NEU-DET's public layout: IMAGES/ + ANNOTATIONS/ beside Validation_Images/ + Validation_Annotations/
+    neu = base / "NEU-DET"
+    shutil.copytree(train / "IMAGES", neu / "IMAGES")
+    shutil.copytree(train / "ANNOTATIONS", neu / "ANNOTATIONS")
+    shutil.copytree(test / "IMAGES", neu / "Validation_Images")
+    shutil.copytree(test / "ANNOTATIONS", neu / "Validation_Annotations")
+    # a VOC tree: numbered images, the class only in the boxes, ImageSets/Main/test.txt
+    voc = base / "VOC"
+    (voc / "JPEGImages").mkdir(parents=True)
+    (voc / "Annotations").mkdir()
+    for n, img in enumerate(sorted((train / "IMAGES").iterdir()), 1):
+        shutil.copy(img, voc / "JPEGImages" / f"{n:06d}{img.suffix}")
+        shutil.copy(train / "ANNOTATIONS" / f"{img.stem}.xml", voc / "Annotations" / f"{n:06d}.xml")
+    (voc / "ImageSets" / "Main").mkdir(parents=True)
+    (voc / "ImageSets" / "Main" / "test.txt").write_text("000001\n000004\n000007\n")
+    return {"train": train, "test": test, "neu": neu, "voc": voc, "base": base}
+
+
+def test_recipe_split_by_default(tiny_det_recipe, folders) -> None:
+    s = load_split(tiny_det_recipe, folders["train"])
+    assert len(s.train) + len(s.test) == 18 and s.split.startswith("recipe split: 20% of each class held out")
+
+
+def test_test_folder(tiny_det_recipe, folders) -> None:
+    s = load_split(tiny_det_recipe, DataSource(folders["train"], test_root=folders["test"]))
+    assert (len(s.train), len(s.test)) == (18, 12) and s.split == f"test folder {folders['test']}"
+    assert s.describe()["test_root"] == str(folders["test"])
+    # a test image that also sits in the training folder leaves training
+    both = folders["base"] / "overlap"
+    if not both.exists():
+        shutil.copytree(folders["train"], both)
+        shutil.copy(folders["test"] / "IMAGES" / "crazing_1.png", both / "IMAGES" / "crazing_99.png")
+        shutil.copy(folders["test"] / "ANNOTATIONS" / "crazing_1.xml", both / "ANNOTATIONS" / "crazing_99.xml")
+    s = load_split(tiny_det_recipe, DataSource(both, test_root=folders["test"]))
+    assert len(s.train) == 18 and any("1 training image(s) are byte-identical to test images" in n
+                                      for n in s.dataset.notes)
+
+
+def test_split_file(tiny_recipe, folders, tmp_path) -> None:
+    listing = tmp_path / "test.txt"
+    listing.write_text("# frozen test images\ncrazing_1\ninclusion_2.png\n\nscratches_3\n")
+    s = load_split(tiny_recipe, DataSource(folders["train"], split_file=listing))
+    assert sorted(x.name for x in s.test) == ["crazing_1.png", "inclusion_2.png", "scratches_3.png"]
+    assert len(s.train) == 15
+    listing.write_text("crazing_1\nrust_7\n")
+    with pytest.raises(EdgekitError, match=r"test\.txt: entry 2 'rust_7' names no image of the data set"):
+        load_split(tiny_recipe, DataSource(folders["train"], split_file=listing))
+
+
+def test_neu_det_validation_folders(tiny_det_recipe, folders) -> None:
+    s = load_split(tiny_det_recipe, folders["neu"])
+    assert (len(s.train), len(s.test)) == (18, 12) and "Validation_Images" in s.split
+    assert all("Validation_Images" in str(x.path) and x.boxes for x in s.test)
+
+
+def test_voc_imagesets(tiny_det_recipe, folders) -> None:
+    s = load_split(tiny_det_recipe, folders["voc"])
+    assert [x.path.stem for x in s.test] == ["000001", "000004", "000007"] and len(s.train) == 15
+    assert s.split == "the data's own ImageSets/Main/test.txt"
+    assert [x.label for x in s.test] == [x.boxes[0].label for x in s.test]   # class from the boxes
+
+
+def test_split_all(tiny_recipe, folders) -> None:
+    s = load_split(tiny_recipe, DataSource(folders["train"], split="all"))
+    assert len(s.test) == 18 and not s.train
+
+
+def test_builds_on_a_test_folder_and_on_validation_folders(tiny_recipe, tiny_stages, folders, tmp_path) -> None:
+    onnx = tiny_stages["root"] / "export" / "model.onnx"
+    cpu = load_target("intel-cpu")
+    planned = []
+    res = build(tiny_recipe, cpu, tmp_path / "a", BuildOptions(data=folders["train"], test_data=folders["test"],
+                                                              onnx=onnx, threads=2), on_plan=planned.extend)
+    assert [p["stage"] for p in planned] == ["calibration set", "quantize", "compile", "validate"]
+    d = res["results"]["data"]
+    assert d["test"] == 12 and d["split"] == f"test folder {folders['test']}" and d["train"] == 18
+    report = (tmp_path / "a" / "validate" / "report.md").read_text()
+    assert f"Test split: 12 images, chosen by test folder {folders['test']}" in report
+    build_json = json.loads((tmp_path / "a" / "build.json").read_text())
+    assert build_json["data"]["test_data"] == str(folders["test"]) and Path(build_json["run_dir"]).is_absolute()
+    res = build(tiny_recipe, cpu, tmp_path / "b", BuildOptions(data=folders["neu"], onnx=onnx, threads=2))
+    d = res["results"]["data"]
+    assert d["test"] == 12 and "Validation_Images" in d["split"]
