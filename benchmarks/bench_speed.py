@@ -28,7 +28,8 @@ from edgekit.artifacts import write_json
 from edgekit.backends import get_backend
 from edgekit.backends.pytorch import TorchRunner
 from edgekit.checkpoint import load_model
-from edgekit.data.recipe_data import load_split, read_images
+from edgekit.data.recipe_data import load_split, read_images, recorded_source
+from edgekit.errors import EdgekitError
 from edgekit.recipes import load_recipe
 from edgekit.report import markdown_table, print_table
 from edgekit.stages.bench import machine
@@ -74,8 +75,7 @@ def variants(runs: list[Path], threads: int, batch: int, recipe) -> list[tuple[s
 
 def test_images(run: Path, recipe, count: int) -> np.ndarray:
     """``count`` pre-processed test images of the run's data (repeated if the split is smaller)."""
-    data = json.loads((run / "build.json").read_text())["data"]
-    test = load_split(recipe, Path(data)).test
+    test = load_split(recipe, recorded_source(run)).test
     images = read_images([test[i % len(test)] for i in range(count)], "reading test images")
     return recipe.preprocess.batch(images)
 
@@ -98,6 +98,11 @@ def main() -> None:
     recipe = load_recipe(args.recipe)
     runs = args.run or [Path("runs") / f"{recipe.name}--intel-cpu"]
     run = runs[0]
+    if not args.build:   # every run folder checked before any timing starts
+        for r in runs:
+            recorded_source(r)
+            if not (r / "quantize" / "fp32.onnx").is_file():
+                raise EdgekitError(f"{r}: no quantize/fp32.onnx (an unfinished or foreign run folder)")
     if args.build:
         cmd = ["edgekit", "build", recipe.name, "--target", "intel-cpu", "--out", str(run.parent)]
         cmd += ["--data", str(args.data)] if args.data else []
@@ -139,4 +144,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except EdgekitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)

@@ -43,6 +43,10 @@ def main() -> None:
     if len(sys.argv) != 3:
         sys.exit(__doc__)
     run, name = Path(sys.argv[1]), sys.argv[2]
+    if not (run / "build.json").is_file() or not (run / "validate" / "results.json").is_file():
+        print(f"error: {run}: not a finished build run folder (needs build.json and validate/results.json)",
+              file=sys.stderr)
+        sys.exit(2)
     build = json.loads((run / "build.json").read_text())
     pruned = any(s["stage"] == "prune" for s in build["stages"])
     train, prune = trained(run, "train"), trained(run, "prune") if pruned else None

@@ -1,13 +1,12 @@
 """Model checkpoints: the recipe's model built and filled from an edgekit or plain state dict."""
 from __future__ import annotations
 
-import pickle
-import re
 from pathlib import Path
 
 import torch
 
 from edgekit.errors import EdgekitError
+from edgekit.torchfile import load_tensors
 from edgekit.models import create_model
 from edgekit.pruning import fit_to_state_dict
 from edgekit.recipes import Recipe
@@ -44,18 +43,7 @@ def load_model(recipe: Recipe, path: Path) -> torch.nn.Module:
     path = Path(path)
     if not path.is_file():
         raise EdgekitError(f"{path}: checkpoint not found")
-    if path.stat().st_size == 0:
-        raise EdgekitError(f"{path}: empty file, not a torch checkpoint")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        found = re.search(r"unsupported GLOBAL (\S+)", str(exc))
-        if found:  # a pickle that would import and call something on load
-            raise EdgekitError(f"{path}: refused: it would import {found.group(1)} when loaded, and loading such "
-                               "objects can run code (save a state dict: torch.save(model.state_dict(), ...))") from None
-        raise EdgekitError(f"{path}: not a torch checkpoint (unreadable pickle)") from None
-    except Exception as exc:
-        raise EdgekitError(f"{path}: not a torch checkpoint ({exc.__class__.__name__})") from None
+    ckpt = load_tensors(path)
     state = ckpt.get("state_dict", ckpt) if isinstance(ckpt, dict) else None
     if not isinstance(state, dict):
         raise EdgekitError(f"{path}: expected a state dict")

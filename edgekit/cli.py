@@ -301,7 +301,7 @@ def bench(
         d = res["device"]
         out.print(f"device: {d['gpu']} (compute {d['compute_capability']}), TensorRT {d['tensorrt']}, "
                   f"power mode {d.get('power_mode') or 'n/a'}")
-    out.print(f"JSON: {res['json']}")
+    out.print(f"JSON: {res['json']}\nlatency histogram: {res['histogram']}")
 
 
 @app.command()
@@ -336,7 +336,7 @@ def build(
                         pretrained=resolve_pretrained(r, pretrained), checkpoint=checkpoint, onnx=onnx,
                         calibration=calibration, epochs=epochs, prune=prune, method=method, robustness=robustness,
                         threads=threads, seed=seed)
-    res = run(r, t, run_dir, opts, on_plan=lambda rows: _print_plan(rows, r, quick))
+    res = run(r, t, run_dir, opts, on_plan=lambda rows: _print_plan(rows, r, t.name, quick))
     _print_preflight(res["artifacts"])
     print_table("build", ["stage", "status", "seconds", "result"],
                 [[s["stage"], s["status"], s["seconds"], s["result"]] for s in res["stages"]], out)
@@ -349,17 +349,18 @@ def build(
 LONG_PLAN_S = 600.0    # a plan longer than this names --quick
 
 
-def _print_plan(rows: list[dict], recipe, quick: bool) -> None:
+def _print_plan(rows: list[dict], recipe, target: str, quick: bool) -> None:
     from edgekit.estimate import human
 
     total = sum(row["estimate_s"] for row in rows)
-    print_table("plan (times are estimates from a few timed steps on this machine)", ["stage", "action", "estimate"],
+    print_table("plan", ["stage", "action", "estimate"],
                 [[row["stage"], row["action"], human(row["estimate_s"]) if row["action"] == "run" else "-"]
                  for row in rows], out)
-    line = f"about {human(total).lstrip('~')} in all on this machine"
+    line = (f"about {human(total).lstrip('~')} in all on this machine (estimated from a few timed training steps; "
+            "each epoch line then says what is left)")
     if total > LONG_PLAN_S and not quick and recipe.has_quick:
-        line += (f"; for a short first look: edgekit build {recipe.name} --quick (the recipe's small profile on the "
-                 "built-in data)")
+        line += (f"; for a short first look: edgekit build {recipe.name} --target {target} --quick (the recipe's "
+                 "small profile on the built-in data)")
     out.print(line)
 
 

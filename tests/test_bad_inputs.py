@@ -30,7 +30,8 @@ from edgekit.targets import targets_dir
 @dataclass
 class Case:
     name: str
-    make: Callable[[Path], tuple[list, Path]]   # case folder -> (CLI arguments, the file the error must name)
+    make: Callable[[Path, Path], tuple[list, Path]]   # (case folder, clean data) -> (CLI arguments, the file
+    #                                                   the error must name)
     problem: str                                # words the error line must hold
 
 
@@ -63,22 +64,6 @@ def _edit_xml(data: Path, stem: str, old: str, new: str) -> Path:
     return xml
 
 
-def _recipe(case: Path, edit: Callable[[dict], None], name: str = "r.yaml") -> Path:
-    raw = yaml.safe_load((recipes_dir() / "sdc-squeezenet-mrf.yaml").read_text())
-    edit(raw)
-    path = case / name
-    path.write_text(yaml.safe_dump(raw))
-    return path
-
-
-def _target(case: Path, edit: Callable[[dict], None]) -> Path:
-    raw = yaml.safe_load((targets_dir() / "intel-cpu.yaml").read_text())
-    edit(raw)
-    path = case / "t.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path
-
-
 @pytest.fixture(scope="module")
 def clean(tmp_path_factory) -> Path:
     """A small, valid NEU-DET-style folder (PNG images, VOC boxes)."""
@@ -90,8 +75,8 @@ def select(recipe: str, data: Path, out: Path) -> list:
 
 
 def image_case(name: str, content: bytes | Callable[[bytes], bytes], problem: str, file: str = "crazing_1.png"):
-    def make(case: Path):
-        data = _data(case, CLEAN)
+    def make(case: Path, clean: Path):
+        data = _data(case, clean)
         target = data / "IMAGES" / file
         payload = content(target.read_bytes()) if callable(content) else content
         target.write_bytes(payload)
@@ -100,63 +85,70 @@ def image_case(name: str, content: bytes | Callable[[bytes], bytes], problem: st
 
 
 def voc_case(name: str, old: str, new: str, problem: str, stem: str = "patches_2"):
-    def make(case: Path):
-        data = _data(case, CLEAN)
+    def make(case: Path, clean: Path):
+        data = _data(case, clean)
         xml = _edit_xml(data, stem, old, new)
         return select("raf-ssd", data, case / "out"), xml
     return Case(name, make, problem)
 
 
-def _renamed_image(case: Path):
-    data = _data(case, CLEAN)
+def _renamed_image(case: Path, clean: Path):
+    data = _data(case, clean)
     odd = data / "IMAGES" / "rust_1.png"
     shutil.copy(data / "IMAGES" / "crazing_1.png", odd)
     return select("sdc-squeezenet-mrf", data, case / "out"), odd
 
 
-def _svg_annotation(case: Path):
-    data = _data(case, CLEAN)
+def _svg_annotation(case: Path, clean: Path):
+    data = _data(case, clean)
     xml = data / "ANNOTATIONS" / "pitted_surface_1.xml"
     xml.write_text('<svg><rect width="4"/></svg>')
     return select("raf-ssd", data, case / "out"), xml
 
 
-def _orphan_image(case: Path):
-    data = _data(case, CLEAN)
+def _orphan_image(case: Path, clean: Path):
+    data = _data(case, clean)
     (data / "ANNOTATIONS" / "inclusion_1.xml").unlink()
     return select("raf-ssd", data, case / "out"), data / "ANNOTATIONS" / "inclusion_1.xml"
 
 
-def _no_folder(case: Path):
+def _no_folder(case: Path, clean: Path):
     return select("sdc-squeezenet-mrf", case / "nowhere", case / "out"), case / "nowhere"
 
 
-def _empty_folder(case: Path):
+def _empty_folder(case: Path, clean: Path):
     (case / "empty").mkdir()
     return select("sdc-squeezenet-mrf", case / "empty", case / "out"), case / "empty"
 
 
-def _no_test_folder(case: Path):
-    return (["train", "sdc-squeezenet-mrf", "--data", CLEAN, "--test-data", case / "gone", "--out", case / "out" / "t"],
+def _no_test_folder(case: Path, clean: Path):
+    return (["train", "sdc-squeezenet-mrf", "--data", clean, "--test-data", case / "gone", "--out", case / "out" / "t"],
             case / "gone")
 
 
-def _split_unknown(case: Path):
+def _garbage_pretrained(case: Path, clean: Path):
+    weights = case / "imagenet.pt"
+    weights.write_bytes(b"PK\x03\x04" + bytes(200))   # a zip header and nothing a torch file holds
+    return (["train", "sdc-squeezenet-mrf", "--data", clean, "--pretrained", weights, "--out", case / "out" / "t"],
+            weights)
+
+
+def _split_unknown(case: Path, clean: Path):
     listing = case / "split.txt"
     listing.write_text("crazing_1\nno_such_image\n")
-    return (["train", "sdc-squeezenet-mrf", "--data", CLEAN, "--split-file", listing, "--out", case / "out" / "t"],
+    return (["train", "sdc-squeezenet-mrf", "--data", clean, "--split-file", listing, "--out", case / "out" / "t"],
             listing)
 
 
-def _split_empty(case: Path):
+def _split_empty(case: Path, clean: Path):
     listing = case / "split.txt"
     listing.write_text("# nothing listed\n\n")
-    return (["build", "sdc-squeezenet-mrf", "--target", "cpu", "--data", CLEAN, "--split-file", listing,
+    return (["build", "sdc-squeezenet-mrf", "--target", "cpu", "--data", clean, "--split-file", listing,
              "--out", case / "out"], listing)
 
 
 def _bench_file(content: Callable[[Path], bytes]):
-    def make(case: Path):
+    def make(case: Path, clean: Path):
         f = case / "model.onnx"
         f.write_bytes(content(case))
         return ["bench", f, "--iters", "1", "--warmup", "0"], f
@@ -171,7 +163,7 @@ def _half_onnx(case: Path) -> bytes:
 
 def _build_onnx(content: Callable[[Path], Path]):
     """build --onnx without --data: the built-in data must not be generated for a bad file."""
-    def make(case: Path):
+    def make(case: Path, clean: Path):
         f = content(case)
         return ["build", "sdc-squeezenet-mrf", "--target", "intel-cpu", "--onnx", f, "--out", case / "out"], f
     return make
@@ -185,7 +177,7 @@ def _garbage(name: str, data: bytes):
 
 
 def _checkpoint(content: Callable[[Path], Path], command: str = "export"):
-    def make(case: Path):
+    def make(case: Path, clean: Path):
         f = content(case)
         if command == "export":
             return ["export", "sdc-squeezenet-mrf", "--checkpoint", f, "--out", case / "out" / "e"], f
@@ -208,30 +200,23 @@ def _code_checkpoint(case: Path) -> Path:
     return f
 
 
-def _recipe_case(edit: Callable[[dict], None] | None, text: str | None = None):
-    def make(case: Path):
-        if text is not None:
-            path = case / "r.yaml"
-            path.write_text(text)
-        else:
-            path = _recipe(case, edit)
-        return ["build", path, "--target", "cpu", "--data", CLEAN, "--out", case / "out"], path
+def _yaml_case(kind: str, edit: Callable[[dict], None] | None, text: str | None = None):
+    """A broken recipe (``kind`` "recipe") or target file handed to build: ``text`` as is, or the bundled
+    file changed by ``edit``."""
+    def make(case: Path, clean: Path):
+        bundled = recipes_dir() / "sdc-squeezenet-mrf.yaml" if kind == "recipe" else targets_dir() / "intel-cpu.yaml"
+        raw = yaml.safe_load(bundled.read_text())
+        if edit is not None:
+            edit(raw)
+        path = case / f"{kind}.yaml"
+        path.write_text(text if text is not None else yaml.safe_dump(raw))
+        named = ([path, "--target", "cpu"] if kind == "recipe" else ["sdc-squeezenet-mrf", "--target", path])
+        return ["build", *named, "--data", clean, "--out", case / "out"], path
     return make
 
 
-def _target_case(edit: Callable[[dict], None] | None, text: str | None = None):
-    def make(case: Path):
-        if text is not None:
-            path = case / "t.yaml"
-            path.write_text(text)
-        else:
-            path = _target(case, edit)
-        return ["build", "sdc-squeezenet-mrf", "--target", path, "--data", CLEAN, "--out", case / "out"], path
-    return make
-
-
-def _changed_manifest(case: Path):
-    data = _data(case, CLEAN)
+def _changed_manifest(case: Path, clean: Path):
+    data = _data(case, clean)
     recipe = load_recipe("sdc-squeezenet-mrf")
     manifest = calibration.write(calibration.select(recipe, load_split(recipe, data), "m"), case / "m.yaml")
     victim = data / yaml.safe_load(manifest.read_text())["images"][0]["path"]
@@ -241,16 +226,16 @@ def _changed_manifest(case: Path):
              "--calibration", manifest, "--out", case / "out" / "q"], manifest)
 
 
-def _garbage_manifest(case: Path):
+def _garbage_manifest(case: Path, clean: Path):
     f = case / "m.yaml"
     f.write_text("- just\n- a list\n")
-    return (["build", "sdc-squeezenet-mrf", "--target", "cpu", "--data", CLEAN, "--calibration", f,
+    return (["build", "sdc-squeezenet-mrf", "--target", "cpu", "--data", clean, "--calibration", f,
              "--out", case / "out"], f)
 
 
-def _not_a_run(case: Path):
+def _not_a_run(case: Path, clean: Path):
     (case / "somewhere").mkdir()
-    return ["validate", "sdc-squeezenet-mrf", case / "somewhere", "--data", CLEAN], case / "somewhere"
+    return ["validate", "sdc-squeezenet-mrf", case / "somewhere", "--data", clean], case / "somewhere"
 
 
 CASES = [
@@ -285,20 +270,22 @@ CASES = [
     Case("garbage checkpoint", _checkpoint(_garbage("g.pt", b"not a pickle at all")), "not a torch checkpoint"),
     Case("empty checkpoint", _checkpoint(_garbage("e.pt", b""), "build"), "empty file, not a torch checkpoint"),
     Case("code-carrying checkpoint", _checkpoint(_code_checkpoint), "refused: it would import posix.system"),
-    Case("malformed recipe YAML", _recipe_case(None, "name: [unclosed\n"), "malformed YAML"),
-    Case("recipe with a string size", _recipe_case(lambda r: r["preprocess"].update(size="big")),
+    Case("garbage pretrained weights", _garbage_pretrained, "not a torch checkpoint"),
+    Case("malformed recipe YAML", _yaml_case("recipe", None, "name: [unclosed\n"), "malformed YAML"),
+    Case("recipe with a string size", _yaml_case("recipe", lambda r: r["preprocess"].update(size="big")),
          "preprocess.size: must be a positive whole number of pixels"),
-    Case("recipe with a list for train", _recipe_case(lambda r: r.update(train=[1, 2])), "train: must be a mapping"),
-    Case("recipe without classes", _recipe_case(lambda r: r["data"].pop("classes")), "data.classes: missing"),
-    Case("malformed target YAML", _target_case(None, "name: cpu\n  kind: [\n"), "malformed YAML"),
-    Case("target with a number for a version", _target_case(lambda t: t.update(compute_capability=8.7, kind="cuda")),
+    Case("recipe with a list for train", _yaml_case("recipe", lambda r: r.update(train=[1, 2])),
+         "train: must be a mapping"),
+    Case("recipe without classes", _yaml_case("recipe", lambda r: r["data"].pop("classes")), "data.classes: missing"),
+    Case("malformed target YAML", _yaml_case("target", None, "name: cpu\n  kind: [\n"), "malformed YAML"),
+    Case("target with a number for a version",
+         _yaml_case("target", lambda t: t.update(compute_capability=8.7, kind="cuda")),
          "compute_capability"),
     Case("calibration images changed", _changed_manifest, "differs from the image the manifest was made from"),
     Case("calibration manifest of another shape", _garbage_manifest, "not an edgekit-calibration/1 manifest"),
     Case("validate on a folder that is no run", _not_a_run, "no compiled artifacts under compile/"),
 ]
 
-CLEAN: Path
 
 
 def _run(args: list) -> subprocess.CompletedProcess:
@@ -313,13 +300,11 @@ def test_at_least_thirty_distinct_bad_inputs() -> None:
 
 
 def test_every_bad_input_is_one_line_naming_the_file(clean: Path, tmp_path: Path) -> None:
-    global CLEAN
-    CLEAN = clean
     prepared = []
     for n, case in enumerate(CASES):
         folder = tmp_path / f"case{n:02d}"
         (folder / "out").mkdir(parents=True)
-        args, named = case.make(folder)
+        args, named = case.make(folder, clean)
         prepared.append((case, folder, args, named))
     with ThreadPoolExecutor(max_workers=4) as pool:
         procs = list(pool.map(lambda p: _run(p[2]), prepared))

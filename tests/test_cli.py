@@ -12,9 +12,9 @@ import torch
 from onnx import TensorProto, helper
 
 
-def edgekit(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def edgekit(*args: str, cwd: Path | None = None, columns: int = 200) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "edgekit", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, env={"EDGEKIT_NO_PROGRESS": "1", "COLUMNS": "200", "PATH": "/usr/bin:/bin"})
+                          cwd=cwd, env={"EDGEKIT_NO_PROGRESS": "1", "COLUMNS": str(columns), "PATH": "/usr/bin:/bin"})
 
 
 def one_error_line(proc: subprocess.CompletedProcess) -> str:
@@ -33,6 +33,21 @@ def test_recipes_and_targets_tables(tmp_path: Path) -> None:
     proc = edgekit("targets", "--json", tmp_path / "t.json")
     names = {t["name"] for t in json.loads((tmp_path / "t.json").read_text())}
     assert proc.returncode == 0 and {"jetson-orin-agx", "jetson-nano", "desktop-cuda", "intel-cpu", "cpu"} <= names
+
+
+def test_names_are_whole_on_an_80_column_terminal() -> None:
+    from edgekit.recipes import list_recipes
+    from edgekit.targets import list_targets
+
+    for command, names in (("recipes", [r.name for r in list_recipes()]), ("targets", [t.name for t in list_targets()])):
+        proc = edgekit(command, columns=80)
+        assert proc.returncode == 0, proc.stderr
+        assert max(len(line) for line in proc.stdout.splitlines()) <= 80
+        cells = {c.strip() for line in proc.stdout.splitlines() for c in line.split("│")}
+        assert set(names) <= cells, set(names) - cells
+        assert "…" not in proc.stdout
+    proc = edgekit("targets", "jetson-orin", columns=80)
+    assert proc.returncode == 0 and "jetson-orin-agx" in proc.stdout and "compute capability" in proc.stdout
 
 
 def test_unknown_recipe_and_target(tmp_path: Path) -> None:
@@ -116,6 +131,8 @@ def test_bench_command_on_an_onnx_file(tmp_path: Path) -> None:
     proc = edgekit("bench", model, "--batch", "1", "--batch", "2", "--iters", "3", "--warmup", "1")
     assert proc.returncode == 0, proc.stderr
     rows = json.loads((tmp_path / "relu.onnx.bench.json").read_text())["rows"]
+    assert (tmp_path / "relu.onnx.bench.latency.png").read_bytes().startswith(b"\x89PNG")
+    assert all(len(r["samples_ms"]) == r["calls"] for r in rows)
     assert {(r["backend"], r["batch"]) for r in rows} == {(b, n) for b in ("onnxruntime", "openvino") for n in (1, 2)}
 
 

@@ -244,3 +244,20 @@ def test_prior_order_matches_the_heads_layout() -> None:
     cells = 8 * 8
     first = loc[0, : cells * 4].reshape(cells, 4, 4)
     assert torch.equal(first[5], torch.arange(16, dtype=torch.float32).reshape(4, 4))  # any cell: ratio a, coord c
+
+
+def test_difficult_objects_follow_the_devkit() -> None:
+    """A difficult object counts for no recall and a detection on it counts neither way (VOC devkit);
+    pycocotools gets it as a crowd region, which it ignores the same way."""
+    truth = np.array([[0.1, 0.1, 0.3, 0.3], [0.5, 0.5, 0.8, 0.8]])
+    gts = [GroundTruth(truth, np.array([0, 0]), np.array([True, False]))]
+    dets = [Detections(np.array([[0.1, 0.1, 0.3, 0.3], [0.5, 0.5, 0.8, 0.8], [0.0, 0.6, 0.2, 0.9]], np.float32),
+                       np.array([0.9, 0.8, 0.7]), np.array([0, 0, 0]))]
+    voc = voc_map(gts, dets, ("a",))
+    assert voc["gt_per_class"] == {"a": 1} and voc["difficult_per_class"] == {"a": 1}
+    assert voc["all_point"]["a"] == pytest.approx(100.0) and voc["voc07"]["a"] == pytest.approx(100.0)
+    first = [Detections(dets[0].boxes[:1], dets[0].scores[:1], dets[0].labels[:1])]
+    assert voc_map(gts, first, ("a",))["all_point"]["a"] == 0.0   # only the difficult one found: no recall
+    plain = voc_map([GroundTruth(truth, np.array([0, 0]))], first, ("a",))   # counted as a plain object instead
+    assert plain["all_point"]["a"] == pytest.approx(50.0)
+    assert coco_map(gts, dets, ("a",), [(200, 200)])["ap50"] == pytest.approx(100.0)

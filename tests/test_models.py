@@ -39,7 +39,7 @@ def test_imagenet_trunk_loads_from_torchvision_layout(tmp_path) -> None:
     with pytest.raises(EdgekitError, match=r"bad\.pth: features\.0\.weight has shape"):
         m.load_imagenet_trunk(tmp_path / "bad.pth")
     (tmp_path / "junk.pth").write_bytes(b"not a pickle")
-    with pytest.raises(EdgekitError, match=r"junk\.pth: not a readable torch state dict"):
+    with pytest.raises(EdgekitError, match=r"junk\.pth: not a torch checkpoint \(unreadable pickle\)"):
         m.load_imagenet_trunk(tmp_path / "junk.pth")
 
 

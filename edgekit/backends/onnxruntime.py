@@ -6,7 +6,6 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-import onnx
 import onnxruntime as ort
 
 from edgekit.backends.base import onnx_input_shape, read_onnx, with_batch

@@ -96,9 +96,9 @@ def images_in(folder: Path) -> list[Path]:
 
 def boxed_layout(root: Path) -> tuple[Path, Path] | None:
     """The (images, annotations) folders of a NEU-DET or VOC tree under ``root``, if it is one."""
-    for images, annotations in BOXED_LAYOUTS:
+    for images, notes in BOXED_LAYOUTS:
         if (root / images).is_dir():
-            return root / images, root / annotations
+            return root / images, root / notes
     return None
 
 

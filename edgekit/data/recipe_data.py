@@ -13,6 +13,7 @@ of training, and the notes say how many.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -66,6 +67,23 @@ class DataSource:
 
 def as_source(data: DataSource | Path | str) -> DataSource:
     return data if isinstance(data, DataSource) else DataSource(Path(data))
+
+
+def recorded_source(run: Path) -> DataSource:
+    """The data a build run used, from its ``build.json`` (paths absolute; a relative one, from older
+    runs, is taken relative to the run folder)."""
+    record = Path(run) / "build.json"
+    if not record.is_file():
+        raise EdgekitError(f"{run}: not a build run folder (no build.json)")
+    try:
+        data = json.loads(record.read_text())["data"]
+    except (json.JSONDecodeError, KeyError):
+        raise EdgekitError(f"{record}: corrupt build record (no data entry)") from None
+    paths = data if isinstance(data, dict) else {"data": data}
+    found = {k: (Path(v) if Path(v).is_absolute() else Path(run) / v) for k, v in paths.items()}
+    src = DataSource(found["data"], found.get("test_data"), found.get("split_file"))
+    src.check()
+    return src
 
 
 @dataclass

@@ -12,6 +12,7 @@ import torch
 import torch.nn as nn
 
 from edgekit.errors import EdgekitError
+from edgekit.torchfile import load_tensors
 
 # (blocks, bottleneck width, stride) of ResNet-50's four stages; output channels are width x 4.
 RESNET50_STAGES = {"layer1": (3, 64, 1), "layer2": (4, 128, 2), "layer3": (6, 256, 2), "layer4": (3, 512, 2)}
@@ -92,10 +93,7 @@ class ResNet50Trunk(nn.Module):
         number of tensors loaded (BatchNorm running statistics included).
         """
         path = Path(path)
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises many types for a bad file
-            raise EdgekitError(f"{path}: not a readable torch state dict ({exc.__class__.__name__})") from exc
+        state = load_tensors(path)
         if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
             state = state["state_dict"]
         if not isinstance(state, dict):

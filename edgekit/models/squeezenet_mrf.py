@@ -8,14 +8,13 @@ each with ReLU, concatenation, global average pooling, conv11 (1x1) to ``num_cla
 """
 from __future__ import annotations
 
-import gzip
-import io
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 
 from edgekit.errors import EdgekitError
+from edgekit.torchfile import load_tensors
 from edgekit.models.registry import register_model
 
 # Modules of the trunk by the paper's names; used by recipes for ELF learning-rate multipliers.
@@ -125,14 +124,7 @@ class SqueezeNetMRF(nn.Module):
         Returns the number of tensors loaded. The 1000-class ``classifier.*`` is ignored.
         """
         path = Path(path)
-        try:
-            if path.suffix == ".gz":
-                with gzip.open(path, "rb") as f:
-                    state = torch.load(io.BytesIO(f.read()), map_location="cpu", weights_only=True)
-            else:
-                state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as exc:  # torch raises many types for a bad file
-            raise EdgekitError(f"{path}: not a readable torch state dict ({exc.__class__.__name__}: {exc})") from exc
+        state = load_tensors(path)
         if isinstance(state, dict) and "state_dict" in state:
             state = state["state_dict"]
         if not isinstance(state, dict):

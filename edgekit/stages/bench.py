@@ -13,6 +13,7 @@ from edgekit.artifacts import read_manifest, write_json
 from edgekit.backends import get_backend, is_available
 from edgekit.backends.base import onnx_input_shape, read_onnx
 from edgekit.errors import EdgekitError
+from edgekit.plots import latency_histogram
 from edgekit.progress import bar
 from edgekit.timing import measure, summarize
 
@@ -127,4 +128,8 @@ def bench(
         json_path = Path(artifact) / "bench.json" if Path(artifact).is_dir() else Path(f"{artifact}.bench.json")
     write_json(json_path, results)
     results["json"] = str(json_path)
+    picture = json_path.with_name(json_path.name.replace(".json", "") + ".latency.png")
+    latency_histogram(picture, {f"{r['backend']} b={r['batch']}" + (f" ({r['timing']})" if "timing" in r else ""):
+                                r["samples_ms"] for r in rows})
+    results["histogram"] = str(picture)
     return results

@@ -8,11 +8,15 @@ import numpy as np
 
 from edgekit.backends.base import Runner
 from edgekit.data.recipe_data import SplitData, read_images
+from edgekit.plots import confusion_matrices
 from edgekit.progress import bar
 from edgekit.recipes import Recipe
 from edgekit.report import markdown_table
 from edgekit.tasks import postprocessor
 from edgekit.tasks.classification import metrics
+
+
+CONFUSION = "confusion.png"
 
 
 class ClassificationValidation:
@@ -46,10 +50,13 @@ class ClassificationValidation:
         out += [markdown_table(["artifact", *classes],
                                [[r["artifact"], *[r["per_class"][c]["recall"] for c in classes]]
                                 for r in results["rows"]]), ""]
+        if CONFUSION in results.get("extras", []):
+            out += [f"![confusion matrices]({CONFUSION})", ""]
         for r in results["rows"]:
             out += [f"### Confusion matrix: {r['artifact']} (rows true, columns predicted)", ""]
             out += [markdown_table(["", *classes], [[c, *r["confusion"][i]] for i, c in enumerate(classes)]), ""]
         return out
 
     def write_extras(self, folder: Path, results: dict[str, Any]) -> list[str]:
-        return []
+        return [confusion_matrices(Path(folder) / CONFUSION, {r["artifact"]: r["confusion"] for r in results["rows"]},
+                                   self.classes)]

@@ -11,6 +11,7 @@ import numpy as np
 from edgekit.backends.base import Runner
 from edgekit.data.recipe_data import SplitData, read_images
 from edgekit.errors import EdgekitError
+from edgekit.plots import pr_curves
 from edgekit.progress import bar
 from edgekit.recipes import Recipe
 from edgekit.report import markdown_table
@@ -21,6 +22,7 @@ from edgekit.tasks.detection.postprocess import Detections
 from edgekit.tasks.detection.spec import DetectionSpec
 
 GRID = "detections.png"
+PR = "pr_curves.png"
 SHOW_SCORE = 0.3       # detections drawn in the grid: score at least this
 
 
@@ -39,6 +41,7 @@ class DetectionValidation:
         self.truths = GroundTruth.for_images(data.test, self.images)
         self.labels = [s.label for s in data.test]
         self.detections: dict[str, list[Detections]] = {}
+        self.curves: dict[str, dict] = {}
         self.post = postprocessor(recipe)
 
     def pipeline(self, runner: Runner):
@@ -51,7 +54,9 @@ class DetectionValidation:
     def evaluate(self, runner: Runner, label: str) -> dict[str, Any]:
         dets = self._detect(runner, self.x, f"{label}: test split")
         self.detections[label] = dets
-        return detection_metrics(self.truths, dets, self.classes, self.sizes)
+        figures = detection_metrics(self.truths, dets, self.classes, self.sizes)
+        self.curves[label] = figures.pop("curves")   # arrays for the picture, not for results.json
+        return figures
 
     def score(self, runner: Runner, x: np.ndarray, desc: str) -> float:
         return voc_map(self.truths, self._detect(runner, x, desc), self.classes)["map_voc07"]
@@ -67,7 +72,11 @@ class DetectionValidation:
                           self.paper.get("map")])
         out += [markdown_table(["artifact", *classes, "mAP"], table), "",
                 f"Ground-truth boxes per class: {', '.join(f'{c} {n}' for c, n in rows[0]['gt_per_class'].items())}.",
-                ""]
+                "",
+                "Objects marked difficult (VOC devkit protocol: left out of recall, a detection on one counts "
+                f"neither way): {self._difficult(rows[0])}.", ""]
+        if PR in results.get("extras", []):
+            out += [f"![precision-recall curves]({PR})", ""]
         out += ["## Other definitions", "",
                 markdown_table(["artifact", "mAP@0.5 VOC07 %", "mAP@0.5 all-point %", "COCO AP50 %",
                                 "COCO AP75 %", "COCO mAP@[.5:.95] %", "detections"],
@@ -82,6 +91,11 @@ class DetectionValidation:
                     "drawn after the same host post-processing.", ""]
         return out
 
+    @staticmethod
+    def _difficult(row: dict[str, Any]) -> str:
+        counts = row.get("difficult_per_class", {})
+        return (", ".join(f"{c} {n}" for c, n in counts.items() if n) or "none") + f" ({sum(counts.values())} in all)"
+
     def sample_indices(self) -> list[int]:
         """Up to ``samples`` test images, spread over the classes (first images of each class)."""
         per_class = max(1, -(-self.samples // len(self.classes)))
@@ -91,8 +105,12 @@ class DetectionValidation:
         return sorted(chosen)[: self.samples]
 
     def write_extras(self, folder: Path, results: dict[str, Any]) -> list[str]:
+        written = []
+        if self.curves:
+            ap = {r["artifact"]: r["ap_voc07"] for r in results["rows"]}
+            written.append(pr_curves(Path(folder) / PR, self.curves, self.classes, ap))
         if not self.detections or self.samples <= 0:
-            return []
+            return written
         labels = list(self.detections)
         tiles = []
         for i in self.sample_indices():
@@ -107,4 +125,4 @@ class DetectionValidation:
         if not ok:  # pragma: no cover
             raise EdgekitError(f"{folder / GRID}: PNG encoding failed")
         (Path(folder) / GRID).write_bytes(buf.tobytes())
-        return [GRID]
+        return [*written, GRID]

@@ -167,6 +167,6 @@ def detection_metrics(gts: list[GroundTruth], dets: list[Detections], classes: t
     voc = voc_map(gts, dets, classes)
     return {"map_voc07": voc["map_voc07"], "map_all_point": voc["map_all_point"],
             "ap_voc07": voc["voc07"], "ap_all_point": voc["all_point"], "gt_per_class": voc["gt_per_class"],
-            "difficult_per_class": voc["difficult_per_class"],
+            "difficult_per_class": voc["difficult_per_class"], "curves": voc["curves"],
             "coco": coco_map(gts, dets, classes, sizes),
             "detections": int(sum(len(d) for d in dets))}
