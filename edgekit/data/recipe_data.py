@@ -25,6 +25,7 @@ from edgekit.data.splits import stratified_split
 from edgekit.errors import EdgekitError
 from edgekit.progress import bar
 from edgekit.recipes import Recipe
+from edgekit.tasks import get_task
 
 SPLITS = ("test", "all")
 NEU_VALIDATION = ("Validation_Images", "Validation_Annotations")
@@ -148,7 +149,7 @@ def load_split(recipe: Recipe, data: DataSource | Path) -> SplitData:
         raise EdgekitError(f"{recipe.path}: data.format {recipe.data['format']!r} is not supported")
     src = as_source(data)
     src.check()
-    boxes = recipe.task == "detection"
+    boxes = get_task(recipe).reads_boxes
     dataset = load_neu(src.root, recipe.classes, with_boxes=boxes)
     if src.split == "all":
         return SplitData(dataset, [], list(dataset.samples), f"all {len(dataset.samples)} images of the folder")

@@ -20,7 +20,7 @@ from edgekit.errors import EdgekitError
 from edgekit.recipes import Recipe
 from edgekit.stages.export import output_names
 from edgekit.stages.quantize import FILES
-from edgekit.tasks.detection.spec import DetectionSpec
+from edgekit.tasks import get_task
 from edgekit.targets import Target
 
 STAGE = "compile"
@@ -34,11 +34,8 @@ def write_pipeline(recipe: Recipe, folder: Path) -> None:
     pipeline = {"recipe": recipe.name, "task": recipe.task, "classes": list(recipe.classes),
                 "input": {"name": "input", "shape": [1, *recipe.preprocess.input_shape], "layout": "NCHW",
                           "preprocess": asdict(recipe.preprocess)},
-                "outputs": list(output_names(recipe))}
-    if recipe.task == "detection":
-        pipeline["postprocess"] = DetectionSpec.from_recipe(recipe).describe(folder)
-    else:
-        pipeline["postprocess"] = {"argmax": "over logits' last axis"}
+                "outputs": list(output_names(recipe)),
+                "postprocess": get_task(recipe).describe_postprocess(recipe, folder)}
     (Path(folder) / PIPELINE).write_text(json.dumps(pipeline, indent=2) + "\n")
 
 

@@ -14,19 +14,17 @@ from edgekit.backends.base import onnx_input_shape, read_onnx
 from edgekit.checkpoint import load_model
 from edgekit.errors import EdgekitError
 from edgekit.recipes import Recipe
+from edgekit.tasks import get_task
 
 STAGE = "export"
 OPSET = 17                # TensorRT 8.2 (Jetson Nano) parses up to opset 13..17 depending on op; 17 is safe from 8.5
 MODEL = "model.onnx"
 INPUT = "input"
-# Graph outputs per task, in the order runners return them.
-OUTPUTS = {"classification": ("logits",), "detection": ("loc", "conf")}
 
 
 def output_names(recipe: Recipe) -> tuple[str, ...]:
-    if recipe.task not in OUTPUTS:
-        raise EdgekitError(f"{recipe.path}: export for task {recipe.task!r} is not supported yet")
-    return OUTPUTS[recipe.task]
+    """The graph's outputs, in the order runners return them (the task says)."""
+    return get_task(recipe).outputs
 
 
 def export_settings(recipe: Recipe) -> dict:

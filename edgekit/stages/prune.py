@@ -18,7 +18,7 @@ from edgekit.errors import EdgekitError
 from edgekit.pruning import PruneSpec, prune_channels
 from edgekit.recipes import Recipe
 from edgekit.stages.train import CHECKPOINT, fit, manifest_settings, pick_device
-from edgekit.training import training_task
+from edgekit.tasks import get_task
 
 STAGE = "prune"
 DEFAULT_MAX_DROP = 1.0
@@ -63,7 +63,7 @@ def prune(
     spec = prune_spec(recipe)
     settings = prune_settings(recipe, seed, epochs, device)
     model = load_model(recipe, checkpoint)
-    task = training_task(recipe, load_split(recipe, data), seed)
+    task = get_task(recipe).training(recipe, load_split(recipe, data), seed)
     dev = pick_device(device)
     key = task.headline
     before = task.evaluate(model.to(dev), dev)[key]

@@ -21,7 +21,7 @@ from edgekit.errors import EdgekitError
 from edgekit.estimate import human
 from edgekit.progress import bar
 from edgekit.recipes import Recipe
-from edgekit.training import training_task
+from edgekit.tasks import get_task
 
 STAGE = "train"
 CHECKPOINT = "model.pt"
@@ -148,7 +148,7 @@ def fit(
     torch.set_flush_denormal(True)  # tiny activations late in training otherwise slow CPU math several-fold
     dev = pick_device(device)
     data = load_split(recipe, data_source)
-    task = training_task(recipe, data, seed)
+    task = get_task(recipe).training(recipe, data, seed)
     extra = checkpoint_extra or {}
 
     memory_format = torch.channels_last if settings.get("channels_last") else torch.contiguous_format

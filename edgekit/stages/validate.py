@@ -17,7 +17,7 @@ from edgekit.errors import EdgekitError
 from edgekit.recipes import Recipe
 from edgekit.report import validation_markdown
 from edgekit.timing import measure
-from edgekit.validation import task_validation
+from edgekit.tasks import get_task
 
 STAGE = "validate"
 
@@ -79,7 +79,7 @@ def validate(
     threads = threads or os.cpu_count() or 1
     source = as_source(data_source)
     data = load_split(recipe, source)
-    task = task_validation(recipe, data)
+    task = get_task(recipe).validation(recipe, data)
     builds = [Built("fp32-reference", "onnxruntime", "fp32", Path(reference_onnx))] + [runnable(a) for a in artifacts]
 
     gates_cfg = recipe.validate

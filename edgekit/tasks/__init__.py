@@ -1,4 +1,5 @@
-"""Host-side task code: post-processing and metrics, shared by validation, benchmarks and the line."""
+"""Tasks, one package each (``edgekit/tasks/<task>/``: training, validation, post-processing,
+metrics), registered once by name as timm registers models. Stages ask :func:`get_task`."""
 from __future__ import annotations
 
 from typing import Any, Callable
@@ -6,20 +7,37 @@ from typing import Any, Callable
 import numpy as np
 
 from edgekit.errors import EdgekitError
-from edgekit.recipes import Recipe
+
+_TASKS: dict[str, Any] = {}
 
 
-def postprocessor(recipe: Recipe) -> Callable[[list[np.ndarray]], Any]:
-    """The recipe's post-processing of a batch's raw outputs: class indices, or detections per image."""
-    if recipe.task == "classification":
-        from edgekit.tasks.classification import predict
+def register_task(name: str) -> Callable[[type], type]:
+    """Class decorator: one instance of the class serves every recipe of task ``name``."""
+    def wrap(cls: type) -> type:
+        if name in _TASKS:
+            raise ValueError(f"task {name!r} registered twice")
+        cls.name = name
+        _TASKS[name] = cls()
+        return cls
+    return wrap
 
-        return lambda outputs: predict(outputs[0])
-    if recipe.task == "detection":
-        from edgekit.tasks.detection.postprocess import postprocess
-        from edgekit.tasks.detection.spec import DetectionSpec
 
-        spec = DetectionSpec.from_recipe(recipe)
-        priors, cfg = spec.prior_boxes, spec.postprocess
-        return lambda outputs: postprocess(outputs[0], outputs[1], priors, cfg)
-    raise EdgekitError(f"{recipe.path}: post-processing for task {recipe.task!r} is not supported yet")
+def task_names() -> list[str]:
+    return sorted(_TASKS)
+
+
+def get_task(recipe) -> Any:
+    """The registered task of a recipe (an error naming the recipe file for a task not built yet)."""
+    task = _TASKS.get(recipe.task)
+    if task is None:
+        raise EdgekitError(f"{recipe.path}: task {recipe.task!r} is not supported yet (supported: "
+                           f"{', '.join(task_names())})")
+    return task
+
+
+def postprocessor(recipe) -> Callable[[list[np.ndarray]], Any]:
+    """The recipe's post-processing of a batch's raw outputs (shared by validation, benchmarks and the line)."""
+    return get_task(recipe).postprocessor(recipe)
+
+
+from edgekit.tasks import classification, detection  # noqa: E402,F401  (registers the bundled tasks)

@@ -13,7 +13,7 @@ from edgekit.progress import bar
 from edgekit.recipes import Recipe
 from edgekit.report import markdown_table
 from edgekit.tasks import postprocessor
-from edgekit.tasks.classification import metrics
+from edgekit.tasks.classification.metrics import metrics
 
 
 CONFUSION = "confusion.png"

@@ -1,4 +1,4 @@
-"""Classification: logits -> class, and the figures validate reports."""
+"""Classification's host side: logits -> class, and the figures validation reports."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,0 +1,76 @@
+"""What a task is: the one object the stages ask about everything that is that task's own.
+
+A task package (``edgekit/tasks/<task>/``) registers one :class:`Task` by name. The stages never
+branch on ``recipe.task``: training asks the task for its batches, loss and test figure
+(:class:`TrainingTask`), validation for its figures, report sections and pictures
+(:class:`TaskValidation`), export for its graph outputs, compile and the line for its host
+post-processing and how to describe it in ``pipeline.json``.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Iterable, Protocol
+
+import numpy as np
+import torch
+
+from edgekit.backends.base import Runner
+
+
+class TrainingTask(Protocol):
+    headline: str      # key of ``evaluate``'s result that summarises the model
+    label: str         # how reports name it, e.g. "test accuracy %"
+
+    def batches(self, epoch: int, batch_size: int, workers: int = 0) -> Iterable[tuple[torch.Tensor, ...]]:
+        """One epoch of (input, *targets) batches, shuffled and augmented from (seed, epoch)."""
+        ...
+
+    def loss(self, outputs, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, dict[str, float]]: ...
+
+    def evaluate(self, model: torch.nn.Module, device: torch.device) -> dict[str, float]: ...
+
+
+class TaskValidation(Protocol):
+    headline: str      # metric compared across artifacts and with the paper
+    column: str        # its name in tables
+    paper_key: str     # the key of ``recipe.paper`` holding the paper's figure
+    images: list[np.ndarray]   # test images as read (uint8 grey)
+    x: np.ndarray      # the same, pre-processed
+
+    def pipeline(self, runner: Runner) -> Callable[[np.ndarray], Any]:
+        """A batch in, the deployed answer out (post-processing included): what the line runs."""
+        ...
+
+    def evaluate(self, runner: Runner, label: str) -> dict[str, Any]:
+        """Every figure of this task on the clean test split (``headline`` among them)."""
+        ...
+
+    def score(self, runner: Runner, x: np.ndarray, desc: str) -> float:
+        """The headline figure on another version of the test images (a robustness condition)."""
+        ...
+
+    def report(self, results: dict[str, Any]) -> list[str]:
+        """Markdown lines of the task's own report sections."""
+        ...
+
+    def write_extras(self, folder: Path, results: dict[str, Any]) -> list[str]:
+        """Extra files (figures) written into the validation folder; returns their names."""
+        ...
+
+
+class Task(Protocol):
+    name: str
+    outputs: tuple[str, ...]   # the exported graph's outputs, in the order runners return them
+    reads_boxes: bool          # its data needs VOC boxes
+
+    def training(self, recipe, data, seed: int) -> TrainingTask: ...
+
+    def validation(self, recipe, data) -> TaskValidation: ...
+
+    def postprocessor(self, recipe) -> Callable[[list[np.ndarray]], Any]:
+        """A batch's raw outputs -> the deployed answer, the same after every backend."""
+        ...
+
+    def describe_postprocess(self, recipe, folder: Path) -> dict[str, Any]:
+        """``pipeline.json``'s post-processing entry (writing any file it needs into ``folder``)."""
+        ...
