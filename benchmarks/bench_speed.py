@@ -29,7 +29,7 @@ from edgekit.backends import get_backend
 from edgekit.backends.pytorch import TorchRunner
 from edgekit.checkpoint import load_model
 from edgekit.data.recipe_data import load_split, read_images, recorded_source
-from edgekit.errors import EdgekitError
+from edgekit.errors import EdgekitError, run_reporting
 from edgekit.recipes import load_recipe
 from edgekit.report import markdown_table, print_table
 from edgekit.stages.bench import machine
@@ -144,8 +144,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except EdgekitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    run_reporting(main)

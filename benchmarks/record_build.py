@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 
 from edgekit.artifacts import read_manifest, write_json
+from edgekit.errors import EdgekitError, run_reporting
 from edgekit.stages.bench import machine
 
 HERE = Path(__file__).resolve().parent
@@ -44,9 +45,7 @@ def main() -> None:
         sys.exit(__doc__)
     run, name = Path(sys.argv[1]), sys.argv[2]
     if not (run / "build.json").is_file() or not (run / "validate" / "results.json").is_file():
-        print(f"error: {run}: not a finished build run folder (needs build.json and validate/results.json)",
-              file=sys.stderr)
-        sys.exit(2)
+        raise EdgekitError(f"{run}: not a finished build run folder (needs build.json and validate/results.json)")
     build = json.loads((run / "build.json").read_text())
     pruned = any(s["stage"] == "prune" for s in build["stages"])
     train, prune = trained(run, "train"), trained(run, "prune") if pruned else None
@@ -70,4 +69,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run_reporting(main)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -10,7 +9,7 @@ import typer
 from rich.console import Console
 
 from edgekit.artifacts import write_json
-from edgekit.errors import EdgekitError
+from edgekit.errors import EdgekitError, run_reporting
 from edgekit.recipes import list_recipes, load_recipe
 from edgekit.report import gate_rows, print_table, summary_rows
 from edgekit.targets import list_targets, load_target
@@ -365,11 +364,7 @@ def _print_plan(rows: list[dict], recipe, target: str, quick: bool) -> None:
 
 
 def main() -> None:
-    try:
-        app()
-    except EdgekitError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        sys.exit(2)
+    run_reporting(app)
 
 
 if __name__ == "__main__":
