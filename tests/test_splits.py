@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -103,3 +106,10 @@ def test_builds_on_a_test_folder_and_on_validation_folders(tiny_recipe, tiny_sta
     res = build(tiny_recipe, cpu, tmp_path / "b", BuildOptions(data=folders["neu"], onnx=onnx, threads=2))
     d = res["results"]["data"]
     assert d["test"] == 12 and "Validation_Images" in d["split"]
+    # a new batch from the line, scored whole, from another directory than the build's
+    proc = subprocess.run([sys.executable, "-m", "edgekit", "validate", str(tiny_recipe.path), str(tmp_path / "a"),
+                           "--data", str(folders["test"]), "--split", "all", "--threads", "2"],
+                          capture_output=True, text=True, cwd=folders["base"], env={**os.environ, "COLUMNS": "200"})
+    assert proc.returncode in (0, 1), proc.stderr      # 1: a gate failed, which a one-epoch model may
+    d = json.loads((tmp_path / "a" / "validate" / "results.json").read_text())["data"]
+    assert d["test"] == 12 and d["split"] == "all 12 images of the folder"
