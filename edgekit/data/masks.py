@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from edgekit.data.images import IMAGE_SUFFIXES, check_image, read_grey
+from edgekit.data.neu import images_in
 from edgekit.errors import EdgekitError
 
 LAYOUTS = ("neu-seg", "magnetic-tile", "kolektor", "severstal", "images-masks")
@@ -100,27 +101,23 @@ def detect_layout(root: Path) -> str:
                        "MT_*/Imgs/, KolektorSDD kosNN/, Severstal train.csv, or images/ + masks/)")
 
 
-def _images(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-
-
 def _pairs(root: Path, layout: str) -> list[tuple[Path, Path | None, str, tuple]]:
     """(image, mask or None, group, runs) for every image of the layout."""
     out: list[tuple[Path, Path | None, str, tuple]] = []
     if layout == "neu-seg":
         for split in sorted(p for p in (root / "images").iterdir() if p.is_dir()):
-            for image in _images(split):
+            for image in images_in(split):
                 mask = root / "annotations" / split.name / f"{image.stem}.png"
                 out.append((image, mask if mask.is_file() else None, split.name, ()))
     elif layout == "magnetic-tile":
         for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("MT_")):
             imgs = folder / "Imgs" if (folder / "Imgs").is_dir() else folder
-            for image in (p for p in _images(imgs) if p.suffix.lower() == ".jpg"):
+            for image in (p for p in images_in(imgs) if p.suffix.lower() == ".jpg"):
                 mask = image.with_suffix(".png")
                 out.append((image, mask if mask.is_file() else None, folder.name[3:], ()))
     elif layout == "kolektor":
         for folder in sorted(p for p in root.iterdir() if p.is_dir() and re.fullmatch(r"kos\d+", p.name)):
-            for image in (p for p in _images(folder) if not p.stem.endswith("_label")):
+            for image in (p for p in images_in(folder) if not p.stem.endswith("_label")):
                 mask = folder / f"{image.stem}_label.bmp"
                 out.append((image, mask if mask.is_file() else None, folder.name, ()))
     elif layout == "severstal":
@@ -128,14 +125,14 @@ def _pairs(root: Path, layout: str) -> list[tuple[Path, Path | None, str, tuple]
         folder = root / "train_images"
         if not folder.is_dir():
             raise EdgekitError(f"{folder}: Severstal images folder not found beside train.csv")
-        for image in _images(folder):
+        for image in images_in(folder):
             found = tuple(sorted(runs.pop(image.name, {}).items()))
             out.append((image, None, "defect" if found else "free", found))
         if runs:
             raise EdgekitError(f"{root / 'train.csv'}: rows for {len(runs)} image(s) not in train_images/, "
                                f"e.g. {next(iter(runs))}")
     else:
-        for image in _images(root / "images"):
+        for image in images_in(root / "images"):
             masks = [m for m in (root / "masks").glob(f"{image.stem}.*") if m.suffix.lower() in IMAGE_SUFFIXES]
             out.append((image, masks[0] if masks else None, "images", ()))
     return out

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgekit.data.images import read_grey
+from edgekit.data.images import IMAGE_SUFFIXES, read_grey
 from edgekit.data.neu import Dataset, Sample, boxed_layout, load_neu
 from edgekit.data.splits import stratified_split
 from edgekit.errors import EdgekitError
@@ -119,8 +119,7 @@ def read_split_file(path: Path) -> list[str]:
     for line in lines:
         text = line.split("#", 1)[0].strip()
         if text:
-            stems.append(Path(text).stem if Path(text).suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp", ".tif",
-                                                                          ".tiff") else text)
+            stems.append(Path(text).stem if Path(text).suffix.lower() in IMAGE_SUFFIXES else text)
     if not stems:
         raise EdgekitError(f"{path}: the split file lists no images")
     return stems
