@@ -326,6 +326,10 @@ class FakeCuda:
         self.launches += 1
         self.queue.extend(graph)
 
+    def close(self) -> None:
+        self.memory.clear()
+        self.closed = True
+
 
 def make_trt(version: str, dla_cores: int = 0, cuda: FakeCuda | None = None, fail_build: bool = False):
     """A module shaped like ``import tensorrt`` of ``version``."""

@@ -67,35 +67,35 @@ def on_device(engine: Path, warmup: int, iters: int, max_seconds: float) -> tupl
     from edgekit.recipes import load_recipe
     from edgekit.tasks import postprocessor
 
-    runner = get_backend("tensorrt").load(engine)
-    x = np.random.default_rng(0).normal(0, 50, size=runner.input_shape).astype(np.float32)
-    for _ in range(warmup):
-        runner.infer(x)
-    compute = summarize([runner.compute_ms() for _ in range(iters)], runner.input_shape[0])
-    rows = [{"backend": "tensorrt", "file": str(engine), "timing": "gpu compute only", **compute},
-            {"backend": "tensorrt", "file": str(engine), "timing": "copies + inference",
-             **measure(runner.infer, x, warmup, iters, max_seconds)}]
-    device = {**asdict(runner.device), "power_mode": jetson.power_mode()}
-    pipeline = engine.parent / "pipeline.json"
-    if pipeline.is_file():
-        recipe = load_recipe(json.loads(pipeline.read_text())["recipe"])
-        post = postprocessor(recipe)
-        size = recipe.preprocess.input_shape[-2:]
-        image = np.random.default_rng(0).integers(0, 256, size=(*size, runner.input_shape[0]), dtype=np.uint8)
+    with get_backend("tensorrt").load(engine) as runner:   # buffers, stream and context released after
+        x = np.random.default_rng(0).normal(0, 50, size=runner.input_shape).astype(np.float32)
+        for _ in range(warmup):
+            runner.infer(x)
+        compute = summarize([runner.compute_ms() for _ in range(iters)], runner.input_shape[0])
+        rows = [{"backend": "tensorrt", "file": str(engine), "timing": "gpu compute only", **compute},
+                {"backend": "tensorrt", "file": str(engine), "timing": "copies + inference",
+                 **measure(runner.infer, x, warmup, iters, max_seconds)}]
+        device = {**asdict(runner.device), "power_mode": jetson.power_mode()}
+        pipeline = engine.parent / "pipeline.json"
+        if pipeline.is_file():
+            recipe = load_recipe(json.loads(pipeline.read_text())["recipe"])
+            post = postprocessor(recipe)
+            size = recipe.preprocess.input_shape[-2:]
+            image = np.random.default_rng(0).integers(0, 256, size=(*size, runner.input_shape[0]), dtype=np.uint8)
 
-        def frame(_: np.ndarray) -> object:
-            batch = np.stack([recipe.preprocess(image[..., i]) for i in range(image.shape[-1])])
-            return post(runner.infer(batch))
+            def frame(_: np.ndarray) -> object:
+                batch = np.stack([recipe.preprocess(image[..., i]) for i in range(image.shape[-1])])
+                return post(runner.infer(batch))
 
-        with jetson.Tegrastats() as power:
-            e2e = measure(frame, x, warmup, iters, max_seconds)
-        row = {"backend": "tensorrt", "file": str(engine), "timing": "end to end", **e2e}
-        if power.result:
-            row["power_mw"] = power.result["total_mw"]
-            row["mj_per_frame"] = round(power.result["total_mw"] / e2e["throughput_fps"], 2)
-            device["power"] = power.result
-        rows.append(row)
-    return rows, device
+            with jetson.Tegrastats() as power:
+                e2e = measure(frame, x, warmup, iters, max_seconds)
+            row = {"backend": "tensorrt", "file": str(engine), "timing": "end to end", **e2e}
+            if power.result:
+                row["power_mw"] = power.result["total_mw"]
+                row["mj_per_frame"] = round(power.result["total_mw"] / e2e["throughput_fps"], 2)
+                device["power"] = power.result
+            rows.append(row)
+        return rows, device
 
 
 def bench(

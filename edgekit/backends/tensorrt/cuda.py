@@ -2,6 +2,8 @@
 
 cuda-python (NVIDIA's bindings, ``pip install cuda-python``) is preferred: it also captures CUDA
 graphs. pycuda (the ``jetson`` extra) serves everything but graphs. Both are imported lazily.
+Each adapter frees what it allocated on ``close()`` (pycuda also pops the context it pushed, or
+pycuda aborts at exit with "context stack was not empty").
 """
 from __future__ import annotations
 
@@ -31,6 +33,7 @@ class CudaPython:
 
     def __init__(self, rt: Any) -> None:
         self.rt = rt
+        self._owned: list[tuple[str, Any]] = []   # (free function, handle), freed in reverse on close()
 
     def _ok(self, result: Any) -> Any:
         result = result if isinstance(result, tuple) else (result,)
@@ -47,20 +50,27 @@ class CudaPython:
         return name, f"{prop.major}.{prop.minor}"
 
     def alloc(self, nbytes: int) -> int:
-        return int(self._ok(self.rt.cudaMalloc(nbytes)))
+        ptr = int(self._ok(self.rt.cudaMalloc(nbytes)))
+        self._owned.append(("cudaFree", ptr))
+        return ptr
 
     def pinned(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
         ptr = int(self._ok(self.rt.cudaMallocHost(nbytes)))
+        self._owned.append(("cudaFreeHost", ptr))
         buf = (ctypes.c_byte * nbytes).from_address(ptr)
-        return np.frombuffer(buf, dtype=dtype).reshape(shape)   # lives as long as the process
+        return np.frombuffer(buf, dtype=dtype).reshape(shape)   # valid until close()
 
     def stream(self) -> Any:
-        return self._ok(self.rt.cudaStreamCreate())
+        stream = self._ok(self.rt.cudaStreamCreate())
+        self._owned.append(("cudaStreamDestroy", stream))
+        return stream
 
     @staticmethod
     def handle(stream: Any) -> int:
-        return int(stream.getPtr()) if hasattr(stream, "getPtr") else int(stream)
+        """The stream as TensorRT takes it: the ``cudaStream_t`` value itself. (``getPtr()`` would be the
+        address of the Python object's copy of it, which no CUDA call accepts.)"""
+        return int(stream)
 
     def h2d(self, dst: int, host: np.ndarray, stream: Any) -> None:
         kind = self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice
@@ -89,10 +99,26 @@ class CudaPython:
         self._ok(self.rt.cudaStreamBeginCapture(stream, mode))
         enqueue()
         graph = self._ok(self.rt.cudaStreamEndCapture(stream))
-        return self._ok(self.rt.cudaGraphInstantiate(graph, 0))
+        try:
+            # cudaGraphInstantiate takes (graph, flags) on CUDA 12 but (graph, log buffer, size) on CUDA 11;
+            # cudaGraphInstantiateWithFlags(graph, flags) is the same call on both (CUDA >= 11.4: JetPack 5+)
+            if not hasattr(self.rt, "cudaGraphInstantiateWithFlags"):
+                raise EdgekitError("CUDA graphs need CUDA >= 11.4 (cudaGraphInstantiateWithFlags); "
+                                   "run without --cuda-graph")
+            executable = self._ok(self.rt.cudaGraphInstantiateWithFlags(graph, 0))
+        finally:
+            self._ok(self.rt.cudaGraphDestroy(graph))      # the executable graph keeps what it needs
+        self._owned.append(("cudaGraphExecDestroy", executable))
+        return executable
 
     def launch(self, graph: Any, stream: Any) -> None:
         self._ok(self.rt.cudaGraphLaunch(graph, stream))
+
+    def close(self) -> None:
+        """Free every buffer, stream and graph this adapter made (newest first); safe to call twice."""
+        while self._owned:
+            free, handle = self._owned.pop()
+            self._ok(getattr(self.rt, free)(handle))
 
 
 class PyCuda:
@@ -108,6 +134,7 @@ class PyCuda:
         self.ctx = self.dev.retain_primary_context()
         self.ctx.push()
         self._keep: list[Any] = []
+        self._open = True
 
     def device(self) -> tuple[str, str]:
         major, minor = self.dev.compute_capability()
@@ -152,6 +179,17 @@ class PyCuda:
 
     def launch(self, graph: Any, stream: Any) -> None:
         raise EdgekitError("CUDA graphs need cuda-python")
+
+    def close(self) -> None:
+        """Free the device buffers, then pop and release the primary context pushed at start."""
+        if not self._open:
+            return
+        for mem in reversed(self._keep):
+            mem.free()
+        self._keep.clear()
+        self.cuda.Context.pop()
+        self.ctx.detach()
+        self._open = False
 
 
 def cuda_api() -> CudaPython | PyCuda:

@@ -108,6 +108,17 @@ class TensorRTRunner:
         self._run_once()
         return [self.host[n].astype(np.float32, copy=True) for n in self.output_names]
 
+    def close(self) -> None:
+        """Release the GPU buffers, stream, graph and (pycuda) context; the runner is unusable after."""
+        self.host, self.dev, self.graph = {}, {}, None
+        self.cuda.close()
+
+    def __enter__(self) -> "TensorRTRunner":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def compute_ms(self) -> float:
         """GPU time of one engine execution alone (no copies), from CUDA events."""
         start, end = self.cuda.event(), self.cuda.event()
