@@ -147,7 +147,7 @@ def test_build_for_a_jetson_says_what_is_left_on_the_device(tmp_path: Path, tiny
     assert json.loads((run / "build.json").read_text())["left_to_do"].startswith("build the TensorRT engines")
     assert "preflight for jetson-orin-agx" in proc.stdout and "fps ESTIMATE, not measured" in proc.stdout
     kit = run / "compile" / "tensorrt-kit"
-    assert (kit / "preflight.md").is_file() and (kit / "calibration.cache").read_text().startswith("TRT-8502-")
+    assert (kit / "preflight.md").is_file() and (kit / "calibration.8.5.2.cache").read_text().startswith("TRT-8502-")
     if importlib.util.find_spec("tensorrt") is None:   # the device step, here: one clear line, exit 2
         line = one_error_line(edgekit("compile", "--kit", kit))
         assert "TensorRT's Python bindings are not installed" in line

@@ -183,6 +183,23 @@ def test_each_target_kit_names_its_precision_routes():
     assert set(routes) == {"8.2.1", "8.4.1", "8.5.2"} and {r["int8"] for r in routes.values()} == {"calibration-cache"}
 
 
+def test_kit_holds_one_calibration_cache_per_tensorrt_version(tiny_recipe, tiny_quantized, tmp_path):
+    """TensorRT skips a cache whose header names another version (trtexec then calibrates on random data
+    without an error): every trtexec line must name a cache written for its own version."""
+    from edgekit.stages.compile import write_pipeline
+
+    kit = kit_mod.write_kit(tiny_quantized, load_target("jetson-xavier-nx"), tmp_path / "kit", ["int8"],
+                            lambda folder: write_pipeline(tiny_recipe, folder))
+    caches = kit["calibration_caches"]
+    assert set(caches) == {"8.2.1", "8.4.1", "8.5.2"}
+    for version, name in caches.items():
+        header_version, _, scales = cc.read(tmp_path / "kit" / name)
+        assert str(header_version) == version and scales
+    for version, lines in kit["commands"].items():
+        assert f"--calib={caches[version]}" in lines["int8"]
+    assert not (tmp_path / "kit" / "calibration.cache").exists()
+
+
 @pytest.mark.parametrize("version,route,source", [("8.5.2.2", "calibration-cache", "fp32.onnx"),
                                                    ("8.6.2.3", "qdq", "int8.onnx"),
                                                    ("10.3.0.30", "qdq", "int8.onnx")])

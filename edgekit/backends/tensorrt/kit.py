@@ -32,7 +32,13 @@ from edgekit.targets import Target
 KIT_FILE = "kit.json"
 ONNX = {"fp32": "fp32.onnx", "fp16": "fp16.onnx", "int8": "int8.onnx"}
 RANGES = "calibration_ranges.json"
-CACHE = "calibration.cache"
+CACHE = "calibration.cache"          # what ``build_from_kit`` writes beside the engines it builds
+
+
+def cache_name(version: TrtVersion) -> str:
+    """The kit's calibration cache for one TensorRT version: TensorRT skips a cache whose header names another
+    version (and trtexec then calibrates on random data without an error), so each version gets its own."""
+    return f"calibration.{version}.cache"
 QDQ_FROM = (8, 6)   # explicit Q/DQ from TensorRT 8.6; the calibration cache below it (issue 4, DESIGN.md)
 
 
@@ -60,7 +66,7 @@ def trtexec_line(precision: str, route: str | None, version: TrtVersion, target:
     strongly_typed = version.major >= 11
     source = source_onnx(precision, route, strongly_typed)
     flags = " --stronglyTyped" if strongly_typed else {"fp32": "", "fp16": " --fp16", "int8": " --int8 --fp16"}[precision]
-    calib = f" --calib={CACHE}" if route == "calibration-cache" else ""
+    calib = f" --calib={cache_name(version)}" if route == "calibration-cache" else ""
     return f"trtexec --onnx={source}{flags}{calib} {common}{on_dla}"
 
 
@@ -84,11 +90,11 @@ def write_kit(quant_dir: Path, target: Target, out: Path, precisions: list[str],
         for name in ONNX.values():
             shutil.copyfile(quant_dir / name, tmp / name)
         shutil.copyfile(quant_dir / RANGES, tmp / RANGES)
-        cache_version = None
-        if needs_cache:   # for trtexec users; `edgekit compile --kit` rewrites it for the installed TensorRT
-            cache_version = min(v for v in versions if int8_route(v) == "calibration-cache")
+        caches = {}
+        if needs_cache:   # for trtexec users; `edgekit compile --kit` writes the installed TensorRT's own
             scales = calibration_cache.scales_from_ranges(tmp / RANGES, tmp / ONNX["fp32"])
-            calibration_cache.write(scales, cache_version, tmp / CACHE)
+            for v in (v for v in versions if int8_route(v) == "calibration-cache"):
+                caches[str(v)] = calibration_cache.write(scales, v, tmp / cache_name(v)).name
         (tmp / "target.json").write_text(json.dumps(target.summary_row(), indent=2) + "\n")
         write_pipeline(tmp)
         check = preflight.preflight({p: tmp / ONNX[p] for p in ONNX}, target)
@@ -100,7 +106,7 @@ def write_kit(quant_dir: Path, target: Target, out: Path, precisions: list[str],
                "workspace_mb": target.workspace_mb, "dla_cores": target.dla_cores,
                "compute_capability": target.compute_capability,
                "calibration_sha256": sha256_file(tmp / RANGES),
-               "calibration_cache_for": str(cache_version) if cache_version else None}
+               "calibration_caches": caches}
         (tmp / KIT_FILE).write_text(json.dumps(kit, indent=2) + "\n")
         commands = {str(v): {p: trtexec_line(p, routes[str(v)][p], v, target, False) for p in routed} for v in versions}
         (tmp / "BUILD_ON_DEVICE.md").write_text(instructions(target, kit, commands))
@@ -124,9 +130,12 @@ def instructions(target: Target, kit: dict[str, Any], commands: dict[str, dict[s
         lines += [f"DLA ({target.dla_cores} cores): `edgekit compile --kit . --dla-core 0` (FP16/INT8; "
                   "layers the DLA cannot run fall back to the GPU and are listed), or add "
                   "`--useDLACore=0 --allowGPUFallback` to the trtexec lines.", ""]
-    if kit["calibration_cache_for"]:
-        lines += [f"`{CACHE}` carries the INT8 scales for TensorRT {kit['calibration_cache_for']}; TensorRT refuses "
-                  "a cache whose header names another version, which `edgekit compile --kit` rewrites.", ""]
+    if kit["calibration_caches"]:
+        listed = ", ".join(f"`{name}` for TensorRT {v}" for v, name in kit["calibration_caches"].items())
+        lines += [f"INT8 scales for the implicit-calibration route: {listed}. Each trtexec line names its own "
+                  "version's cache: TensorRT skips a cache whose header names another version and would then "
+                  "calibrate on random data without an error. `edgekit compile --kit` writes the installed "
+                  "version's cache itself.", ""]
     for p, why in kit["skipped"].items():
         lines.append(f"- {p}: skipped: {why}")
         if p == "int8" and kit["int8_routes"]:
