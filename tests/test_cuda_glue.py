@@ -10,7 +10,9 @@ import types
 import numpy as np
 import pytest
 
+from edgekit.backends.tensorrt import cuda as cuda_mod
 from edgekit.backends.tensorrt.cuda import CudaPython, PyCuda
+from edgekit.errors import EdgekitError
 
 
 class Err(int):
@@ -69,6 +71,8 @@ def fake_cudart(cuda_major: int, minor: int = 4) -> types.SimpleNamespace:
         rt.cudaGraphInstantiate = instantiate_11
     if (cuda_major, minor) >= (11, 4):
         rt.cudaGraphInstantiateWithFlags = lambda graph, flags: make("exec")()
+    rt.cudaRuntimeGetVersion = lambda: (ok, 1000 * cuda_major + 10 * minor)
+    rt.cudaDriverGetVersion = lambda: (ok, 1000 * cuda_major + 10 * minor)
     return rt
 
 
@@ -145,3 +149,21 @@ def test_pycuda_pops_its_context_and_frees_its_buffers_on_close() -> None:
     assert driver.stack == [] and sorted(driver.freed) == sorted([a, b]) and cuda.ctx.detached
     cuda.close()
     assert driver.stack == []
+
+
+def test_bindings_are_chosen_by_the_devices_cuda_major(monkeypatch) -> None:
+    """cuda-python 12 on a CUDA 11.4 driver (JetPack 5) fails on every call: pycuda serves instead, or the
+    error says which cuda-python to install."""
+    rt = fake_cudart(12)
+    rt.cudaDriverGetVersion = lambda: (Err(0), 11040)
+    assert "pip install 'cuda-python==11.*'" in cuda_mod.mismatch(rt)
+    assert cuda_mod.mismatch(fake_cudart(12)) is None and cuda_mod.mismatch(fake_cudart(11)) is None
+    monkeypatch.setattr(cuda_mod, "_import_cudart", lambda: rt)
+    driver = FakePyCudaDriver()
+    real_import = cuda_mod.importlib.import_module
+    monkeypatch.setattr(cuda_mod.importlib, "import_module",
+                        lambda name: driver if name == "pycuda.driver" else real_import(name))
+    assert isinstance(cuda_mod.cuda_api(), PyCuda)
+    monkeypatch.setattr(cuda_mod.importlib, "import_module", lambda name: (_ for _ in ()).throw(ImportError(name)))
+    with pytest.raises(EdgekitError, match=r"built for CUDA 12, the device's driver runs CUDA 11.*pycuda is not"):
+        cuda_mod.cuda_api()

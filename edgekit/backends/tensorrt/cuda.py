@@ -192,14 +192,37 @@ class PyCuda:
         self._open = False
 
 
+def _major(version: int) -> int:
+    """CUDA's version numbers: 1000 * major + 10 * minor (12040 is 12.4)."""
+    return int(version) // 1000
+
+
+def mismatch(rt: Any) -> str | None:
+    """Why cuda-python cannot serve this device, or None: bindings built for a newer CUDA major than the
+    driver's fail on every call (cudaErrorInsufficientDriver), e.g. cuda-python 12 on JetPack 5's CUDA 11.4."""
+    try:
+        err, driver = rt.cudaDriverGetVersion()
+        err2, runtime = rt.cudaRuntimeGetVersion()
+    except Exception as exc:  # noqa: BLE001 - the bindings' own load errors
+        return f"cuda-python does not load ({exc.__class__.__name__})"
+    if int(err) != 0 or int(err2) != 0:
+        return f"cuda-python cannot query CUDA (error {int(err) or int(err2)})"
+    if _major(runtime) > _major(driver):
+        return (f"cuda-python is built for CUDA {_major(runtime)}, the device's driver runs CUDA {_major(driver)}: "
+                f"pip install 'cuda-python=={_major(driver)}.*'")
+    return None
+
+
 def cuda_api() -> CudaPython | PyCuda:
-    """cuda-python where installed, else pycuda; a clear error where neither is."""
+    """cuda-python where installed and built for the device's CUDA major, else pycuda; a clear error where
+    neither serves."""
     rt = _import_cudart()
-    if rt is not None:
+    why = mismatch(rt) if rt is not None else "cuda-python is not installed"
+    if why is None:
         return CudaPython(rt)
     try:
         driver = importlib.import_module("pycuda.driver")
     except ImportError:
-        raise EdgekitError("the TensorRT runner needs cuda-python or pycuda: pip install cuda-python "
-                           "(or edgekit's `jetson` extra)") from None
+        raise EdgekitError(f"the TensorRT runner needs cuda-python or pycuda: {why} and pycuda is not installed "
+                           "(pip install cuda-python, or edgekit's `jetson` extra)") from None
     return PyCuda(driver)
