@@ -129,12 +129,13 @@ def steps(recipe: Recipe, target: Target, run_dir: Path, opts: BuildOptions, sou
         return images * step_s() / settings["batch_size"] / 3.0
 
     out: list[Step] = []
-    state: dict[str, Path] = {"checkpoint": Path(opts.checkpoint) if opts.checkpoint else Path(),
-                              "onnx": Path(opts.onnx) if opts.onnx else Path()}
+    checkpoint = Path(opts.checkpoint) if opts.checkpoint else None
+    onnx_path = Path(opts.onnx) if opts.onnx else None
+    pruned_dir: Path | None = None
     if opts.onnx is None:
         if opts.checkpoint is None:
             train_dir = run_dir / "train"
-            state["checkpoint"] = train_dir / train_stage.CHECKPOINT
+            checkpoint = train_dir / train_stage.CHECKPOINT
             out.append(Step(
                 "train",
                 lambda: is_fresh(train_dir, train_stage.STAGE, train_stage.train_inputs(source, opts.pretrained),
@@ -144,10 +145,9 @@ def steps(recipe: Recipe, target: Target, run_dir: Path, opts: BuildOptions, sou
                 lambda: "{metric} {value:.2f}".format(**read_manifest(train_dir)["results"]["headline"]),
                 lambda: training_seconds(step_s(), settings["batch_size"], n_train, n_test, settings["epochs"])))
         if opts.prune and prune_stage.prune_spec(recipe):
-            prune_dir, before = run_dir / "prune", state["checkpoint"]
+            prune_dir, before = run_dir / "prune", checkpoint
             tune = prune_stage.prune_settings(recipe, opts.seed)
-            state["checkpoint"] = prune_dir / train_stage.CHECKPOINT
-            state["pruned"] = prune_dir
+            checkpoint, pruned_dir = prune_dir / train_stage.CHECKPOINT, prune_dir
             out.append(Step(
                 "prune",
                 lambda: is_fresh(prune_dir, prune_stage.STAGE, {"checkpoint": before, **source.inputs()}, tune),
@@ -157,8 +157,8 @@ def steps(recipe: Recipe, target: Target, run_dir: Path, opts: BuildOptions, sou
                 lambda: training_seconds(step_s(), tune["batch_size"], n_train, n_test, tune["epochs"]) / 2
                 + 2 * forward_s(n_test),
                 after=tuple(s.name for s in out)))
-        export_dir, ckpt = run_dir / "export", state["checkpoint"]
-        state["onnx"] = export_dir / export_stage.MODEL
+        export_dir, ckpt = run_dir / "export", checkpoint
+        onnx_path = export_dir / export_stage.MODEL
         out.append(Step(
             "export",
             lambda: is_fresh(export_dir, export_stage.STAGE, {"checkpoint": ckpt}, export_stage.export_settings(recipe)),
@@ -175,7 +175,7 @@ def steps(recipe: Recipe, target: Target, run_dir: Path, opts: BuildOptions, sou
                                       manifest_path),
             lambda: f"{calibration.load(manifest_path, source.root)[0]['count']} images, class-stratified",
             lambda: 1.0))
-    quant_dir, onnx_path = run_dir / "quantize", state["onnx"]
+    quant_dir = run_dir / "quantize"
     qsettings = quantize_stage.quantize_settings(recipe, opts.method)
     n_calib = len(recipe.classes) * recipe.quantize.get("calibration", {}).get("per_class", 16)
     out.append(Step(
@@ -205,7 +205,7 @@ def steps(recipe: Recipe, target: Target, run_dir: Path, opts: BuildOptions, sou
         results["validation"] = validate_stage.validate(
             recipe, quant_dir / quantize_stage.FILES["fp32"], runnable, source, run_dir / "validate",
             opts.robustness, opts.threads, opts.seed, gate_fps=not pending,
-            pruning=read_manifest(state["pruned"]) if "pruned" in state else None)
+            pruning=read_manifest(pruned_dir) if pruned_dir else None)
 
     passes = (1 + (6 if opts.robustness else 0)) * (1 + len(precisions))
     out.append(Step("validate", lambda: False, validate,
