@@ -8,7 +8,8 @@ trained model; variants of a pruned run are labelled with the pruning ratio, and
 is always PyTorch eager FP32 of the first run's unpruned trained model.
 ``--build`` first runs ``edgekit build RECIPE --target intel-cpu`` (with --data/--pretrained if
 given). Every variant is timed as the line runs it: inference on real test images of the run's
-data, then the recipe's host post-processing (argmax, or decoding + NMS for a detector). The
+data, then the recipe's host post-processing (argmax, decoding + NMS for a detector, threshold +
+connected components for a segmenter). The
 variants are timed in one process, interleaved over several rounds, with the same thread count;
 the table gives each variant's throughput as a ratio to PyTorch eager FP32 at the same batch
 size. Results go to benchmarks/results/<name>.json and .md.
@@ -82,7 +83,8 @@ def test_images(run: Path, recipe, count: int) -> np.ndarray:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--recipe", default="sdc-squeezenet-mrf")
+    ap.add_argument("--recipe", default="sdc-squeezenet-mrf", help="recipe name or YAML file")
+    ap.add_argument("--quick", action="store_true", help="the recipe's quick profile (a --quick build's runs)")
     ap.add_argument("--run", type=Path, nargs="+", help="build run folder(s), timed side by side; the first "
                     "one's trained checkpoint is the PyTorch baseline (default runs/<recipe>--intel-cpu)")
     ap.add_argument("--build", action="store_true", help="run `edgekit build` first")
@@ -95,8 +97,8 @@ def main() -> None:
     ap.add_argument("--name", help="results file name (default: <recipe>-<date>)")
     args = ap.parse_args()
 
-    recipe = load_recipe(args.recipe)
-    runs = args.run or [Path("runs") / f"{recipe.name}--intel-cpu"]
+    recipe = load_recipe(args.recipe, quick=args.quick)
+    runs = args.run or [Path("runs") / f"{recipe.name}{'-quick' if args.quick else ''}--intel-cpu"]
     run = runs[0]
     if not args.build:   # every run folder checked before any timing starts
         for r in runs:
@@ -104,7 +106,8 @@ def main() -> None:
             if not (r / "quantize" / "fp32.onnx").is_file():
                 raise EdgekitError(f"{r}: no quantize/fp32.onnx (an unfinished or foreign run folder)")
     if args.build:
-        cmd = ["edgekit", "build", recipe.name, "--target", "intel-cpu", "--out", str(run.parent)]
+        cmd = ["edgekit", "build", args.recipe, "--target", "intel-cpu", "--out", str(run.parent)]
+        cmd += ["--quick"] if args.quick else []
         cmd += ["--data", str(args.data)] if args.data else []
         cmd += ["--pretrained", str(args.pretrained)] if args.pretrained else []
         subprocess.run(cmd, check=False)

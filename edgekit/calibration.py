@@ -34,7 +34,7 @@ def select(recipe: Recipe, data: SplitData, name: str, per_class: int | None = N
     chosen = [data.train[i] for i in stratified_sample([s.label for s in data.train], per_class, seed)]
     root = data.dataset.root
     images = [
-        {"path": s.path.relative_to(root).as_posix(), "class": recipe.classes[s.label], "sha256": s.sha256}
+        {"path": s.path.relative_to(root).as_posix(), "class": data.dataset.classes[s.label], "sha256": s.sha256}
         for s in chosen
     ]
     return {

@@ -15,7 +15,7 @@ from edgekit.pruning import PruneSpec
 
 TASKS = ("classification", "detection", "segmentation", "segmentation+decision")
 REQUIRED = ("name", "task", "paper", "model", "data", "preprocess", "train", "quantize", "validate")
-OPTIONAL = ("description", "detection", "prune", "quick", "extends")
+OPTIONAL = ("description", "detection", "segmentation", "prune", "quick", "extends")
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,7 @@ class Recipe:
     validate: dict[str, Any]
     path: Path
     detection: dict[str, Any] = field(default_factory=dict)
+    segmentation: dict[str, Any] = field(default_factory=dict)
     prune: dict[str, Any] = field(default_factory=dict)   # structured pruning + fine-tuning (edgekit.pruning)
     quick: bool = False                 # the recipe's ``quick:`` overrides are applied
     has_quick: bool = False             # the recipe has a ``quick:`` profile
@@ -153,7 +154,8 @@ def _parse(path: Path, quick: bool = False) -> Recipe:
     return Recipe(
         name=raw["name"], task=raw["task"], description=raw.get("description", ""), paper=raw["paper"],
         model=raw["model"], data=raw["data"], preprocess=pre, train=raw["train"], quantize=raw["quantize"],
-        validate=raw["validate"], path=path, detection=raw.get("detection", {}), prune=prune, quick=quick,
+        validate=raw["validate"], path=path, detection=raw.get("detection", {}),
+        segmentation=raw.get("segmentation", {}), prune=prune, quick=quick,
         has_quick=isinstance(raw.get("quick"), dict),
     )
 

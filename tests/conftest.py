@@ -78,3 +78,17 @@ def tiny_stages(tmp_path_factory, tiny_recipe, tiny_data) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def tiny_quantized(tiny_stages) -> Path:
     return tiny_stages["root"] / "quantize"
+
+
+@pytest.fixture(scope="session")
+def tiny_seg_recipe(tmp_path_factory):
+    """The lsa-net recipe at 64x64 input and a quarter of its width, one short epoch."""
+    raw = yaml.safe_load((recipes_dir() / "lsa-net.yaml").read_text())
+    raw["preprocess"]["size"] = 64
+    raw["model"]["args"]["base"] = 4
+    raw["train"].update(batch_size=8, epochs=1, warmup_epochs=0)
+    raw["quantize"]["calibration"]["per_class"] = 2
+    raw["validate"].update(samples=4, max_drop={"fp32": 0.01, "fp16": 100.0, "int8": 100.0})
+    path = tmp_path_factory.mktemp("recipe") / "tiny-lsa-net.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return load_recipe(path)

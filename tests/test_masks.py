@@ -52,7 +52,7 @@ def test_neu_seg_layout(tmp_path: Path) -> None:
         m[20:40, 20:60] = cls
         _write(tmp_path / "annotations" / "training" / f"{stem}.png", m)
     ds = load_masks(tmp_path)
-    assert ds.layout == "neu-seg" and ds.classes == 3 and [s.group for s in ds.samples] == ["training"] * 2
+    assert ds.layout == "neu-seg" and ds.mask_classes == 3 and [ds.classes[s.label] for s in ds.samples] == ["class 1", "class 3"]
     mask, cut = read_mask(ds.samples[1], (200, 200))
     assert set(np.unique(mask)) == {0, 3} and not cut
 
@@ -67,7 +67,7 @@ def test_magnetic_tile_layout_cuts_grey_levels_and_knows_free_tiles(tmp_path: Pa
     _write(tmp_path / "MT_Free" / "Imgs" / "exp0_num_5.jpg", _image(30, 30, 90))
     _write(tmp_path / "MT_Free" / "Imgs" / "exp0_num_5.png", np.zeros((30, 30), np.uint8))
     ds = load_masks(tmp_path)
-    assert ds.layout == "magnetic-tile" and [s.group for s in ds.samples] == ["Crack", "Free"]
+    assert ds.layout == "magnetic-tile" and [ds.classes[s.label] for s in ds.samples] == ["Crack", "Free"]
     mask, cut = read_mask(ds.samples[0], (37, 52))
     assert cut and mask.sum() == 10 * 11 and set(np.unique(mask)) == {0, 1}
     assert read_mask(ds.samples[1], (30, 30))[0].sum() == 0
@@ -101,7 +101,7 @@ def test_severstal_both_csv_forms(tmp_path: Path, form: str) -> None:
         rows = ["ImageId,ClassId,EncodedPixels", f"a.jpg,3,{code}"]
     (tmp_path / "train.csv").write_text("\n".join(rows) + "\n")
     ds = load_masks(tmp_path)
-    assert ds.layout == "severstal" and [s.group for s in ds.samples] == ["defect", "free"]
+    assert ds.layout == "severstal" and [ds.classes[s.label] for s in ds.samples] == ["defect", "free"]
     mask, _ = read_mask(ds.samples[0], (8, 16))
     assert np.array_equal(mask == 3, truth) and set(np.unique(mask)) == {0, 3}
     (tmp_path / "train.csv").write_text("Image,Pixels\na.jpg,1 2\n")
@@ -119,3 +119,16 @@ def test_images_masks_layout_and_broken_files(tmp_path: Path) -> None:
         load_masks(tmp_path)
     with pytest.raises(EdgekitError, match="no mask data layout found"):
         load_masks(tmp_path / "images")
+
+
+def test_groups_of_the_data_are_selected(tmp_path: Path) -> None:
+    from edgekit.data.masks import select_groups
+
+    for cls in ("Crack", "Free"):
+        _write(tmp_path / f"MT_{cls}" / "Imgs" / f"{cls}_1.jpg", _image(20, 20, 40 if cls == "Free" else 90))
+        _write(tmp_path / f"MT_{cls}" / "Imgs" / f"{cls}_1.png", np.zeros((20, 20), np.uint8))
+    ds = select_groups(load_masks(tmp_path), ["Crack"], "mine.yaml")
+    assert ds.classes == ("Crack",) and [s.label for s in ds.samples] == [0] and ds.layout == "magnetic-tile"
+    with pytest.raises(EdgekitError, match=r"mine\.yaml: data\.groups names 'Blowhole', not a group of .*"
+                                           r"\(groups: Crack, Free\)"):
+        select_groups(load_masks(tmp_path), ["Blowhole"], "mine.yaml")

@@ -113,3 +113,32 @@ def test_builds_on_a_test_folder_and_on_validation_folders(tiny_recipe, tiny_sta
     assert proc.returncode in (0, 1), proc.stderr      # 1: a gate failed, which a one-epoch model may
     d = json.loads((tmp_path / "a" / "validate" / "results.json").read_text())["data"]
     assert d["test"] == 12 and d["split"] == "all 12 images of the folder"
+
+
+def test_grouped_split_keeps_copies_together_and_equals_the_plain_split_without_copies() -> None:
+    from edgekit.data.splits import grouped_split, stratified_split
+
+    labels = [0] * 10 + [1] * 7
+    assert grouped_split(labels, list(range(17)), 0.3, 4) == stratified_split(labels, 0.3, 4)
+    clusters = [i // 2 for i in range(17)]          # pairs of copies: (0, 1), (2, 3), ...
+    train, test = grouped_split(labels, clusters, 0.3, 4)
+    assert sorted(train + test) == list(range(17))
+    assert all((i in test) == (j in test) for i in range(17) for j in range(17) if clusters[i] == clusters[j])
+
+
+def test_flipped_copies_are_found(tmp_path) -> None:
+    import cv2
+    import numpy as np
+
+    from edgekit.data.near_duplicates import clusters
+
+    rng = np.random.default_rng(0)
+    pictures = [cv2.GaussianBlur(rng.integers(0, 255, (48, 64)).astype(np.uint8), (0, 0), 3) for _ in range(3)]
+    files = {"a": pictures[0], "a_rot": pictures[0][::-1, ::-1], "b": pictures[1], "b_h": pictures[1][:, ::-1],
+             "c": pictures[2]}
+    paths = []
+    for name, im in files.items():
+        cv2.imwrite(str(tmp_path / f"{name}.jpg"), im, [cv2.IMWRITE_JPEG_QUALITY, 80])   # re-encoded: not byte-equal
+        paths.append(tmp_path / f"{name}.jpg")
+    found = clusters(paths)
+    assert found[0] == found[1] and found[2] == found[3] and len(set(found)) == 3

@@ -2,7 +2,8 @@
 
 Layouts, recognised by their folders (first match):
 - NEU-Seg: ``images/<split>/*.jpg`` + ``annotations/<split>/*.png``, values 0 (background) and
-  1..3 (defect classes); the folder name is the split.
+  1..3 (defect classes); the folder name is the split, the group of an image the class covering most
+  of its mask.
 - Magnetic-Tile: ``MT_<Class>/Imgs/<name>.jpg`` + ``<name>.png``, 0/255 masks (many anti-aliased,
   with grey levels between), varying image sizes; ``MT_Free`` holds the defect-free images.
 - KolektorSDD: ``kosNN/PartK.jpg`` + ``PartK_label.bmp``.
@@ -10,8 +11,14 @@ Layouts, recognised by their folders (first match):
   ``ImageId,ClassId,EncodedPixels``) + ``train_images/``; an image without a row is defect-free.
 - A plain ``images/`` + ``masks/`` folder (mask named as its image, any image suffix).
 
-A mask is returned as a class map (uint8, 0 background, 1.. defect classes). Binary masks stored
-0/255 become 0/1; grey levels between (anti-aliasing, JPEG damage) are cut at 128 and counted. A
+- The built-in generated data: ``IMAGES/`` + ``MASKS/`` (values 0 and class index + 1).
+
+Samples are grouped (the class folder, the split, the part, the file-name class): the groups are
+the data set's ``classes``, what splits and calibration sets stratify on.
+
+A mask is returned as a class map (uint8, 0 background, 1.. defect classes). A mask whose values
+stay below 128 is taken as class values (NEU-Seg 0..3, 0/1, the built-in 0..6); otherwise it is a
+binary mask, cut at 128 (0/255 masks, anti-aliased or JPEG-damaged ones, counted). A
 mask of another size than its image, or an image without a mask, follows the recipe's choice:
 ``resize`` / ``error``, and ``defect-free`` / ``error``.
 """
@@ -21,41 +28,28 @@ import csv
 import hashlib
 import re
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from edgekit.data.images import IMAGE_SUFFIXES, check_image, read_grey
-from edgekit.data.neu import images_in
+from edgekit.data.neu import Dataset, Sample, class_of, images_in
+from edgekit.data.classes import NEU_CLASSES
 from edgekit.errors import EdgekitError
+from edgekit.progress import bar
 
-LAYOUTS = ("neu-seg", "magnetic-tile", "kolektor", "severstal", "images-masks")
+LAYOUTS = ("neu-seg", "magnetic-tile", "kolektor", "severstal", "images-masks", "builtin")
 ON_SIZE = ("resize", "error")
 ON_MISSING = ("defect-free", "error")
 
 
-@dataclass(frozen=True)
-class MaskSample:
-    image: Path
-    mask: Path | None                     # None: no mask file (defect-free, or a Severstal row set)
-    group: str                            # class folder, split or part: what a split stratifies on
-    sha256: str
-    runs: tuple[tuple[int, str], ...] = ()   # Severstal: (class, run-length encoding) per defect class
-
-    @property
-    def name(self) -> str:
-        return self.image.name
-
-
 @dataclass
-class MaskDataset:
-    root: Path
-    layout: str
-    samples: list[MaskSample]
-    classes: int                          # defect classes the layout can hold (values 1..classes)
-    notes: list[str] = field(default_factory=list)
+class MaskDataset(Dataset):
+    """A mask data set: ``classes`` are its groups; ``mask_classes`` the defect values it can hold."""
+    layout: str = ""
+    mask_classes: int = 1
 
 
 # --------------------------------------------------------------------------- run-length encoding
@@ -97,8 +91,10 @@ def detect_layout(root: Path) -> str:
         return "severstal"
     if (root / "images").is_dir() and (root / "masks").is_dir():
         return "images-masks"
+    if (root / "IMAGES").is_dir() and (root / "MASKS").is_dir():
+        return "builtin"
     raise EdgekitError(f"{root}: no mask data layout found (expected NEU-Seg images/ + annotations/, Magnetic-Tile "
-                       "MT_*/Imgs/, KolektorSDD kosNN/, Severstal train.csv, or images/ + masks/)")
+                       "MT_*/Imgs/, KolektorSDD kosNN/, Severstal train.csv, images/ + masks/, or IMAGES/ + MASKS/)")
 
 
 def _pairs(root: Path, layout: str) -> list[tuple[Path, Path | None, str, tuple]]:
@@ -108,7 +104,7 @@ def _pairs(root: Path, layout: str) -> list[tuple[Path, Path | None, str, tuple]
         for split in sorted(p for p in (root / "images").iterdir() if p.is_dir()):
             for image in images_in(split):
                 mask = root / "annotations" / split.name / f"{image.stem}.png"
-                out.append((image, mask if mask.is_file() else None, split.name, ()))
+                out.append((image, mask if mask.is_file() else None, _main_class(mask), ()))
     elif layout == "magnetic-tile":
         for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("MT_")):
             imgs = folder / "Imgs" if (folder / "Imgs").is_dir() else folder
@@ -131,11 +127,23 @@ def _pairs(root: Path, layout: str) -> list[tuple[Path, Path | None, str, tuple]
         if runs:
             raise EdgekitError(f"{root / 'train.csv'}: rows for {len(runs)} image(s) not in train_images/, "
                                f"e.g. {next(iter(runs))}")
+    elif layout == "builtin":
+        for image in images_in(root / "IMAGES"):
+            mask = root / "MASKS" / f"{image.stem}.png"
+            out.append((image, mask if mask.is_file() else None, NEU_CLASSES[class_of(image, NEU_CLASSES)], ()))
     else:
         for image in images_in(root / "images"):
             masks = [m for m in (root / "masks").glob(f"{image.stem}.*") if m.suffix.lower() in IMAGE_SUFFIXES]
             out.append((image, masks[0] if masks else None, "images", ()))
     return out
+
+
+def _main_class(mask: Path) -> str:
+    """NEU-Seg's group of an image: the defect class covering most of its mask ("class 2"), or "free"."""
+    if not mask.is_file():
+        return "free"
+    values = np.bincount(read_grey(mask).ravel(), minlength=256)[1:128]
+    return f"class {int(values.argmax()) + 1}" if values.any() else "free"
 
 
 def _severstal_runs(path: Path) -> dict[str, dict[int, str]]:
@@ -175,9 +183,10 @@ def load_masks(root: Path) -> MaskDataset:
     pairs = _pairs(root, layout)
     if not pairs:
         raise EdgekitError(f"{root}: no images found in its {layout} layout")
+    groups = tuple(sorted({group for _, _, group, _ in pairs}))
     seen: dict[str, Path] = {}
     samples, notes = [], []
-    for image, mask, group, runs in pairs:
+    for image, mask, group, runs in bar(pairs, f"checking images in {root.name}"):
         data = image.read_bytes()
         check_image(image, data)
         digest = hashlib.sha256(data).hexdigest()
@@ -185,17 +194,30 @@ def load_masks(root: Path) -> MaskDataset:
             notes.append(f"duplicate image {image.name} = {seen[digest].name}: kept once")
             continue
         seen[digest] = image
-        samples.append(MaskSample(image, mask, group, digest, runs))
+        samples.append(Sample(image, groups.index(group), digest, mask=mask, runs=runs))
     missing = sum(s.mask is None and not s.runs for s in samples)
     if missing and layout not in ("severstal",):
         notes.append(f"{missing} image(s) without a mask file")
-    classes = {"neu-seg": 3, "severstal": 4}.get(layout, 1)
-    counts = Counter(s.group for s in samples)
+    mask_classes = {"neu-seg": 3, "severstal": 4, "builtin": len(NEU_CLASSES)}.get(layout, 1)
+    counts = Counter(groups[s.label] for s in samples)
     notes.append("images per group: " + ", ".join(f"{g} {n}" for g, n in sorted(counts.items())))
-    return MaskDataset(root, layout, samples, classes, notes)
+    return MaskDataset(root, groups, samples, notes, layout=layout, mask_classes=mask_classes)
 
 
-def read_mask(sample: MaskSample, shape: tuple[int, int], on_size: str = "error",
+def select_groups(dataset: MaskDataset, groups: list[str], where: str) -> MaskDataset:
+    """Only the images of the named groups (e.g. Magnetic-Tile's defect classes without ``Free``)."""
+    unknown = [g for g in groups if g not in dataset.classes]
+    if unknown:
+        raise EdgekitError(f"{where}: data.groups names {', '.join(map(repr, unknown))}, not a group of "
+                           f"{dataset.root} (groups: {', '.join(dataset.classes)})")
+    keep = tuple(g for g in dataset.classes if g in groups)
+    samples = [replace(s, label=keep.index(dataset.classes[s.label])) for s in dataset.samples
+               if dataset.classes[s.label] in keep]
+    notes = [*dataset.notes, f"groups used: {', '.join(keep)} ({len(samples)} of {len(dataset.samples)} images)"]
+    return MaskDataset(dataset.root, keep, samples, notes, layout=dataset.layout, mask_classes=dataset.mask_classes)
+
+
+def read_mask(sample: Sample, shape: tuple[int, int], on_size: str = "error",
               on_missing: str = "defect-free") -> tuple[np.ndarray, bool]:
     """The sample's class map at the image's ``shape`` (height, width), and whether grey levels had to be
     cut (anti-aliased or JPEG-damaged binary masks)."""
@@ -203,11 +225,11 @@ def read_mask(sample: MaskSample, shape: tuple[int, int], on_size: str = "error"
     if sample.runs:
         out = np.zeros((h, w), np.uint8)
         for cls, encoding in sample.runs:
-            out[rle_decode(encoding, h, w, f"{sample.image.name} class {cls}")] = cls
+            out[rle_decode(encoding, h, w, f"{sample.name} class {cls}")] = cls
         return out, False
     if sample.mask is None:
         if on_missing == "error":
-            raise EdgekitError(f"{sample.image}: no mask for this image")
+            raise EdgekitError(f"{sample.path}: no mask for this image")
         return np.zeros((h, w), np.uint8), False
     mask = read_grey(sample.mask)
     if mask.shape != (h, w):
@@ -215,7 +237,7 @@ def read_mask(sample: MaskSample, shape: tuple[int, int], on_size: str = "error"
             raise EdgekitError(f"{sample.mask}: mask is {mask.shape[1]}x{mask.shape[0]}, its image {w}x{h}")
         mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
     values = np.unique(mask)
-    if values.max(initial=0) <= 3:             # class values already (NEU-Seg 0..3, 0/1 masks)
+    if values.max(initial=0) < 128:            # class values already (NEU-Seg 0..3, 0/1, built-in 0..6)
         return mask, False
     cut = not set(values.tolist()) <= {0, 255}
     return (mask >= 128).astype(np.uint8), cut

@@ -39,6 +39,8 @@ class Sample:
     label: int
     sha256: str
     boxes: tuple[Box, ...] = ()
+    mask: Path | None = None                  # mask data: the mask file (None: none, or Severstal runs)
+    runs: tuple[tuple[int, str], ...] = ()    # Severstal: (class, run-length encoding) per defect class
 
     @property
     def name(self) -> str:

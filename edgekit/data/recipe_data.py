@@ -6,7 +6,10 @@ The test split is, in this order of precedence:
 - ``--split-file FILE``: the stems listed (one per line, ``#`` comments) are the test images;
 - the data's own split: NEU-DET's ``Validation_Images/`` (+ ``Validation_Annotations/``), or a VOC
   tree's ``ImageSets/Main/test.txt`` (``val.txt`` when there is no test list);
-- else the recipe's seeded, class-stratified split (``data.split``: test_fraction, seed).
+- NEU-Seg's own ``images/test/`` (or ``val/``) beside ``images/training/``;
+- else the recipe's seeded, class-stratified split (``data.split``: test_fraction, seed; with
+  ``near_duplicates: true`` copies of one picture under flips stay on one side, see
+  ``edgekit.data.near_duplicates``).
 
 Images of the test split that also sit (byte-identical) among the training images are left out
 of training, and the notes say how many.
@@ -16,18 +19,22 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
 from edgekit.data.images import IMAGE_SUFFIXES, read_grey
+from edgekit.data.masks import MaskDataset, load_masks, select_groups
 from edgekit.data.neu import Dataset, Sample, boxed_layout, load_neu
-from edgekit.data.splits import stratified_split
+from edgekit.data.near_duplicates import clusters
+from edgekit.data.splits import grouped_split, stratified_split
 from edgekit.errors import EdgekitError
 from edgekit.progress import bar
 from edgekit.recipes import Recipe
 from edgekit.tasks import get_task
 
 SPLITS = ("test", "all")
+FORMATS = ("neu", "masks")
 NEU_VALIDATION = ("Validation_Images", "Validation_Annotations")
 
 
@@ -142,36 +149,67 @@ def _voc_list(root: Path) -> Path | None:
     return None
 
 
+def reader(recipe: Recipe) -> Callable[[Path], Dataset]:
+    """The recipe's data reader: ``data.format`` neu (NEU-CLS / NEU-DET / VOC folders, boxes when the
+    task reads them) or masks (the mask layouts of ``edgekit.data.masks``)."""
+    fmt = recipe.data.get("format", "neu")
+    if fmt == "neu":
+        boxes = get_task(recipe).reads_boxes
+        return lambda root: load_neu(root, recipe.classes, with_boxes=boxes)
+    if fmt == "masks":
+        groups = recipe.data.get("groups")
+        return (lambda root: select_groups(load_masks(root), list(groups), str(recipe.path))) if groups else load_masks
+    raise EdgekitError(f"{recipe.path}: data.format {fmt!r} is not one of {', '.join(FORMATS)}")
+
+
+def _own_test_images(dataset: Dataset) -> tuple[str, list[Sample]] | None:
+    """A mask data set's own test split: NEU-Seg's ``images/test/`` (or ``val/``) beside ``images/training/``."""
+    if getattr(dataset, "layout", "") != "neu-seg":
+        return None
+    splits = {s.path.parent.name for s in dataset.samples}
+    name = next((n for n in ("test", "val", "validation") if n in splits and len(splits) > 1), None)
+    return (name, [s for s in dataset.samples if s.path.parent.name == name]) if name else None
+
+
 def load_split(recipe: Recipe, data: DataSource | Path) -> SplitData:
     """Index the recipe's data and choose its train and test images (see the module docstring)."""
-    if recipe.data.get("format", "neu") != "neu":
-        raise EdgekitError(f"{recipe.path}: data.format {recipe.data['format']!r} is not supported")
+    read = reader(recipe)
     src = as_source(data)
     src.check()
-    boxes = get_task(recipe).reads_boxes
-    dataset = load_neu(src.root, recipe.classes, with_boxes=boxes)
+    dataset = read(src.root)
     if src.split == "all":
         return SplitData(dataset, [], list(dataset.samples), f"all {len(dataset.samples)} images of the folder")
     test_ds: Dataset | None = None
     if src.test_root is not None:
-        test_ds = load_neu(src.test_root, recipe.classes, with_boxes=boxes)
+        test_ds = read(src.test_root)
         train, test, how = dataset.samples, test_ds.samples, f"test folder {src.test_root}"
     elif src.split_file is not None:
         train, test = _by_stems(dataset.samples, read_split_file(src.split_file), src.split_file)
         how = f"split file {src.split_file}"
-    elif (src.root / NEU_VALIDATION[0]).is_dir():
+    elif (own := _own_test_images(dataset)) is not None:
+        name, test = own
+        train = [s for s in dataset.samples if s.path.parent.name != name]
+        how = f"the data's own {name} split"
+    elif recipe.data.get("format", "neu") == "neu" and (src.root / NEU_VALIDATION[0]).is_dir():
         folders = (src.root / NEU_VALIDATION[0], src.root / NEU_VALIDATION[1])
-        test_ds = load_neu(src.root, recipe.classes, with_boxes=boxes, folders=folders)
+        test_ds = load_neu(src.root, recipe.classes, with_boxes=get_task(recipe).reads_boxes, folders=folders)
         train, test, how = dataset.samples, test_ds.samples, "the data's own Validation_Images/ folder"
-    elif boxed_layout(src.root) is not None and (listing := _voc_list(src.root)) is not None:
+    elif recipe.data.get("format", "neu") == "neu" and boxed_layout(src.root) is not None and (listing := _voc_list(src.root)) is not None:
         train, test = _by_stems(dataset.samples, read_split_file(listing), listing)
         how = f"the data's own ImageSets/Main/{listing.name}"
     else:
         cfg = recipe.data.get("split", {})
         fraction, seed = cfg.get("test_fraction", 0.2), cfg.get("seed", 0)
-        tr, te = stratified_split(dataset.labels(), fraction, seed)
+        unit = "group" if isinstance(dataset, MaskDataset) else "class"
+        how = f"recipe split: {fraction:.0%} of each {unit} held out, seed {seed}"
+        if cfg.get("near_duplicates"):
+            found = clusters([s.path for s in dataset.samples], cfg.get("similarity", 0.98))
+            tr, te = grouped_split(dataset.labels(), found, fraction, seed)
+            copies = len(found) - len(set(found))
+            how += f"; flipped or repeated copies kept on one side ({copies} image(s) are copies of another)"
+        else:
+            tr, te = stratified_split(dataset.labels(), fraction, seed)
         train, test = [dataset.samples[i] for i in tr], [dataset.samples[i] for i in te]
-        how = f"recipe split: {fraction:.0%} of each class held out, seed {seed}"
     if test_ds is not None:
         dataset.notes.extend(f"test data: {n}" for n in test_ds.notes)
         in_test = {s.sha256 for s in test}

@@ -18,6 +18,7 @@ from edgekit import calibration
 from edgekit.artifacts import is_fresh, read_manifest, write_json
 from edgekit.checkpoint import load_model
 from edgekit.data import synth
+from edgekit.data.classes import NEU_CLASSES
 from edgekit.data.recipe_data import DataSource, SplitData, load_split
 from edgekit.errors import EdgekitError
 from edgekit.estimate import seconds_per_step, training_seconds
@@ -75,10 +76,10 @@ class BuildLog:
 
 def builtin_data(runs: Path, recipe: Recipe) -> Path:
     cfg = recipe.data.get("builtin", {})
-    per_class, seed = cfg.get("per_class", 100), cfg.get("seed", 0)
-    root = runs / "data" / f"builtin-neu-{per_class}x{len(recipe.classes)}-seed{seed}"
+    per_class, seed, size = cfg.get("per_class", 100), cfg.get("seed", 0), recipe.preprocess.size
+    root = runs / "data" / (f"builtin-neu-{per_class}x{len(NEU_CLASSES)}-seed{seed}" + (f"-{size}px" if size != 200 else ""))
     if not (root / "synth.json").is_file():
-        synth.generate(root, per_class=per_class, seed=seed, size=recipe.preprocess.size, overwrite=True)
+        synth.generate(root, per_class=per_class, seed=seed, size=size, overwrite=True)
     return root
 
 

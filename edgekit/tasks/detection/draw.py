@@ -1,16 +1,16 @@
-"""Detections drawn on images, and a labelled grid of them (the validation report's PNG)."""
+"""Detections drawn on images (tiles of the validation report's grid)."""
 from __future__ import annotations
 
 import cv2
 import numpy as np
 
 from edgekit.tasks.detection.postprocess import Detections
+from edgekit.tasks.pictures import FONT
 
 # One BGR colour per class (Okabe-Ito, distinguishable by colour-blind readers), cycling.
 PALETTE = ((0, 159, 230), (233, 180, 86), (115, 158, 0), (66, 228, 240), (178, 114, 0), (0, 94, 213),
            (167, 121, 204))
 TRUTH = (255, 255, 255)
-FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
 def draw(image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, classes: tuple[str, ...],
@@ -30,18 +30,3 @@ def draw_detections(image: np.ndarray, dets: Detections, classes: tuple[str, ...
     keep = dets.scores >= min_score
     h, w = image.shape[:2]
     return draw(image, dets.scaled(w, h)[keep], dets.labels[keep], classes, dets.scores[keep])
-
-
-def grid(tiles: list[list[np.ndarray]], headers: list[str], pad: int = 4, header_px: int = 18) -> np.ndarray:
-    """Rows of equally sized BGR tiles under one header per column, on a dark background."""
-    rows, cols = len(tiles), len(headers)
-    h, w = tiles[0][0].shape[:2]
-    out = np.full((header_px + rows * (h + pad) + pad, cols * (w + pad) + pad, 3), 32, np.uint8)
-    for j, text in enumerate(headers):
-        cv2.putText(out, text[: w // 6], (pad + j * (w + pad), header_px - 5), FONT, 0.4, (230, 230, 230), 1,
-                    cv2.LINE_AA)
-    for i, row in enumerate(tiles):
-        for j, tile in enumerate(row):
-            y, x = header_px + pad + i * (h + pad), pad + j * (w + pad)
-            out[y : y + h, x : x + w] = tile
-    return out

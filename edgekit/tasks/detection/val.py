@@ -5,21 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from edgekit.backends.base import Runner
 from edgekit.data.recipe_data import SplitData, read_images
-from edgekit.errors import EdgekitError
 from edgekit.plots import pr_curves
 from edgekit.progress import bar
 from edgekit.recipes import Recipe
 from edgekit.report import markdown_table
-from edgekit.tasks.detection.draw import TRUTH, draw, draw_detections, grid
+from edgekit.tasks.detection.draw import TRUTH, draw, draw_detections
 from edgekit.tasks.detection.metrics import GroundTruth, detection_metrics, voc_map
 from edgekit.tasks import postprocessor
 from edgekit.tasks.detection.postprocess import Detections
 from edgekit.tasks.detection.spec import DetectionSpec
+from edgekit.tasks.pictures import grid, write_png
 
 GRID = "detections.png"
 PR = "pr_curves.png"
@@ -120,9 +119,4 @@ class DetectionValidation:
             row = [draw(image, truth.boxes * np.array([w, h, w, h]), truth.labels, self.classes, colour=TRUTH)]
             row += [draw_detections(image, self.detections[lab][i], self.classes, SHOW_SCORE) for lab in labels]
             tiles.append(row)
-        picture = grid(tiles, ["ground truth", *labels])
-        ok, buf = cv2.imencode(".png", picture)
-        if not ok:  # pragma: no cover
-            raise EdgekitError(f"{folder / GRID}: PNG encoding failed")
-        (Path(folder) / GRID).write_bytes(buf.tobytes())
-        return [*written, GRID]
+        return [*written, write_png(Path(folder) / GRID, grid(tiles, ["ground truth", *labels]))]

@@ -1,0 +1,35 @@
+"""Segmentation: defect masks from one logit map; BCE + Dice training (with LSA-Net's location and
+feature-difference losses); PA / Dice / IoU validation; thresholded connected components on the host."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgekit.tasks import register_task
+
+
+@register_task("segmentation")
+class SegmentationTask:
+    outputs = ("mask",)
+    reads_boxes = False
+
+    def training(self, recipe, data, seed: int):
+        from edgekit.tasks.segmentation.train import SegmentationTraining
+
+        return SegmentationTraining(recipe, data, seed)
+
+    def validation(self, recipe, data):
+        from edgekit.tasks.segmentation.val import SegmentationValidation
+
+        return SegmentationValidation(recipe, data)
+
+    def postprocessor(self, recipe):
+        from edgekit.tasks.segmentation.postprocess import postprocess
+        from edgekit.tasks.segmentation.spec import SegmentationSpec
+
+        spec = SegmentationSpec.from_recipe(recipe).postprocess
+        return lambda outputs: postprocess(outputs[0], spec)
+
+    def describe_postprocess(self, recipe, folder: Path) -> dict:
+        from edgekit.tasks.segmentation.spec import SegmentationSpec
+
+        return SegmentationSpec.from_recipe(recipe).postprocess.describe()

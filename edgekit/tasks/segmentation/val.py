@@ -1,0 +1,111 @@
+"""Segmentation figures: pixel accuracy, Dice, defect IoU and mean IoU from one confusion matrix,
+per group of the data, the trivial answers for scale, and predicted masks over sample images."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgekit.backends.base import Runner
+from edgekit.data.recipe_data import SplitData
+from edgekit.progress import bar
+from edgekit.recipes import Recipe
+from edgekit.report import markdown_table
+from edgekit.tasks import postprocessor
+from edgekit.tasks.pictures import grid, write_png
+from edgekit.tasks.segmentation.data import read_masked
+from edgekit.tasks.segmentation.draw import tile
+from edgekit.tasks.segmentation.metrics import split_figures, trivial_figures
+from edgekit.tasks.segmentation.postprocess import Segmentation
+from edgekit.tasks.segmentation.spec import SegmentationSpec
+
+GRID = "masks.png"
+FIGURES = (("pixel_accuracy", "PA %"), ("dice", "Dice %"), ("defect_iou", "defect IoU %"),
+           ("mean_iou", "mean IoU %"))
+
+
+class SegmentationValidation:
+    headline = "mean_iou"
+    column = "mean IoU %"
+    paper_key = "miou"
+
+    def __init__(self, recipe: Recipe, data: SplitData) -> None:
+        self.spec = SegmentationSpec.from_recipe(recipe)
+        self.paper, self.size = recipe.paper, recipe.preprocess.size
+        self.samples = int(recipe.validate.get("samples", 8))
+        test = read_masked(data.test, self.size, self.spec, "reading test images and masks")
+        self.images, self.truths, self.groups = test.images, test.masks, test.groups
+        self.group_names = data.dataset.classes
+        self.cut = test.cut
+        self.x = recipe.preprocess.batch(self.images)
+        self.post = postprocessor(recipe)
+        self.results: dict[str, list[Segmentation]] = {}
+
+    def pipeline(self, runner: Runner):
+        return lambda batch: self.post(runner.infer(batch))
+
+    def _segment(self, runner: Runner, x: np.ndarray, desc: str) -> list[Segmentation]:
+        segment = self.pipeline(runner)
+        return [segment(xi[None])[0] for xi in bar(x, desc)]
+
+    def _figures(self, segs: list[Segmentation]) -> dict[str, Any]:
+        return split_figures([s.mask for s in segs], self.truths, self.groups, self.group_names)
+
+    def evaluate(self, runner: Runner, label: str) -> dict[str, Any]:
+        segs = self._segment(runner, self.x, f"{label}: test split")
+        self.results[label] = segs
+        return {**self._figures(segs), "components": sum(len(s.defects) for s in segs)}
+
+    def score(self, runner: Runner, x: np.ndarray, desc: str) -> float:
+        return self._figures(self._segment(runner, x, desc))["mean_iou"]
+
+    def report(self, results: dict[str, Any]) -> list[str]:
+        rows = results["rows"]
+        heads = [h for _, h in FIGURES]
+        table = [[r["artifact"], *[r[k] for k, _ in FIGURES], r["components"]] for r in rows]
+        table += [[f"({name})", *[f[k] for k, _ in FIGURES], None]
+                  for name, f in trivial_figures(self.truths).items()]
+        paper = self.paper
+        if paper.get("miou") is not None:
+            table.append([f"paper ({paper.get('ref', '')}, {paper.get('dataset', '')})",
+                          paper.get("pixel_accuracy"), paper.get("dice"), None, paper.get("miou"), None])
+        post = self.spec.postprocess
+        out = ["## Segmentation figures", "", markdown_table(["artifact", *heads, "defects found"], table), "",
+               "One pixel confusion matrix over the test split at the network's resolution "
+               f"({self.size}x{self.size}; masks resized by nearest neighbour), after the deployed post-processing "
+               f"(probability >= {post.threshold}, components of at least {post.min_area} px). Mean IoU is the mean "
+               "of the background and defect IoU: the figure compared with the paper's \"IoU\" (SEEDS.md). The rows in "
+               "brackets are what answering all background or all defect would score.", ""]
+        if self.cut:
+            out += [f"{self.cut} test mask(s) held grey levels between 0 and 255 (anti-aliasing or JPEG damage): "
+                    "cut at 128.", ""]
+        groups = list(rows[0]["per_group"])
+        if len(groups) > 1:
+            out += ["## Defect IoU % per group of the data", "",
+                    markdown_table(["artifact", *groups],
+                                   [[r["artifact"], *[r["per_group"][g]["defect_iou"] for g in groups]] for r in rows]),
+                    "", "Images per group: " + ", ".join(f"{g} {rows[0]['per_group'][g]['images']}" for g in groups)
+                    + " (a group without defect pixels scores no defect IoU unless something is predicted).", ""]
+        if GRID in results.get("extras", []):
+            out += ["## Masks on sample test images", "", f"![masks]({GRID})", "",
+                    "First column: the image with its true defects outlined in white. Then each artifact's "
+                    "predicted defects in red, after the same host post-processing.", ""]
+        return out
+
+    def sample_indices(self) -> list[int]:
+        """Up to ``samples`` test images, spread over the groups, those with defects first."""
+        order = sorted(range(len(self.truths)), key=lambda i: (not self.truths[i].any(), i))
+        chosen: list[int] = []
+        for k in sorted(set(self.groups)):
+            chosen += [i for i in order if self.groups[i] == k][: max(1, -(-self.samples // len(set(self.groups))))]
+        return sorted(chosen)[: self.samples]
+
+    def write_extras(self, folder: Path, results: dict[str, Any]) -> list[str]:
+        if not self.results or self.samples <= 0:
+            return []
+        labels = list(self.results)
+        tiles = [[tile(self.images[i], self.size, truth=self.truths[i])]
+                 + [tile(self.images[i], self.size, self.truths[i], self.results[lab][i].mask) for lab in labels]
+                 for i in self.sample_indices()]
+        return [write_png(Path(folder) / GRID, grid(tiles, ["truth", *labels]))]
