@@ -55,7 +55,7 @@ def recipes(json_out: Annotated[Optional[Path], typer.Option("--json")] = None, 
     rows = []
     for r in list_recipes():
         p = r.paper
-        fig = ", ".join(f"{k} {p[k]}" for k in ("accuracy", "map", "iou", "fps", "latency_ms") if k in p)
+        fig = ", ".join(f"{k} {p[k]}" for k in ("accuracy", "map", "miou", "fps", "latency_ms") if p.get(k) is not None)
         rows.append([r.name, r.task, p.get("dataset", ""), fig, p.get("ref", "")])
     headers = ["name", "task", "dataset", "paper figures", "source"]
     shown = len(headers) if wide else 4

@@ -212,3 +212,19 @@ def test_components_equal_after_every_backend(run, tiny_seg_recipe) -> None:
             # pixels within float rounding of the threshold may fall either way: nearly all agree
             assert (a.mask == b.mask).mean() > 0.999, name
             assert abs(len(a.defects) - len(b.defects)) <= 1, name
+
+
+def test_jetson_orin_kit_has_a_clean_preflight(run, tiny_seg_recipe, tmp_path) -> None:
+    import json
+
+    from edgekit.stages.compile import compile_for_target
+
+    done = compile_for_target(tiny_seg_recipe, run["dir"] / "quantize", load_target("jetson-orin"), tmp_path / "j",
+                              ["fp32", "fp16", "int8"])
+    kit = tmp_path / "j" / "tensorrt-kit"
+    assert done[0]["backend"] == "tensorrt" and (kit / "int8.onnx").is_file()
+    report = json.loads((kit / "preflight.json").read_text())
+    assert report["errors"] == 0, report["findings"]
+    ops = next(f for f in report["findings"] if f["check"].startswith("ops on TensorRT"))
+    assert ops["level"] == "ok" and "Resize" in ops["detail"] and "ReduceMean" in ops["detail"]
+    assert json.loads((kit / "pipeline.json").read_text())["postprocess"]["components"] == "OpenCV, 8-connected"

@@ -8,6 +8,7 @@ post-processing and how to describe it in ``pipeline.json``.
 """
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol
 
@@ -74,3 +75,23 @@ class Task(Protocol):
     def describe_postprocess(self, recipe, folder: Path) -> dict[str, Any]:
         """``pipeline.json``'s post-processing entry (writing any file it needs into ``folder``)."""
         ...
+
+
+class TaskPackage:
+    """The base of a task package's registered class: its training and validation classes are named
+    (``module:Class``) and imported when first asked for."""
+    outputs: tuple[str, ...] = ()
+    reads_boxes = False
+    training_class = ""        # e.g. "edgekit.tasks.detection.train:DetectionTraining"
+    validation_class = ""
+
+    @staticmethod
+    def _load(ref: str) -> Any:
+        module, _, name = ref.partition(":")
+        return getattr(importlib.import_module(module), name)
+
+    def training(self, recipe, data, seed: int) -> TrainingTask:
+        return self._load(self.training_class)(recipe, data, seed)
+
+    def validation(self, recipe, data) -> TaskValidation:
+        return self._load(self.validation_class)(recipe, data)

@@ -4,22 +4,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgekit.tasks import register_task
+from edgekit.tasks.base import TaskPackage
 
 
 @register_task("classification")
-class Classification:
+class Classification(TaskPackage):
     outputs = ("logits",)
-    reads_boxes = False
-
-    def training(self, recipe, data, seed: int):
-        from edgekit.tasks.classification.train import ClassificationTraining
-
-        return ClassificationTraining(recipe, data, seed)
-
-    def validation(self, recipe, data):
-        from edgekit.tasks.classification.val import ClassificationValidation
-
-        return ClassificationValidation(recipe, data)
+    training_class = "edgekit.tasks.classification.train:ClassificationTraining"
+    validation_class = "edgekit.tasks.classification.val:ClassificationValidation"
 
     def postprocessor(self, recipe):
         from edgekit.tasks.classification.metrics import predict

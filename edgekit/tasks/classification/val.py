@@ -9,17 +9,17 @@ import numpy as np
 from edgekit.backends.base import Runner
 from edgekit.data.recipe_data import SplitData, read_images
 from edgekit.plots import confusion_matrices
-from edgekit.progress import bar
 from edgekit.recipes import Recipe
 from edgekit.report import markdown_table
 from edgekit.tasks import postprocessor
+from edgekit.tasks.answers import DeployedAnswers
 from edgekit.tasks.classification.metrics import metrics
 
 
 CONFUSION = "confusion.png"
 
 
-class ClassificationValidation:
+class ClassificationValidation(DeployedAnswers):
     headline = "accuracy"
     column = "accuracy %"
     paper_key = "accuracy"
@@ -31,18 +31,11 @@ class ClassificationValidation:
         self.y = np.array([s.label for s in data.test])
         self.post = postprocessor(recipe)
 
-    def pipeline(self, runner: Runner):
-        return lambda batch: self.post(runner.infer(batch))
-
-    def _predictions(self, runner: Runner, x: np.ndarray, desc: str) -> np.ndarray:
-        classify = self.pipeline(runner)
-        return np.array([int(classify(xi[None])[0]) for xi in bar(x, desc)])
-
     def evaluate(self, runner: Runner, label: str) -> dict[str, Any]:
-        return metrics(self.y, self._predictions(runner, self.x, f"{label}: test split"), self.classes)
+        return metrics(self.y, np.array(self.answers(runner, self.x, f"{label}: test split")), self.classes)
 
     def score(self, runner: Runner, x: np.ndarray, desc: str) -> float:
-        return 100.0 * float((self._predictions(runner, x, desc) == self.y).mean())
+        return 100.0 * float((np.array(self.answers(runner, x, desc)) == self.y).mean())
 
     def report(self, results: dict[str, Any]) -> list[str]:
         classes = list(self.classes)

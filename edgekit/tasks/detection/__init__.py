@@ -5,22 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgekit.tasks import register_task
+from edgekit.tasks.base import TaskPackage
 
 
 @register_task("detection")
-class Detection:
+class Detection(TaskPackage):
     outputs = ("loc", "conf")
     reads_boxes = True
-
-    def training(self, recipe, data, seed: int):
-        from edgekit.tasks.detection.train import DetectionTraining
-
-        return DetectionTraining(recipe, data, seed)
-
-    def validation(self, recipe, data):
-        from edgekit.tasks.detection.val import DetectionValidation
-
-        return DetectionValidation(recipe, data)
+    training_class = "edgekit.tasks.detection.train:DetectionTraining"
+    validation_class = "edgekit.tasks.detection.val:DetectionValidation"
 
     def postprocessor(self, recipe):
         from edgekit.tasks.detection.postprocess import postprocess

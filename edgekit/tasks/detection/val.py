@@ -10,12 +10,12 @@ import numpy as np
 from edgekit.backends.base import Runner
 from edgekit.data.recipe_data import SplitData, read_images
 from edgekit.plots import pr_curves
-from edgekit.progress import bar
 from edgekit.recipes import Recipe
 from edgekit.report import markdown_table
 from edgekit.tasks.detection.draw import TRUTH, draw, draw_detections
 from edgekit.tasks.detection.metrics import GroundTruth, detection_metrics, voc_map
 from edgekit.tasks import postprocessor
+from edgekit.tasks.answers import DeployedAnswers
 from edgekit.tasks.detection.postprocess import Detections
 from edgekit.tasks.detection.spec import DetectionSpec
 from edgekit.tasks.pictures import grid, write_png
@@ -25,7 +25,7 @@ PR = "pr_curves.png"
 SHOW_SCORE = 0.3       # detections drawn in the grid: score at least this
 
 
-class DetectionValidation:
+class DetectionValidation(DeployedAnswers):
     headline = "map_voc07"
     column = "mAP@0.5 % (VOC07)"
     paper_key = "map"
@@ -43,22 +43,15 @@ class DetectionValidation:
         self.curves: dict[str, dict] = {}
         self.post = postprocessor(recipe)
 
-    def pipeline(self, runner: Runner):
-        return lambda batch: self.post(runner.infer(batch))
-
-    def _detect(self, runner: Runner, x: np.ndarray, desc: str) -> list[Detections]:
-        detect = self.pipeline(runner)
-        return [detect(xi[None])[0] for xi in bar(x, desc)]
-
     def evaluate(self, runner: Runner, label: str) -> dict[str, Any]:
-        dets = self._detect(runner, self.x, f"{label}: test split")
+        dets = self.answers(runner, self.x, f"{label}: test split")
         self.detections[label] = dets
         figures = detection_metrics(self.truths, dets, self.classes, self.sizes)
         self.curves[label] = figures.pop("curves")   # arrays for the picture, not for results.json
         return figures
 
     def score(self, runner: Runner, x: np.ndarray, desc: str) -> float:
-        return voc_map(self.truths, self._detect(runner, x, desc), self.classes)["map_voc07"]
+        return voc_map(self.truths, self.answers(runner, x, desc), self.classes)["map_voc07"]
 
     def report(self, results: dict[str, Any]) -> list[str]:
         classes = list(self.classes)

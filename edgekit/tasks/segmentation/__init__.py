@@ -5,22 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from edgekit.tasks import register_task
+from edgekit.tasks.base import TaskPackage
 
 
 @register_task("segmentation")
-class SegmentationTask:
+class SegmentationTask(TaskPackage):
     outputs = ("mask",)
-    reads_boxes = False
-
-    def training(self, recipe, data, seed: int):
-        from edgekit.tasks.segmentation.train import SegmentationTraining
-
-        return SegmentationTraining(recipe, data, seed)
-
-    def validation(self, recipe, data):
-        from edgekit.tasks.segmentation.val import SegmentationValidation
-
-        return SegmentationValidation(recipe, data)
+    training_class = "edgekit.tasks.segmentation.train:SegmentationTraining"
+    validation_class = "edgekit.tasks.segmentation.val:SegmentationValidation"
 
     def postprocessor(self, recipe):
         from edgekit.tasks.segmentation.postprocess import postprocess

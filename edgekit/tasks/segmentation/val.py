@@ -9,10 +9,10 @@ import numpy as np
 
 from edgekit.backends.base import Runner
 from edgekit.data.recipe_data import SplitData
-from edgekit.progress import bar
 from edgekit.recipes import Recipe
 from edgekit.report import markdown_table
 from edgekit.tasks import postprocessor
+from edgekit.tasks.answers import DeployedAnswers
 from edgekit.tasks.pictures import grid, write_png
 from edgekit.tasks.segmentation.data import read_masked
 from edgekit.tasks.segmentation.draw import tile
@@ -25,7 +25,7 @@ FIGURES = (("pixel_accuracy", "PA %"), ("dice", "Dice %"), ("defect_iou", "defec
            ("mean_iou", "mean IoU %"))
 
 
-class SegmentationValidation:
+class SegmentationValidation(DeployedAnswers):
     headline = "mean_iou"
     column = "mean IoU %"
     paper_key = "miou"
@@ -42,23 +42,16 @@ class SegmentationValidation:
         self.post = postprocessor(recipe)
         self.results: dict[str, list[Segmentation]] = {}
 
-    def pipeline(self, runner: Runner):
-        return lambda batch: self.post(runner.infer(batch))
-
-    def _segment(self, runner: Runner, x: np.ndarray, desc: str) -> list[Segmentation]:
-        segment = self.pipeline(runner)
-        return [segment(xi[None])[0] for xi in bar(x, desc)]
-
     def _figures(self, segs: list[Segmentation]) -> dict[str, Any]:
         return split_figures([s.mask for s in segs], self.truths, self.groups, self.group_names)
 
     def evaluate(self, runner: Runner, label: str) -> dict[str, Any]:
-        segs = self._segment(runner, self.x, f"{label}: test split")
+        segs = self.answers(runner, self.x, f"{label}: test split")
         self.results[label] = segs
         return {**self._figures(segs), "components": sum(len(s.defects) for s in segs)}
 
     def score(self, runner: Runner, x: np.ndarray, desc: str) -> float:
-        return self._figures(self._segment(runner, x, desc))["mean_iou"]
+        return self._figures(self.answers(runner, x, desc))["mean_iou"]
 
     def report(self, results: dict[str, Any]) -> list[str]:
         rows = results["rows"]

@@ -1,0 +1,23 @@
+"""What every task's validation scores: the deployed answer, a runner's outputs through the task's host
+post-processing (the line's pipeline), one image at a time as a camera delivers them."""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+
+from edgekit.backends.base import Runner
+from edgekit.progress import bar
+
+
+class DeployedAnswers:
+    post: Callable[[list[np.ndarray]], list[Any]]     # the task's post-processor of the recipe
+
+    def pipeline(self, runner: Runner) -> Callable[[np.ndarray], list[Any]]:
+        """A batch in, the deployed answer out (post-processing included): what the line runs."""
+        return lambda batch: self.post(runner.infer(batch))
+
+    def answers(self, runner: Runner, x: np.ndarray, desc: str) -> list[Any]:
+        """Each pre-processed image of ``x`` through :meth:`pipeline` at batch 1."""
+        answer = self.pipeline(runner)
+        return [answer(xi[None])[0] for xi in bar(x, desc)]
