@@ -279,7 +279,10 @@ def test_preflight_flags_ops_opset_shapes_and_qdq(tmp_path, tiny_quantized):
     nano, orin = load_target("jetson-nano"), load_target("jetson-orin")
     ok = tiny_onnx(tmp_path / "ok.onnx")
     found = {f["check"]: f for f in preflight.preflight({"fp32": ok}, nano)["findings"]}
-    assert found["opset"]["level"] == "warning" and "opset <= 13" in found["opset"]["detail"]
+    assert found["opset"]["level"] == "error" and "opset <= 13, and no model of the kit fits" in found["opset"]["detail"]
+    old = tiny_onnx(tmp_path / "old.onnx", opset=13)
+    routed = {f["check"]: f for f in preflight.preflight({"fp32": ok}, nano, {13: old})["findings"]}
+    assert routed["opset"]["level"] == "ok" and "built from old.onnx (exported at opset 13)" in routed["opset"]["detail"]
     nz = tiny_onnx(tmp_path / "nz.onnx", op="NonZero", opset=13)
     assert preflight.preflight({"fp32": nz}, nano)["errors"] == 1      # NonZero needs 8.5
     assert preflight.preflight({"fp32": nz}, orin)["errors"] == 0

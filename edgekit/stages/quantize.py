@@ -82,10 +82,33 @@ def quantize_settings(recipe: Recipe, method: str | None = None, per_channel: bo
     settings = {"recipe": recipe.name, "method": method, "per_channel": per_channel, "format": "QDQ",
                 "activations": "symmetric int8 (+ uint8 copy for ONNX Runtime CPU)",
                 "weights": "symmetric int8" + (" per channel" if per_channel else " per tensor"),
-                "biases": "float in the int8 (s8) model, int32 in the uint8 copy"}
+                "biases": "float in the int8 (s8) model, int32 in the uint8 copy",
+                "older_opsets": "fp32.opset<N>.onnx from the export's copies, for older TensorRT parsers"}
     if method == "percentile":
         settings["percentile"] = percentile or recipe.quantize.get("percentile", DEFAULT_PERCENTILE)
     return settings
+
+
+def opset_copies(onnx_path: Path, folder: Path) -> dict[str, str]:
+    """The export's older-opset copies of the FP32 model (``model.opset13.onnx`` beside ``onnx_path``),
+    pre-processed as ``fp32.onnx`` is, into ``folder`` as ``fp32.opset<N>.onnx``. Older TensorRT builds
+    INT8 from that file and a calibration cache naming its tensors: a copy is kept only when every
+    calibrated tensor of ``fp32.onnx`` has its name there too."""
+    from edgekit.backends.tensorrt.calibration_cache import read_ranges
+
+    calibrated = set(read_ranges(folder / "calibration_ranges.json"))
+    kept = {}
+    for copy in sorted(onnx_path.parent.glob("model.opset*.onnx")):
+        opset = copy.stem.removeprefix("model.opset")
+        target = folder / f"fp32.opset{opset}.onnx"
+        quant_pre_process(str(copy), str(target), skip_symbolic_shape=True)
+        graph = onnx.load(str(target)).graph
+        names = {t for n in graph.node for t in (*n.input, *n.output)}
+        if calibrated <= names:
+            kept[opset] = target.name
+        else:
+            target.unlink()
+    return kept
 
 
 def quantize(
@@ -142,7 +165,9 @@ def quantize(
         shutil.copyfile(cache, tmp / "calibration_ranges.json")
         for name in FILES:
             onnx.checker.check_model(onnx.load(str(tmp / FILES[name])))
+        copies = opset_copies(onnx_path, tmp)
         results = {
+            "opset_copies": copies,
             "calibration_set": {"name": manifest["name"], "sha256": manifest["sha256"], "count": len(images)},
             "calibration_cache": str(cache),
             "calibration_cache_hit": cache_hit,

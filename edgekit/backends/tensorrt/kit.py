@@ -21,10 +21,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import onnx
+
 from edgekit.artifacts import read_manifest, sha256_file, staged_dir, write_manifest
 from edgekit.backends.tensorrt import calibration_cache, preflight
 from edgekit.backends.tensorrt.builder import EngineRequest, build_engine, has_calibrators, has_precision_flags
 from edgekit.backends.tensorrt.engine import ENGINE_FILE, Device, device_facts, engine_keys
+from edgekit.backends.tensorrt.onnx_support import max_opset
 from edgekit.backends.tensorrt.version import JETPACK_TENSORRT, TrtVersion
 from edgekit.errors import EdgekitError
 from edgekit.targets import Target
@@ -57,14 +60,25 @@ def versions_in_range(target: Target) -> list[TrtVersion]:
     return sorted({TrtVersion.parse(e.replace(".x", "")) for e in ends if e})
 
 
-def trtexec_line(precision: str, route: str | None, version: TrtVersion, target: Target, dla: bool) -> str:
+def parsed_file(source: str, version: TrtVersion, kit_opset: int, copies: dict[str, str]) -> str:
+    """The kit file ``version``'s parser reads for ``source``: an older-opset copy of the FP32 model when
+    the kit's opset is newer than the parser documents (the preflight errs when there is none)."""
+    limit = max_opset(version)
+    fits = [int(n) for n in copies if int(n) <= limit]
+    if kit_opset <= limit or source != ONNX["fp32"] or not fits:
+        return source
+    return copies[str(max(fits))]
+
+
+def trtexec_line(precision: str, route: str | None, version: TrtVersion, target: Target, dla: bool,
+                 kit_opset: int = 0, copies: dict[str, str] | None = None) -> str:
     """The trtexec equivalent of ``edgekit compile --kit`` for one precision on one TensorRT version."""
     pool = (f"--workspace={target.workspace_mb}" if not version.at_least(8, 4)
             else f"--memPoolSize=workspace:{target.workspace_mb}")    # MiB on 8.4+ and 10.x
     common = f"{pool} --timingCacheFile=timing.cache --saveEngine=model.{precision}.engine"
     on_dla = " --useDLACore=0 --allowGPUFallback" if dla and precision != "fp32" else ""
     strongly_typed = version.major >= 11
-    source = source_onnx(precision, route, strongly_typed)
+    source = parsed_file(source_onnx(precision, route, strongly_typed), version, kit_opset, copies or {})
     flags = " --stronglyTyped" if strongly_typed else {"fp32": "", "fp16": " --fp16", "int8": " --int8 --fp16"}[precision]
     calib = f" --calib={cache_name(version)}" if route == "calibration-cache" else ""
     return f"trtexec --onnx={source}{flags}{calib} {common}{on_dla}"
@@ -89,6 +103,11 @@ def write_kit(quant_dir: Path, target: Target, out: Path, precisions: list[str],
     with staged_dir(out) as tmp:
         for name in ONNX.values():
             shutil.copyfile(quant_dir / name, tmp / name)
+        copies = {}
+        for copy in sorted(quant_dir.glob("fp32.opset*.onnx")):
+            shutil.copyfile(copy, tmp / copy.name)
+            copies[copy.stem.removeprefix("fp32.opset")] = copy.name
+        kit_opset = preflight.opset_of(onnx.load(str(tmp / ONNX["fp32"]), load_external_data=False))
         shutil.copyfile(quant_dir / RANGES, tmp / RANGES)
         caches = {}
         if needs_cache:   # for trtexec users; `edgekit compile --kit` writes the installed TensorRT's own
@@ -97,7 +116,8 @@ def write_kit(quant_dir: Path, target: Target, out: Path, precisions: list[str],
                 caches[str(v)] = calibration_cache.write(scales, v, tmp / cache_name(v)).name
         (tmp / "target.json").write_text(json.dumps(target.summary_row(), indent=2) + "\n")
         write_pipeline(tmp)
-        check = preflight.preflight({p: tmp / ONNX[p] for p in ONNX}, target)
+        check = preflight.preflight({p: tmp / ONNX[p] for p in ONNX}, target,
+                                    {int(n): tmp / name for n, name in copies.items()})
         (tmp / "preflight.json").write_text(json.dumps(check, indent=2) + "\n")
         (tmp / "preflight.md").write_text(preflight.markdown(check))
         int8_routes = {str(v): int8_route(v) for v in versions} if target.int8_route != "none" else {}
@@ -106,9 +126,10 @@ def write_kit(quant_dir: Path, target: Target, out: Path, precisions: list[str],
                "workspace_mb": target.workspace_mb, "dla_cores": target.dla_cores,
                "compute_capability": target.compute_capability,
                "calibration_sha256": sha256_file(tmp / RANGES),
-               "calibration_caches": caches}
+               "calibration_caches": caches, "opset": kit_opset, "opset_copies": copies}
         (tmp / KIT_FILE).write_text(json.dumps(kit, indent=2) + "\n")
-        commands = {str(v): {p: trtexec_line(p, routes[str(v)][p], v, target, False) for p in routed} for v in versions}
+        commands = {str(v): {p: trtexec_line(p, routes[str(v)][p], v, target, False, kit_opset, copies) for p in routed}
+                    for v in versions}
         (tmp / "BUILD_ON_DEVICE.md").write_text(instructions(target, kit, commands))
         write_manifest(tmp, "compile", {"quantized": quant_dir},
                        {"target": target.name, "backend": "tensorrt", "kind": "device-kit", "precisions": routed},
@@ -185,7 +206,8 @@ def build_from_kit(kit_dir: Path, out_root: Path, precisions: list[str] | None =
         route = int8_route(version, strongly_typed) if precision == "int8" else None
         if route == "calibration-cache" and not has_calibrators(trt):
             route = "qdq"
-        source = kit_dir / source_onnx(precision, route, strongly_typed)
+        source = kit_dir / parsed_file(source_onnx(precision, route, strongly_typed), version, kit.get("opset", 0),
+                                       kit.get("opset_copies", {}))
         folder = out_root / f"tensorrt-{precision}"
         with staged_dir(folder) as tmp:
             cache = None

@@ -35,7 +35,7 @@ class Finding:
     detail: str
 
 
-def _opset(model: onnx.ModelProto) -> int:
+def opset_of(model: onnx.ModelProto) -> int:
     return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
 
 
@@ -79,12 +79,22 @@ def _shapes(model: onnx.ModelProto) -> Finding:
     return Finding("static shapes", "ok", "every input dimension is fixed")
 
 
-def _ops(model: onnx.ModelProto, version: TrtVersion) -> list[Finding]:
-    found = []
-    opset, limit = _opset(model), max_opset(version)
-    found.append(Finding("opset", "warning" if opset > limit else "ok",
-                         f"opset {opset}; TensorRT {version.major}.{version.minor}'s parser documents opset <= {limit}"
-                         + (": ops whose newer versions changed may be refused" if opset > limit else "")))
+def _opset_finding(model: onnx.ModelProto, version: TrtVersion, copies: dict[int, Path]) -> Finding:
+    """The kit's model against the parser's opset; an older-opset copy routed to the version passes."""
+    opset, limit = opset_of(model), max_opset(version)
+    said = f"opset {opset}; TensorRT {version.major}.{version.minor}'s parser documents opset <= {limit}"
+    if opset <= limit:
+        return Finding("opset", "ok", said)
+    fits = [n for n in copies if n <= limit]
+    if fits:
+        return Finding("opset", "ok", f"{said}: its engines are built from {copies[max(fits)].name} "
+                                      f"(exported at opset {max(fits)})")
+    return Finding("opset", "error", f"{said}, and no model of the kit fits it: export at opset <= {limit} "
+                                     "(`edgekit export` writes an opset-13 copy from a checkpoint)")
+
+
+def _ops(model: onnx.ModelProto, version: TrtVersion, copies: dict[int, Path]) -> list[Finding]:
+    found = [_opset_finding(model, version, copies)]
     counts = Counter(n.op_type for n in model.graph.node if n.domain in ("", "ai.onnx"))
     custom = sorted({f"{n.domain}:{n.op_type}" for n in model.graph.node if n.domain not in ("", "ai.onnx")})
     bad, unknown = [], []
@@ -173,11 +183,12 @@ def estimate(total_macs: int, target: Target) -> dict[str, Any]:
     return out
 
 
-def preflight(files: dict[str, Path], target: Target) -> dict[str, Any]:
-    """Check the kit's ONNX files (precision -> path) against ``target``; JSON-ready result."""
+def preflight(files: dict[str, Path], target: Target, copies: dict[int, Path] | None = None) -> dict[str, Any]:
+    """Check the kit's ONNX files (precision -> path) and its older-opset FP32 copies (opset -> path) against
+    ``target``; JSON-ready result."""
     version = TrtVersion.parse(target.tensorrt.min) if target.tensorrt and target.tensorrt.min else TrtVersion(10)
     reference = onnx.load(str(files["fp32"]))
-    findings = [_shapes(reference), *_ops(reference, version)]
+    findings = [_shapes(reference), *_ops(reference, version, copies or {})]
     if "int8" in files:
         findings += _qdq(onnx.load(str(files["int8"])))
     findings += [_dla(reference, target), _precisions(target, list(files))]
