@@ -10,7 +10,6 @@ Layouts, recognised by their folders (first match):
 - Severstal: ``train.csv`` (``ImageId_ClassId,EncodedPixels``, the first release, or
   ``ImageId,ClassId,EncodedPixels``) + ``train_images/``; an image without a row is defect-free.
 - A plain ``images/`` + ``masks/`` folder (mask named as its image, any image suffix).
-
 - The built-in generated data: ``IMAGES/`` + ``MASKS/`` (values 0 and class index + 1).
 
 Samples are grouped (the class folder, the split, the part, the file-name class): the groups are
