@@ -1,4 +1,5 @@
-"""Export to ONNX: static shapes, opset 17 and an opset-13 copy for older TensorRT parsers, checked and compared with PyTorch."""
+"""Export to ONNX: static shapes, opset 17 and an opset-13 copy for older TensorRT parsers, checked and
+compared with PyTorch."""
 from __future__ import annotations
 
 import warnings
