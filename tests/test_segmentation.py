@@ -14,7 +14,7 @@ from edgekit.checkpoint import load_model
 from edgekit.data.masks import load_masks, read_mask
 from edgekit.data.recipe_data import load_split
 from edgekit.models import create_model
-from edgekit.models.lsa_net import FEM, LAM, SDM
+from edgekit.models.lsa_net import FEM, LAM, SDM, location_map
 from edgekit.stages.build import BuildOptions, build
 from edgekit.targets import load_target
 from edgekit.tasks.segmentation.data import bounding_rectangles
@@ -38,8 +38,7 @@ def test_lam_location_map_is_the_outer_product_of_strip_means() -> None:
     lam = LAM(1)
     f = torch.zeros(1, 1, 6, 8)
     f[0, 0, 2:4, 5:7] = 1.0
-    rows, cols = f.mean(3, keepdim=True), f.mean(2, keepdim=True)
-    product = rows * cols
+    product = location_map(f)
     assert product[0, 0].nonzero().tolist() == [[r, c] for r in (2, 3) for c in (5, 6)]
     assert lam(torch.randn(1, 1, 6, 8))[1].shape == (1, 1, 6, 8)
 

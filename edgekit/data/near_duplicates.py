@@ -18,13 +18,13 @@ CHUNK = 2048
 
 
 def thumbnails(paths: list[Path]) -> np.ndarray:
-    """(n, THUMB*THUMB) float32 thumbnails, mean removed and unit norm."""
-    t = np.stack([cv2.resize(read_grey(p), (THUMB, THUMB), interpolation=cv2.INTER_AREA).astype(np.float32)
-                  for p in bar(paths, "looking for flipped copies")])
-    return t
+    """(n, THUMB, THUMB) float32 grey thumbnails."""
+    return np.stack([cv2.resize(read_grey(p), (THUMB, THUMB), interpolation=cv2.INTER_AREA).astype(np.float32)
+                     for p in bar(paths, "looking for flipped copies")])
 
 
 def _unit(t: np.ndarray) -> np.ndarray:
+    """Each thumbnail flattened, mean removed, unit norm: their dot products are correlations."""
     flat = t.reshape(len(t), -1)
     flat = flat - flat.mean(1, keepdims=True)
     return flat / (np.linalg.norm(flat, axis=1, keepdims=True) + 1e-6)
@@ -42,8 +42,8 @@ def clusters(paths: list[Path], similarity: float = 0.98) -> list[int]:
             i = parent[i]
         return i
 
-    for variant in (t, t[:, :, ::-1], t[:, ::-1, :], t[:, ::-1, ::-1]):
-        other = _unit(np.ascontiguousarray(variant))
+    for flipped in (None, t[:, :, ::-1], t[:, ::-1, :], t[:, ::-1, ::-1]):
+        other = base if flipped is None else _unit(np.ascontiguousarray(flipped))
         for start in range(0, len(paths), CHUNK):
             corr = base[start : start + CHUNK] @ other.T
             rows, cols = np.nonzero(corr > similarity)

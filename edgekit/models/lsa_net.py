@@ -47,6 +47,12 @@ def vgg_block(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(conv_bn_relu(cin, cout), conv_bn_relu(cout, cout))
 
 
+def location_map(f: torch.Tensor) -> torch.Tensor:
+    """Row strip means (C x H x 1) times column strip means (C x 1 x W): per channel, the outer product that
+    lights up where a defect's rows and columns cross (seeds/004, Fig. 5)."""
+    return f.mean(dim=3, keepdim=True) * f.mean(dim=2, keepdim=True)
+
+
 class LAM(nn.Module):
     """Location attention: strip pooling along rows and columns, their outer product as a location map."""
 
@@ -58,10 +64,7 @@ class LAM(nn.Module):
         self.locate = nn.Conv2d(channels, 1, 1)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        f = self.reduce(self.fuse_in(x))
-        rows = f.mean(dim=3, keepdim=True)        # PoolR: C x H x 1
-        cols = f.mean(dim=2, keepdim=True)        # PoolC: C x 1 x W
-        y = self.fuse_out(rows * cols)            # outer product per channel: C x H x W
+        y = self.fuse_out(location_map(self.reduce(self.fuse_in(x))))
         return x + y, self.locate(y)
 
 

@@ -20,10 +20,6 @@ class MaskedImages:
     groups: list[int]             # each image's group (the data's class folder, split, part)
     cut: int                      # masks whose grey levels had to be cut at 128
 
-    @property
-    def defect_fraction(self) -> float:
-        return float(np.mean([m.mean() for m in self.masks])) if self.masks else 0.0
-
 
 def defect_map(classes: np.ndarray, spec: SegmentationSpec) -> np.ndarray:
     """A class map -> bool defect mask, by the recipe's ``defect_values`` (every non-zero value by default)."""

@@ -28,10 +28,6 @@ class Segmentation:
     mask: np.ndarray                           # bool (H, W) at the model's resolution, small components removed
     defects: tuple[Defect, ...]
 
-    def as_dict(self) -> dict:
-        return {"defects": [{"label": d.label, "area_px": d.area, "box": list(d.box), "score": d.score}
-                            for d in self.defects]}
-
 
 def components(logits: np.ndarray, spec: PostprocessSpec) -> Segmentation:
     """One image's logits (H, W) -> its defects."""
