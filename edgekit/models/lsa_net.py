@@ -3,8 +3,9 @@
 The skeleton is Table 1's U-Net: five VGG blocks (two 3x3 conv + BN + ReLU) of 32/64/128/256/512
 channels, 2x2 max-pools between them, and a decoder that upsamples, concatenates the encoder's
 map of the same scale and applies a VGG block, down to a 1x1 conv giving one defect logit per
-pixel. LSA-Net adds three modules (the paper's Fig. 4 does not survive in the text, so their
-places are chosen here and written down):
+pixel (binary), or with ``num_classes`` > 1 a background logit and one per class (softmax).
+LSA-Net adds three modules (the paper's Fig. 4 does not survive in the text, so their places are
+chosen here and written down):
 
 - LAM (location attention) on the shallow features, after encoder block 2 (1/2 scale): VGG block,
   1x1 conv, row and column strip pooling (means over the width and over the height), their outer
@@ -113,12 +114,13 @@ class FEM(nn.Module):
 class SegmentationUNet(nn.Module):
     """Table 1's U-Net; with ``modules`` True, LSA-Net (LAM after block 2, SDM after block 4, FEM after block 5)."""
 
-    def __init__(self, in_channels: int = 3, base: int = 32, modules: bool = True, sdm_width: int = 384) -> None:
+    def __init__(self, in_channels: int = 3, base: int = 32, modules: bool = True, sdm_width: int = 384,
+                 num_classes: int = 1) -> None:
         super().__init__()
         widths = [base * 2**i for i in range(5)]                  # 32, 64, 128, 256, 512
         self.encoder = nn.ModuleList(vgg_block(cin, cout) for cin, cout in zip([in_channels, *widths], widths))
         self.decoder = nn.ModuleList(vgg_block(widths[i + 1] + widths[i], widths[i]) for i in reversed(range(4)))
-        self.head = nn.Conv2d(widths[0], 1, 1)
+        self.head = nn.Conv2d(widths[0], 1 if num_classes == 1 else num_classes + 1, 1)
         self.lam = LAM(widths[1]) if modules else None
         self.sdm = SDM(widths[3], sdm_width * base // 32) if modules else None
         self.fem = FEM(widths[4]) if modules else None
@@ -143,10 +145,10 @@ class SegmentationUNet(nn.Module):
 
 
 @register_model("lsa_net")
-def lsa_net(in_channels: int = 3, base: int = 32, sdm_width: int = 384) -> SegmentationUNet:
-    return SegmentationUNet(in_channels, base, modules=True, sdm_width=sdm_width)
+def lsa_net(in_channels: int = 3, base: int = 32, sdm_width: int = 384, num_classes: int = 1) -> SegmentationUNet:
+    return SegmentationUNet(in_channels, base, modules=True, sdm_width=sdm_width, num_classes=num_classes)
 
 
 @register_model("unet")
-def unet(in_channels: int = 3, base: int = 32) -> SegmentationUNet:
-    return SegmentationUNet(in_channels, base, modules=False)
+def unet(in_channels: int = 3, base: int = 32, num_classes: int = 1) -> SegmentationUNet:
+    return SegmentationUNet(in_channels, base, modules=False, num_classes=num_classes)

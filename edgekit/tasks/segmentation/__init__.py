@@ -1,5 +1,6 @@
-"""Segmentation: defect masks from one logit map; BCE + Dice training (with LSA-Net's location and
-feature-difference losses); PA / Dice / IoU validation; thresholded connected components on the host."""
+"""Segmentation: defect masks from one logit map (binary) or a map per class; BCE/CE + Dice training
+(with LSA-Net's location and feature-difference losses); PA / Dice / IoU validation, per class where
+the recipe has classes; thresholded connected components per class on the host."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,4 +25,5 @@ class SegmentationTask(TaskPackage):
     def describe_postprocess(self, recipe, folder: Path) -> dict:
         from edgekit.tasks.segmentation.spec import SegmentationSpec
 
-        return SegmentationSpec.from_recipe(recipe).postprocess.describe()
+        spec = SegmentationSpec.from_recipe(recipe)
+        return spec.postprocess.describe(spec.classes)

@@ -1,5 +1,12 @@
 """Segmentation's host side, the same after every backend and on the line: mask logits -> the
-recipe's threshold -> connected components (OpenCV) -> defects with area, box and mean score."""
+recipe's threshold -> connected components per class (OpenCV) -> defects with class, area, box and
+mean score.
+
+Binary networks give one logit map: a pixel is defect where sigmoid(logit) >= threshold, compared
+on the logit itself. Per-class networks give the background's logit and one per class: a pixel is
+defect where the defect probability 1 - softmax[background] reaches the threshold, which on the
+logits is logsumexp(class logits) - background logit >= logit(threshold); its class is the arg-max
+of the class logits."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,7 +21,7 @@ from edgekit.tasks.segmentation.spec import PostprocessSpec
 class Defect:
     area: int                                  # pixels at the model's resolution
     box: tuple[float, float, float, float]     # x0, y0, x1, y1 as fractions of the image (x1, y1 exclusive)
-    score: float                               # mean defect probability over the component
+    score: float                               # mean probability of its class over the component
     label: int = 0                             # defect class (0: the one class of a binary model)
 
     def scaled(self, width: int, height: int) -> tuple[int, int, int, int]:
@@ -25,29 +32,50 @@ class Defect:
 
 @dataclass(frozen=True)
 class Segmentation:
-    mask: np.ndarray                           # bool (H, W) at the model's resolution, small components removed
+    classes: np.ndarray                        # uint8 (H, W): 0 background, 1..K class, small components removed
     defects: tuple[Defect, ...]
+
+    @property
+    def mask(self) -> np.ndarray:
+        """bool (H, W): any defect."""
+        return self.classes > 0
+
+
+def _class_map(logits: np.ndarray, spec: PostprocessSpec) -> tuple[np.ndarray, np.ndarray]:
+    """(C, H, W) logits -> the class map (0 background) and each pixel's probability of its class (or of
+    defect, on background pixels; unused there)."""
+    logits = logits.astype(np.float32)
+    if len(logits) == 1:
+        return (logits[0] >= spec.logit_threshold).astype(np.uint8), 1.0 / (1.0 + np.exp(-logits[0]))
+    background, rest = logits[0], logits[1:]
+    top = rest.max(axis=0)
+    class_sum = np.log(np.exp(rest - top).sum(axis=0)) + top                     # logsumexp of the class logits
+    label = (rest.argmax(axis=0) + 1).astype(np.uint8)
+    label[class_sum - background < spec.logit_threshold] = 0
+    everything = np.logaddexp(class_sum, background)
+    prob = np.exp(np.take_along_axis(rest, (label.astype(np.int64) - 1).clip(0)[None], 0)[0] - everything)
+    return label, prob
 
 
 def components(logits: np.ndarray, spec: PostprocessSpec) -> Segmentation:
-    """One image's logits (H, W) -> its defects."""
-    binary = (logits >= spec.logit_threshold).astype(np.uint8)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=spec.connectivity)
-    h, w = binary.shape
-    keep = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] >= spec.min_area) + 1
-    if n <= 1:
-        return Segmentation(binary.astype(bool), ())
-    prob = 1.0 / (1.0 + np.exp(-logits.astype(np.float32)))
-    mean = np.bincount(labels.ravel(), weights=prob.ravel(), minlength=n) / np.maximum(stats[:, cv2.CC_STAT_AREA], 1)
-    defects = []
-    for k in keep:
-        x, y, bw, bh, area = (int(v) for v in stats[k])
-        defects.append(Defect(area, (x / w, y / h, (x + bw) / w, (y + bh) / h), float(mean[k])))
-    mask = np.isin(labels, keep) if len(keep) < n - 1 else binary.astype(bool)
+    """One image's logits (C, H, W) -> its defects, largest first."""
+    label, prob = _class_map(logits, spec)
+    h, w = label.shape
+    out, defects = np.zeros_like(label), []
+    for k in np.unique(label[label > 0]):
+        n, parts, stats, _ = cv2.connectedComponentsWithStats((label == k).astype(np.uint8),
+                                                              connectivity=spec.connectivity)
+        mean = np.bincount(parts.ravel(), weights=prob.ravel(), minlength=n) / np.maximum(stats[:, cv2.CC_STAT_AREA], 1)
+        keep = np.flatnonzero(stats[1:, cv2.CC_STAT_AREA] >= spec.min_area) + 1
+        out[np.isin(parts, keep)] = k
+        for j in keep:
+            x, y, bw, bh, area = (int(v) for v in stats[j])
+            defects.append(Defect(area, (x / w, y / h, (x + bw) / w, (y + bh) / h), float(mean[j]),
+                                  0 if len(logits) == 1 else int(k) - 1))
     defects.sort(key=lambda d: -d.area)
-    return Segmentation(mask, tuple(defects))
+    return Segmentation(out, tuple(defects))
 
 
 def postprocess(logits: np.ndarray, spec: PostprocessSpec) -> list[Segmentation]:
-    """A batch's mask logits (N, 1, H, W) -> one :class:`Segmentation` per image."""
-    return [components(np.asarray(item[0]), spec) for item in logits]
+    """A batch's mask logits (N, C, H, W) -> one :class:`Segmentation` per image."""
+    return [components(np.asarray(item), spec) for item in logits]

@@ -1,6 +1,7 @@
 """Segmentation training: images and masks at the network's resolution, flips and grey-level jitter
-(seeds/004: vertical flips, HSV, brightness and contrast), BCE + Dice on the mask, and for LSA-Net
-the location loss on LAM's map and the feature-difference loss between SDM's branches."""
+(seeds/004: vertical flips, HSV, brightness and contrast), BCE + Dice on the mask (cross-entropy +
+the classes' mean Dice when per class), and for LSA-Net the location loss on LAM's map and the
+feature-difference loss between SDM's branches."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -48,6 +49,27 @@ def bce_dice(logits: torch.Tensor, target: torch.Tensor, bce_share: float) -> to
     return bce_share * bce + (1.0 - dice).mean()
 
 
+def ce_dice(logits: torch.Tensor, target: torch.Tensor, ce_share: float) -> torch.Tensor:
+    """loss_seg per class: cross-entropy over the background and the classes weighted by ``ce_share``, plus
+    the soft Dice loss of each class present in the batch's truth or prediction, averaged."""
+    logits = logits.float()
+    ce = F.cross_entropy(logits, target)
+    p = torch.softmax(logits, 1)[:, 1:]
+    onehot = F.one_hot(target, logits.shape[1]).permute(0, 3, 1, 2)[:, 1:].float()
+    inter = (p * onehot).sum((0, 2, 3))
+    total = p.sum((0, 2, 3)) + onehot.sum((0, 2, 3))
+    dice = (2 * inter + 1.0) / (total + 1.0)
+    return ce_share * ce + (1.0 - dice).mean()
+
+
+def seg_loss(logits: torch.Tensor, target: torch.Tensor, share: float) -> torch.Tensor:
+    """BCE + Dice on a binary network's one map, CE + Dice on a per-class network's; ``target`` (N, 1, H, W)
+    holds class indices (0 background)."""
+    if logits.shape[1] == 1:
+        return bce_dice(logits, (target > 0).float(), share)
+    return ce_dice(logits, target[:, 0].long(), share)
+
+
 def feature_difference(v1: torch.Tensor, v2: torch.Tensor, epsilon: float) -> torch.Tensor:
     """loss_diff (seeds/004, Eq. 3): mean over the batch of 1 / (MSE between the flattened V1, V2 + eps);
     falls as the two branches' features move apart."""
@@ -58,7 +80,7 @@ def feature_difference(v1: torch.Tensor, v2: torch.Tensor, epsilon: float) -> to
 def segmentation_loss(outputs, mask: torch.Tensor, rect: torch.Tensor, w: LossWeights
                       ) -> tuple[torch.Tensor, dict[str, float]]:
     outputs = outputs if isinstance(outputs, (tuple, list)) else (outputs,)
-    seg = bce_dice(outputs[0], mask, w.bce)
+    seg = seg_loss(outputs[0], mask, w.bce)
     if len(outputs) == 1:                      # the plain U-Net
         return seg, {"seg": seg.item()}
     loc_logits, v1, v2 = outputs[1:]
@@ -82,7 +104,7 @@ class MaskItems(torch.utils.data.Dataset):
         image, mask = self.images[i], self.masks[i]
         if self.aug is not None:
             image, mask = self.aug(image, mask, np.random.default_rng([self.seed, self.epoch, i]))
-        m = mask.astype(np.float32)[None]
+        m = mask.astype(np.int64)[None]
         return (torch.from_numpy(self.pre(image)), torch.from_numpy(m),
                 torch.from_numpy(bounding_rectangles(mask)[None]))
 
@@ -106,14 +128,14 @@ class SegmentationTraining:
         self.pre, self.seed = recipe.preprocess, seed
         size = recipe.preprocess.size
         self.aug = _augment(recipe)
-        train = read_masked(data.train, size, self.spec, "reading train images and masks")
+        self.groups = data.dataset.classes
+        train = read_masked(data.train, self.groups, size, self.spec, "reading train images and masks")
         # resized once, as the pre-processing would: augmentation then works at the network's size
         self.images = [cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA) if im.shape != (size, size) else im
                        for im in train.images]
         self.masks = train.masks
-        self.test = read_masked(data.test, size, self.spec, "reading test images and masks")
+        self.test = read_masked(data.test, self.groups, size, self.spec, "reading test images and masks")
         self.x_test = self.pre.batch(self.test.images)
-        self.groups = data.dataset.classes
 
     def batches(self, epoch: int, batch_size: int, workers: int = 0):
         items = MaskItems(self.images, self.masks, self.pre, self.aug, self.seed, epoch)
@@ -130,6 +152,6 @@ class SegmentationTraining:
         with torch.inference_mode():
             for i in range(0, len(self.x_test), batch):
                 logits = model(torch.from_numpy(self.x_test[i : i + batch]).to(device)).float().cpu().numpy()
-                preds += [s.mask for s in postprocess(logits, self.spec.postprocess)]
-        f = split_figures(preds, self.test.masks, self.test.groups, self.groups)
+                preds += [s.classes for s in postprocess(logits, self.spec.postprocess)]
+        f = split_figures(preds, self.test.masks, self.test.groups, self.groups, self.spec.classes)
         return {k: f[k] for k in ("mean_iou", "defect_iou", "dice", "pixel_accuracy") if f[k] is not None}

@@ -1,5 +1,6 @@
 """Segmentation figures: pixel accuracy, Dice, defect IoU and mean IoU from one confusion matrix,
-per group of the data, the trivial answers for scale, and predicted masks over sample images."""
+per class and per group of the data, the trivial answers for scale, and predicted masks over
+sample images."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -15,7 +16,7 @@ from edgekit.tasks import postprocessor
 from edgekit.tasks.answers import DeployedAnswers
 from edgekit.tasks.pictures import grid, write_png
 from edgekit.tasks.segmentation.data import read_masked
-from edgekit.tasks.segmentation.draw import tile
+from edgekit.tasks.segmentation.draw import PALETTE, tile
 from edgekit.tasks.segmentation.metrics import split_figures, trivial_figures
 from edgekit.tasks.segmentation.postprocess import Segmentation
 from edgekit.tasks.segmentation.spec import SegmentationSpec
@@ -34,7 +35,7 @@ class SegmentationValidation(DeployedAnswers):
         self.spec = SegmentationSpec.from_recipe(recipe)
         self.paper, self.size = recipe.paper, recipe.preprocess.size
         self.samples = int(recipe.validate.get("samples", 8))
-        test = read_masked(data.test, self.size, self.spec, "reading test images and masks")
+        test = read_masked(data.test, data.dataset.classes, self.size, self.spec, "reading test images and masks")
         self.images, self.truths, self.groups = test.images, test.masks, test.groups
         self.group_names = data.dataset.classes
         self.cut = test.cut
@@ -43,7 +44,7 @@ class SegmentationValidation(DeployedAnswers):
         self.results: dict[str, list[Segmentation]] = {}
 
     def _figures(self, segs: list[Segmentation]) -> dict[str, Any]:
-        return split_figures([s.mask for s in segs], self.truths, self.groups, self.group_names)
+        return split_figures([s.classes for s in segs], self.truths, self.groups, self.group_names, self.spec.classes)
 
     def evaluate(self, runner: Runner, label: str) -> dict[str, Any]:
         segs = self.answers(runner, self.x, f"{label}: test split")
@@ -58,7 +59,7 @@ class SegmentationValidation(DeployedAnswers):
         heads = [h for _, h in FIGURES]
         table = [[r["artifact"], *[r[k] for k, _ in FIGURES], r["components"]] for r in rows]
         table += [[f"({name})", *[f[k] for k, _ in FIGURES], None]
-                  for name, f in trivial_figures(self.truths).items()]
+                  for name, f in trivial_figures(self.truths, self.spec.classes).items()]
         paper = self.paper
         if paper.get("miou") is not None:
             table.append([f"paper ({paper.get('ref', '')}, {paper.get('dataset', '')})",
@@ -67,12 +68,25 @@ class SegmentationValidation(DeployedAnswers):
         out = ["## Segmentation figures", "", markdown_table(["artifact", *heads, "defects found"], table), "",
                "One pixel confusion matrix over the test split at the network's resolution "
                f"({self.size}x{self.size}; masks resized by nearest neighbour), after the deployed post-processing "
-               f"(probability >= {post.threshold}, components of at least {post.min_area} px). Mean IoU is the mean "
-               "of the background and defect IoU: the figure compared with the paper's \"IoU\" (SEEDS.md). The rows in "
-               "brackets are what answering all background or all defect would score.", ""]
+               f"(defect probability >= {post.threshold}, components of at least {post.min_area} px). "
+               + ("Mean IoU is the mean of the background and defect IoU: the figure compared with the paper's \"IoU\" "
+                  "(SEEDS.md)." if self.spec.binary else
+                  f"Mean IoU is the mean over the background and the {len(self.spec.classes)} classes (the paper's "
+                  "table is binary: compare a binary recipe's). PA counts a pixel right only with its class; Dice "
+                  "and defect IoU take every class as defect against the background.")
+               + " The rows in brackets are what answering all background or all of the most common class would "
+               "score.", ""]
         if self.cut:
             out += [f"{self.cut} test mask(s) held grey levels between 0 and 255 (anti-aliasing or JPEG damage): "
                     "cut at 128.", ""]
+        if not self.spec.binary:
+            names = self.spec.classes
+            out += ["## IoU % per class", "",
+                    markdown_table(["artifact", *names],
+                                   [[r["artifact"], *[r["per_class"][c]["iou"] for c in names]] for r in rows]), "",
+                    "Test pixels per class: " + ", ".join(f"{c} {rows[0]['per_class'][c]['pixels']}" for c in names)
+                    + ". Colours in the pictures: " + ", ".join(f"{c} {n}" for c, (n, _) in zip(names, PALETTE))
+                    + ".", ""]
         groups = list(rows[0]["per_group"])
         if len(groups) > 1:
             out += ["## Defect IoU % per group of the data", "",
@@ -82,8 +96,9 @@ class SegmentationValidation(DeployedAnswers):
                     + " (a group without defect pixels scores no defect IoU unless something is predicted).", ""]
         if GRID in results.get("extras", []):
             out += ["## Masks on sample test images", "", f"![masks]({GRID})", "",
-                    "First column: the image with its true defects outlined in white. Then each artifact's "
-                    "predicted defects in red, after the same host post-processing.", ""]
+                    "First column: the image with its true defects outlined (white when binary, in the class's "
+                    "colour when per class). Then each artifact's predicted defects filled, after the same host "
+                    "post-processing.", ""]
         return out
 
     def sample_indices(self) -> list[int]:
@@ -98,7 +113,9 @@ class SegmentationValidation(DeployedAnswers):
         if not self.results or self.samples <= 0:
             return []
         labels = list(self.results)
-        tiles = [[tile(self.images[i], self.size, truth=self.truths[i])]
-                 + [tile(self.images[i], self.size, self.truths[i], self.results[lab][i].mask) for lab in labels]
+        per_class = not self.spec.binary
+        tiles = [[tile(self.images[i], self.size, truth=self.truths[i], per_class=per_class)]
+                 + [tile(self.images[i], self.size, self.truths[i], self.results[lab][i].classes, per_class)
+                    for lab in labels]
                  for i in self.sample_indices()]
         return [write_png(Path(folder) / GRID, grid(tiles, ["truth", *labels]))]
