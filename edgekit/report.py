@@ -72,11 +72,14 @@ def validation_markdown(recipe, results: dict, task_sections: list[str]) -> str:
             f"Overall: **{'PASS' if results['passed'] else 'FAIL'}**", ""]
     paper = recipe.paper
     out += [f"## Against the paper ({paper.get('ref', '')})", ""]
-    out += [markdown_table(
-        ["artifact", column, "paper", "fps here", "paper fps", "comparable"],
-        [[p["artifact"], p["value"], p["paper"], p["fps"], f"{p['paper_fps']} ({paper.get('device', '')})",
-          "yes" if p["comparable"] else "no (not the paper's data)"] for p in results["paper"]],
-    ), ""]
+    if any(p["paper"] is not None or p["paper_fps"] is not None for p in results["paper"]):
+        out += [markdown_table(
+            ["artifact", column, "paper", "fps here", "paper fps", "comparable"],
+            [[p["artifact"], p["value"], p["paper"], p["fps"], f"{p['paper_fps']} ({paper.get('device', '')})",
+              "yes" if p["comparable"] else "no (not the paper's data)"] for p in results["paper"]],
+        ), ""]
+    else:
+        out += [f"The paper reports no {column} nor fps for what this recipe builds.", ""]
     out += task_sections
     if results["rows"][0]["robustness"]:
         conds = [c for c in results["rows"][0]["robustness"]]
