@@ -5,8 +5,6 @@ sibling and renames it into place only when the stage succeeded, so a failure ne
 half-written artifact. :func:`is_fresh` lets ``build`` skip a stage whose inputs and settings
 have not changed.
 """
-from __future__ import annotations
-
 import contextlib
 import datetime as _dt
 import hashlib
@@ -15,7 +13,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Dict, Iterator, Optional, Union
 
 from edgekit import __version__
 from edgekit.errors import EdgekitError
@@ -26,7 +24,7 @@ MANIFEST = "manifest.json"
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
-        while block := f.read(chunk):
+        for block in iter(lambda: f.read(chunk), b""):
             h.update(block)
     return h.hexdigest()
 
@@ -81,10 +79,10 @@ def write_json(path: Path, obj: Any) -> None:
 def write_manifest(
     folder: Path,
     stage: str,
-    inputs: dict[str, Path | str],
-    settings: dict[str, Any],
-    results: dict[str, Any] | None = None,
-) -> dict[str, Any]:
+    inputs: Dict[str, Union[Path, str]],
+    settings: Dict[str, Any],
+    results: Optional[Dict[str, Any]] = None,
+) -> Dict[str, Any]:
     """Write ``manifest.json`` into ``folder``, hashing every input file and every file in it."""
     folder = Path(folder)
     manifest = {
@@ -105,7 +103,7 @@ def write_manifest(
     return manifest
 
 
-def _describe_input(value: Path | str) -> dict[str, str]:
+def _describe_input(value: Union[Path, str]) -> Dict[str, str]:
     p = Path(value)
     if p.is_file():
         return {"path": str(p), "sha256": sha256_file(p)}
@@ -114,7 +112,7 @@ def _describe_input(value: Path | str) -> dict[str, str]:
     return {"path": str(value), "sha256": ""}
 
 
-def read_manifest(folder: Path) -> dict[str, Any]:
+def read_manifest(folder: Path) -> Dict[str, Any]:
     path = Path(folder) / MANIFEST
     if not path.is_file():
         raise EdgekitError(f"{folder}: not an edgekit artifact (no {MANIFEST})")
@@ -124,7 +122,7 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         raise EdgekitError(f"{path}: corrupt manifest ({exc.msg} at line {exc.lineno})") from exc
 
 
-def is_fresh(folder: Path, stage: str, inputs: dict[str, Path | str], settings: dict[str, Any]) -> bool:
+def is_fresh(folder: Path, stage: str, inputs: Dict[str, Union[Path, str]], settings: Dict[str, Any]) -> bool:
     """True when ``folder`` holds a complete artifact of ``stage`` made from the same inputs and settings."""
     try:
         m = read_manifest(folder)

@@ -1,14 +1,12 @@
 """Latency and throughput of a call: warm-up, then timed calls; percentiles over calls."""
-from __future__ import annotations
-
 import time
-from typing import Any, Callable
+from typing import Any, Callable, Dict
 
 import numpy as np
 
 
 def measure(fn: Callable[[np.ndarray], Any], batch: np.ndarray, warmup: int = 10, iters: int = 100,
-            max_seconds: float = 10.0) -> dict:
+            max_seconds: float = 10.0) -> Dict[str, Any]:
     """Time ``fn(batch)`` (a runner's ``infer``, or inference plus post-processing). Stops after
     ``iters`` calls or ``max_seconds``, whichever is first."""
     for _ in range(warmup):
@@ -22,7 +20,7 @@ def measure(fn: Callable[[np.ndarray], Any], batch: np.ndarray, warmup: int = 10
     return summarize(np.array(times) * 1000.0, batch.shape[0])
 
 
-def summarize(ms: np.ndarray, n: int) -> dict:
+def summarize(ms: np.ndarray, n: int) -> Dict[str, Any]:
     """Percentiles and throughput of per-call milliseconds for batches of ``n`` (and the calls themselves,
     for a histogram)."""
     ms = np.asarray(ms, dtype=np.float64)

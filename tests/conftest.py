@@ -10,6 +10,7 @@ import yaml
 os.environ.setdefault("EDGEKIT_NO_PROGRESS", "1")
 
 from edgekit.recipes import load_recipe, recipes_dir  # noqa: E402
+from edgekit.targets import load_target  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -92,3 +93,13 @@ def tiny_seg_recipe(tmp_path_factory):
     path = tmp_path_factory.mktemp("recipe") / "tiny-lsa-net.yaml"
     path.write_text(yaml.safe_dump(raw))
     return load_recipe(path)
+
+
+@pytest.fixture(scope="session")
+def orin_kit(tiny_recipe, tiny_quantized, tmp_path_factory) -> Path:
+    """The tiny recipe's TensorRT kit for jetson-orin (TensorRT 8.5.2, 8.6.2, 10.3.0)."""
+    from edgekit.stages.compile import device_kit
+
+    out = tmp_path_factory.mktemp("kit") / "tensorrt-kit"
+    device_kit(tiny_recipe, tiny_quantized, load_target("jetson-orin"), out, ["fp32", "fp16", "int8"])
+    return out

@@ -6,8 +6,7 @@ TensorRT builds through :mod:`edgekit.backends.tensorrt.builder` (it needs the t
 implicit INT8, a calibration cache) and loads through the same ``load``.
 Backends import their runtime lazily, so a missing optional runtime only matters when used.
 """
-from __future__ import annotations
-
+from typing import List
 import importlib
 from types import ModuleType
 
@@ -22,7 +21,7 @@ _BACKENDS = {
 HOST_BACKENDS = ("onnxruntime", "openvino")  # run on this machine's CPU
 
 
-def backend_names() -> list[str]:
+def backend_names() -> List[str]:
     return sorted(_BACKENDS)
 
 

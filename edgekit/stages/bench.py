@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,7 @@ from edgekit.backends.base import onnx_input_shape, read_onnx
 from edgekit.errors import EdgekitError
 from edgekit.plots import latency_histogram
 from edgekit.progress import bar
-from edgekit.timing import measure, summarize
+from edgekit.timing import measure
 
 
 def resolve(artifact: Path, backends: list[str] | None) -> list[tuple[str, Path]]:
@@ -64,18 +63,12 @@ def on_device(engine: Path, warmup: int, iters: int, max_seconds: float) -> tupl
     """A TensorRT engine on its device: GPU compute alone (CUDA events), inference with copies, and end to end
     (the recipe's pre-processing, copies, inference, post-processing) with power from tegrastats."""
     from edgekit.backends.tensorrt import jetson
+    from edgekit.backends.tensorrt.bench import bench_runner, with_power
     from edgekit.recipes import load_recipe
     from edgekit.tasks import postprocessor
 
     with get_backend("tensorrt").load(engine) as runner:   # buffers, stream and context released after
-        x = np.random.default_rng(0).normal(0, 50, size=runner.input_shape).astype(np.float32)
-        for _ in range(warmup):
-            runner.infer(x)
-        compute = summarize([runner.compute_ms() for _ in range(iters)], runner.input_shape[0])
-        rows = [{"backend": "tensorrt", "file": str(engine), "timing": "gpu compute only", **compute},
-                {"backend": "tensorrt", "file": str(engine), "timing": "copies + inference",
-                 **measure(runner.infer, x, warmup, iters, max_seconds)}]
-        device = {**asdict(runner.device), "power_mode": jetson.power_mode()}
+        rows, device, x = bench_runner(runner, warmup, iters, max_seconds)
         pipeline = engine.parent / "pipeline.json"
         if pipeline.is_file():
             recipe = load_recipe(json.loads(pipeline.read_text())["recipe"])
@@ -89,12 +82,8 @@ def on_device(engine: Path, warmup: int, iters: int, max_seconds: float) -> tupl
 
             with jetson.Tegrastats() as power:
                 e2e = measure(frame, x, warmup, iters, max_seconds)
-            row = {"backend": "tensorrt", "file": str(engine), "timing": "end to end", **e2e}
-            if power.result:
-                row["power_mw"] = power.result["total_mw"]
-                row["mj_per_frame"] = round(power.result["total_mw"] / e2e["throughput_fps"], 2)
-                device["power"] = power.result
-            rows.append(row)
+            rows.append(with_power({"backend": "tensorrt", "file": str(engine), "timing": "end to end", **e2e},
+                                   power, device))
         return rows, device
 
 

@@ -1,13 +1,23 @@
 """TensorRT: engines built from the explicit Q/DQ (or FP16/FP32) ONNX on the device they run on.
 
+On any machine (host side):
+
+- :mod:`.kit` writes a target's device kit (models, calibration caches, preflight, commands, the app);
+- :mod:`.preflight` checks an ONNX file against a target before any device is touched;
+- :mod:`.device_app` zips the device-side modules into the kit's ``edgekit-device.pyz``.
+
+On the device (Python 3.6+, numpy, TensorRT, pycuda or cuda-python; no torch, no onnx):
+
+- :mod:`.kit_build` builds one engine per precision from a kit, by the installed TensorRT's route;
 - :mod:`.builder` asks TensorRT for an engine (flags or strong typing, Q/DQ or calibration cache,
   DLA, memory pool, timing cache), for TensorRT 8.2 to 11;
-- :mod:`.calibration_cache` writes TensorRT 8.x's calibration cache from edgekit's calibration;
+- :mod:`.calibration_cache` reads and writes TensorRT 8.x's calibration cache;
 - :mod:`.engine` keys an engine to its TensorRT version, GPU, precision, DLA core, shapes and
   calibration, and refuses to load it elsewhere;
-- :mod:`.runner` runs it (pinned buffers, a stream, optional CUDA graph) behind ``infer``;
-- :mod:`.preflight` checks an ONNX file against a target before any device is touched;
-- :mod:`.jetson` reads the power mode and tegrastats for ``bench`` on a device.
+- :mod:`.runner` runs it (pinned buffers, a stream, optional CUDA graph) behind ``infer``, over
+  :mod:`.cuda`'s cuda-python or pycuda;
+- :mod:`.bench` times it, :mod:`.jetson` reads the power mode and tegrastats;
+- :mod:`.device_cli` is the app's ``info`` / ``build`` / ``bench``.
 """
 from edgekit.backends.tensorrt.engine import ENGINE_FILE as ARTIFACT
 from edgekit.backends.tensorrt.runner import load

@@ -10,15 +10,15 @@ parsing its version string, so the same code serves:
   INT8 from Q/DQ nodes.
 
 DLA: layers go to the DLA core with GPU fallback; the layers TensorRT says cannot run there are
-reported. A timing cache is loaded before and saved after each build, so rebuilds are fast.
-"""
-from __future__ import annotations
+reported. A timing cache is loaded before and saved after each build, so rebuilds are fast; one
+TensorRT refuses (another version or GPU) is replaced by an empty one, with a warning.
 
+Device-side code: runs on Python 3.6 (JetPack 4.6) with TensorRT's bindings and numpy only.
+"""
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, List, NamedTuple, Optional
 
 from edgekit.artifacts import atomic_write_bytes
 from edgekit.backends.tensorrt.version import TrtVersion
@@ -27,27 +27,25 @@ from edgekit.errors import EdgekitError
 ROUTES = ("qdq", "calibration-cache")
 
 
-@dataclass(frozen=True)
-class EngineRequest:
+class EngineRequest(NamedTuple):
     """What to build. ``onnx`` is the file parsed: the Q/DQ model for explicit INT8, the FP16 model
     on a strongly typed TensorRT, the FP32 model otherwise."""
     onnx: Path
     precision: str                      # fp32 | fp16 | int8
     workspace_mb: int
     int8_route: str = "qdq"             # qdq | calibration-cache (INT8 only)
-    calibration_cache: Path | None = None
-    dla_core: int | None = None
-    timing_cache: Path | None = None
+    calibration_cache: Optional[Path] = None
+    dla_core: Optional[int] = None
+    timing_cache: Optional[Path] = None
 
 
-@dataclass
-class EngineBuild:
+class EngineBuild(NamedTuple):
     plan: bytes
     tensorrt: str
     strongly_typed: bool
-    flags: list[str]
+    flags: List[str]
     layers: int
-    dla_fallback: list[str] = field(default_factory=list)   # "name (type)" of layers left on the GPU
+    dla_fallback: List[str]             # "name (type)" of layers left on the GPU
     seconds: float = 0.0
 
 
@@ -107,6 +105,25 @@ def _parse(trt: ModuleType, network: Any, logger: Any, onnx_path: Path) -> Any:
     return parser
 
 
+def _timing_cache(config: Any, path: Optional[Path], logger: Any, trt: ModuleType) -> Any:
+    """Load the timing cache at ``path`` into ``config``; an unreadable or mismatched cache (another TensorRT,
+    another GPU) is set aside for an empty one, with a warning, rather than failing the build."""
+    if path is None or not hasattr(config, "create_timing_cache"):
+        return None
+    path = Path(path)
+    data = path.read_bytes() if path.is_file() else b""
+    timing = config.create_timing_cache(data)
+    if timing is not None and config.set_timing_cache(timing, False):   # ignore_mismatch=False
+        return timing
+    if data:
+        logger.log(trt.Logger.WARNING, "edgekit: timing cache {} does not fit this TensorRT or GPU; "
+                                       "building with an empty one".format(path))
+        timing = config.create_timing_cache(b"")
+        if timing is not None and config.set_timing_cache(timing, False):
+            return timing
+    return None
+
+
 def build_engine(trt: ModuleType, request: EngineRequest, logger: Any = None) -> EngineBuild:
     """Parse, configure and build; raise EdgekitError with TensorRT's reason when it cannot."""
     t0 = time.perf_counter()
@@ -137,7 +154,7 @@ def build_engine(trt: ModuleType, request: EngineRequest, logger: Any = None) ->
     if hasattr(trt, "ProfilingVerbosity"):
         config.profiling_verbosity = trt.ProfilingVerbosity.DETAILED
 
-    flags: list[str] = []
+    flags: List[str] = []
 
     def flag(name: str) -> None:
         config.set_flag(getattr(trt.BuilderFlag, name))
@@ -154,7 +171,7 @@ def build_engine(trt: ModuleType, request: EngineRequest, logger: Any = None) ->
                 calibrator = cache_calibrator(trt, cache)
                 config.int8_calibrator = calibrator
 
-    dla_fallback: list[str] = []
+    dla_fallback: List[str] = []
     if request.dla_core is not None:
         available = getattr(builder, "num_DLA_cores", 0)
         if request.dla_core >= available:
@@ -167,11 +184,7 @@ def build_engine(trt: ModuleType, request: EngineRequest, logger: Any = None) ->
             if not config.can_run_on_DLA(layer):
                 dla_fallback.append(f"{layer.name} ({str(layer.type).split('.')[-1]})")
 
-    timing = None
-    if request.timing_cache is not None and hasattr(config, "create_timing_cache"):
-        path = Path(request.timing_cache)
-        timing = config.create_timing_cache(path.read_bytes() if path.is_file() else b"")
-        config.set_timing_cache(timing, False)   # ignore_mismatch=False: a cache from another device is refused
+    timing = _timing_cache(config, request.timing_cache, logger, trt)
 
     plan = builder.build_serialized_network(network, config)
     if calibrator is not None and calibrator.asked_for_batches:
@@ -181,8 +194,9 @@ def build_engine(trt: ModuleType, request: EngineRequest, logger: Any = None) ->
     if plan is None:
         raise EdgekitError(f"TensorRT {version} could not build the {precision} engine from {request.onnx} "
                            "(the builder's log above says why)")
-    if timing is not None:
-        atomic_write_bytes(Path(request.timing_cache), bytes(config.get_timing_cache().serialize()))
+    tuned = config.get_timing_cache() if timing is not None else None
+    if tuned is not None:
+        atomic_write_bytes(Path(request.timing_cache), bytes(tuned.serialize()))
     del parser  # only now may the parser (and the weights it holds) go
     return EngineBuild(plan=bytes(plan), tensorrt=str(trt.__version__), strongly_typed=strongly_typed, flags=flags,
                        layers=network.num_layers, dla_fallback=dla_fallback,

@@ -9,22 +9,20 @@ The scales come from the same activation ranges that made the explicit Q/DQ ONNX
 calibration, kept as ``calibration_ranges.json`` by the quantize stage), computed the way ONNX
 Runtime computes a symmetric INT8 scale, so the implicit and explicit engines quantize alike.
 """
-from __future__ import annotations
-
+from typing import Dict, Optional, Tuple
 import json
 import re
 import struct
 from pathlib import Path
 
 import numpy as np
-import onnx
-from onnx import numpy_helper
 
 from edgekit.artifacts import atomic_write_text
 from edgekit.backends.tensorrt.version import TrtVersion
 from edgekit.errors import EdgekitError
 
 ALGORITHM = "EntropyCalibration2"
+SUFFIX = "_QuantizeLinear_Input"      # ONNX Runtime's rename of a graph output's tensor before its Q node
 _HEADER = re.compile(r"^TRT-(\d+)-(\w+)$")
 _LINE = re.compile(r"^(.+): ([0-9a-fA-F]{1,8})$")
 
@@ -51,7 +49,7 @@ SAME_SCALE_OPS = {"Reshape", "Transpose", "Squeeze", "Unsqueeze", "Flatten", "Re
 REMOVABLE_ACTIVATIONS = {"Relu", "Clip"}  # fused into the producer, which takes the activation's range
 
 
-def read_ranges(path: Path) -> dict[str, tuple[float, float]]:
+def read_ranges(path: Path) -> Dict[str, Tuple[float, float]]:
     """(lowest, highest) per tensor from the quantize stage's ``calibration_ranges.json``."""
     path = Path(path)
     try:
@@ -61,13 +59,15 @@ def read_ranges(path: Path) -> dict[str, tuple[float, float]]:
         raise EdgekitError(f"{path}: not an ONNX Runtime calibration-range file ({exc})") from exc
 
 
-def scales_from_ranges(ranges_path: Path, fp32_onnx: Path) -> dict[str, float]:
+def scales_from_ranges(ranges_path: Path, fp32_onnx: Path) -> Dict[str, float]:
     """Per-tensor INT8 scales for every calibrated tensor of ``fp32_onnx``, adjusted as ONNX Runtime adjusts
     them when it writes the Q/DQ model: a Relu/Clip's single-consumer input takes the activation's range,
     and data-movement ops pass their input's scale on to their output."""
+    import onnx    # host side only: a device rewrites a kit's cache (retag) without onnx
+
     ranges = read_ranges(ranges_path)
     graph = onnx.load(str(fp32_onnx), load_external_data=False).graph
-    consumers: dict[str, int] = {}
+    consumers: Dict[str, int] = {}
     for node in graph.node:
         for name in node.input:
             consumers[name] = consumers.get(name, 0) + 1
@@ -84,8 +84,11 @@ def scales_from_ranges(ranges_path: Path, fp32_onnx: Path) -> dict[str, float]:
     return scales
 
 
-def scales_from_qdq(onnx_path: Path) -> dict[str, float]:
+def scales_from_qdq(onnx_path: Path) -> Dict[str, float]:
     """Activation scales of an explicit Q/DQ ONNX: each QuantizeLinear's input tensor -> its scale."""
+    import onnx
+    from onnx import numpy_helper
+
     model = onnx.load(str(onnx_path))
     weights = {i.name: i for i in model.graph.initializer}
     scales = {}
@@ -93,7 +96,10 @@ def scales_from_qdq(onnx_path: Path) -> dict[str, float]:
         if node.op_type == "QuantizeLinear" and node.input[0] not in weights and node.input[1] in weights:
             scale = numpy_helper.to_array(weights[node.input[1]])
             if scale.size == 1:  # a graph output's tensor is renamed <name>_QuantizeLinear_Input
-                scales[node.input[0].removesuffix("_QuantizeLinear_Input")] = float(scale.reshape(-1)[0])
+                name = node.input[0]
+                if name.endswith(SUFFIX):
+                    name = name[: -len(SUFFIX)]
+                scales[name] = float(scale.reshape(-1)[0])
     return scales
 
 
@@ -101,7 +107,7 @@ def header(version: TrtVersion) -> str:
     return f"TRT-{version.number}-{ALGORITHM}"
 
 
-def render(scales: dict[str, float], version: TrtVersion) -> str:
+def render(scales: Dict[str, float], version: TrtVersion) -> str:
     lines = [header(version)]
     for name, scale in scales.items():
         if ":" in name or "\n" in name:
@@ -110,12 +116,12 @@ def render(scales: dict[str, float], version: TrtVersion) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write(scales: dict[str, float], version: TrtVersion, path: Path) -> Path:
+def write(scales: Dict[str, float], version: TrtVersion, path: Path) -> Path:
     atomic_write_text(Path(path), render(scales, version))
     return Path(path)
 
 
-def read(path: Path) -> tuple[TrtVersion | None, str, dict[str, float]]:
+def read(path: Path) -> Tuple[Optional[TrtVersion], str, Dict[str, float]]:
     """(TensorRT version of the header, algorithm, scales) of a cache file."""
     path = Path(path)
     try:

@@ -5,11 +5,9 @@ graphs. pycuda (the ``jetson`` extra) serves everything but graphs. Both are imp
 Each adapter frees what it allocated on ``close()`` (pycuda also pops the context it pushed, or
 pycuda aborts at exit with "context stack was not empty").
 """
-from __future__ import annotations
-
 import ctypes
 import importlib
-from typing import Any
+from typing import Any, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -33,7 +31,7 @@ class CudaPython:
 
     def __init__(self, rt: Any) -> None:
         self.rt = rt
-        self._owned: list[tuple[str, Any]] = []   # (free function, handle), freed in reverse on close()
+        self._owned: List[Tuple[str, Any]] = []   # (free function, handle), freed in reverse on close()
 
     def _ok(self, result: Any) -> Any:
         result = result if isinstance(result, tuple) else (result,)
@@ -42,7 +40,7 @@ class CudaPython:
             raise EdgekitError(f"CUDA error {err}")
         return values[0] if len(values) == 1 else values
 
-    def device(self) -> tuple[str, str]:
+    def device(self) -> Tuple[str, str]:
         """(name, compute capability "major.minor") of the current device."""
         dev = self._ok(self.rt.cudaGetDevice())
         prop = self._ok(self.rt.cudaGetDeviceProperties(dev))
@@ -54,7 +52,7 @@ class CudaPython:
         self._owned.append(("cudaFree", ptr))
         return ptr
 
-    def pinned(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    def pinned(self, shape: Tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
         ptr = int(self._ok(self.rt.cudaMallocHost(nbytes)))
         self._owned.append(("cudaFreeHost", ptr))
@@ -133,10 +131,10 @@ class PyCuda:
         self.dev = driver.Device(0)
         self.ctx = self.dev.retain_primary_context()
         self.ctx.push()
-        self._keep: list[Any] = []
+        self._keep: List[Any] = []
         self._open = True
 
-    def device(self) -> tuple[str, str]:
+    def device(self) -> Tuple[str, str]:
         major, minor = self.dev.compute_capability()
         return self.dev.name(), f"{major}.{minor}"
 
@@ -145,7 +143,7 @@ class PyCuda:
         self._keep.append(mem)
         return int(mem)
 
-    def pinned(self, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    def pinned(self, shape: Tuple[int, ...], dtype: np.dtype) -> np.ndarray:
         return self.cuda.pagelocked_empty(shape, dtype)
 
     def stream(self) -> Any:
@@ -197,7 +195,7 @@ def _major(version: int) -> int:
     return int(version) // 1000
 
 
-def mismatch(rt: Any) -> str | None:
+def mismatch(rt: Any) -> Optional[str]:
     """Why cuda-python cannot serve this device, or None: bindings built for a newer CUDA major than the
     driver's fail on every call (cudaErrorInsufficientDriver), e.g. cuda-python 12 on JetPack 5's CUDA 11.4."""
     try:
@@ -213,7 +211,7 @@ def mismatch(rt: Any) -> str | None:
     return None
 
 
-def cuda_api() -> CudaPython | PyCuda:
+def cuda_api() -> Union[CudaPython, PyCuda]:
     """cuda-python where installed and built for the device's CUDA major, else pycuda; a clear error where
     neither serves."""
     rt = _import_cudart()

@@ -5,11 +5,8 @@ only on the GPU architecture it was tuned for. ``manifest.json`` beside ``model.
 the keys; :func:`check` compares them with the device before TensorRT is asked to deserialize
 (TensorRT's own message, "version tag does not match", says neither what differs nor what to do).
 """
-from __future__ import annotations
-
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Dict, List, NamedTuple, Optional
 
 from edgekit.artifacts import read_manifest
 from edgekit.errors import EdgekitError
@@ -18,8 +15,7 @@ ENGINE_FILE = "model.engine"
 KEYS = ("tensorrt", "compute_capability", "precision", "dla_core", "input_shapes", "calibration_sha256")
 
 
-@dataclass(frozen=True)
-class Device:
+class Device(NamedTuple):
     """What this machine offers an engine."""
     tensorrt: str              # tensorrt.__version__, e.g. "8.5.2.2"
     compute_capability: str    # "8.7"
@@ -34,14 +30,14 @@ def device_facts(trt: Any, cuda: Any) -> Device:
     return Device(tensorrt=str(trt.__version__), compute_capability=cc, gpu=gpu, dla_cores=dla)
 
 
-def engine_keys(device: Device, precision: str, dla_core: int | None, input_shapes: dict[str, list[int]],
-                calibration_sha256: str | None) -> dict[str, Any]:
+def engine_keys(device: Device, precision: str, dla_core: Optional[int], input_shapes: Dict[str, List[int]],
+                calibration_sha256: Optional[str]) -> Dict[str, Any]:
     return {"tensorrt": device.tensorrt, "compute_capability": device.compute_capability, "precision": precision,
             "dla_core": dla_core, "input_shapes": input_shapes, "calibration_sha256": calibration_sha256,
             "gpu": device.gpu}
 
 
-def read_keys(folder: Path) -> dict[str, Any]:
+def read_keys(folder: Path) -> Dict[str, Any]:
     m = read_manifest(folder)
     keys = m.get("results", {}).get("engine")
     if m.get("stage") != "compile" or not isinstance(keys, dict) or any(k not in keys for k in KEYS):
@@ -49,7 +45,7 @@ def read_keys(folder: Path) -> dict[str, Any]:
     return keys
 
 
-def mismatches(keys: dict[str, Any], device: Device) -> list[str]:
+def mismatches(keys: Dict[str, Any], device: Device) -> List[str]:
     """What keeps this device from running the engine, one phrase per difference."""
     found = []
     if keys["tensorrt"] != device.tensorrt:
@@ -62,7 +58,7 @@ def mismatches(keys: dict[str, Any], device: Device) -> list[str]:
     return found
 
 
-def check(folder: Path, device: Device, kit_hint: str = "the device kit") -> dict[str, Any]:
+def check(folder: Path, device: Device, kit_hint: str = "the device kit") -> Dict[str, Any]:
     """The engine's keys, or EdgekitError saying what differs and how to rebuild."""
     keys = read_keys(folder)
     found = mismatches(keys, device)

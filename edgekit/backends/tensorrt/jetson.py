@@ -4,36 +4,35 @@ tegrastats prints one line per interval with each power rail as ``NAME <now>mW/<
 or ``NAME <now>/<avg>`` (JetPack 4, milliwatts). The board's input rail is the power per frame's
 numerator where tegrastats reports one; otherwise the sum of the rails it lists.
 """
-from __future__ import annotations
-
 import re
 import shutil
 import subprocess
 import threading
-from typing import Any
+from typing import Any, Dict, List, Optional
 
 INPUT_RAILS = ("VDD_IN", "POM_5V_IN", "VIN_SYS_5V0")   # Orin NX/Nano & Xavier; Nano; AGX Orin
 _RAIL = re.compile(r"\b([A-Z][A-Z0-9_]*) (\d+)(?:mW)?/(\d+)(?:mW)?\b")
 
 
-def power_mode() -> str | None:
+def power_mode() -> Optional[str]:
     """The current nvpmodel mode's name (``MAXN``, ``15W`` ...), or None off a Jetson."""
     if shutil.which("nvpmodel") is None:
         return None
     try:
-        out = subprocess.run(["nvpmodel", "-q"], capture_output=True, text=True, timeout=10).stdout
+        out = subprocess.run(["nvpmodel", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             universal_newlines=True, timeout=10).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     m = re.search(r"NV Power Mode:\s*(\S+)", out)
     return m.group(1) if m else None
 
 
-def parse_rails(line: str) -> dict[str, int]:
+def parse_rails(line: str) -> Dict[str, int]:
     """Instantaneous milliwatts per rail in one tegrastats line."""
     return {name: int(now) for name, now, _ in _RAIL.findall(line) if not name.startswith(("RAM", "SWAP", "EMC"))}
 
 
-def summarize(samples: list[dict[str, int]]) -> dict[str, Any] | None:
+def summarize(samples: List[Dict[str, int]]) -> Optional[Dict[str, Any]]:
     if not samples:
         return None
     rails = sorted({r for s in samples for r in s})
@@ -50,9 +49,9 @@ class Tegrastats:
 
     def __init__(self, interval_ms: int = 100) -> None:
         self.interval_ms = interval_ms
-        self.samples: list[dict[str, int]] = []
-        self.result: dict[str, Any] | None = None
-        self.proc: subprocess.Popen | None = None
+        self.samples: List[Dict[str, int]] = []
+        self.result: Optional[Dict[str, Any]] = None
+        self.proc: Optional[subprocess.Popen] = None
 
     def _read(self) -> None:
         assert self.proc is not None and self.proc.stdout is not None
@@ -64,7 +63,8 @@ class Tegrastats:
     def __enter__(self) -> "Tegrastats":
         if shutil.which("tegrastats"):
             self.proc = subprocess.Popen(["tegrastats", "--interval", str(self.interval_ms)],
-                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                         universal_newlines=True)
             self.thread = threading.Thread(target=self._read, daemon=True)
             self.thread.start()
         return self

@@ -4,8 +4,7 @@ From onnx-tensorrt's ``docs/operators.md`` (8.2: opset <= 13; 8.4 list used as t
 the two ops 8.4 added) and its changelog for the ops each later release added. An op missing from
 these tables is reported as unknown (a warning), not as unsupported.
 """
-from __future__ import annotations
-
+from typing import Tuple
 from edgekit.backends.tensorrt.version import TrtVersion
 
 # (major, minor) -> highest ONNX opset the parser claims ("supports operators up to opset N")
@@ -56,7 +55,7 @@ def max_opset(version: TrtVersion) -> int:
     return best
 
 
-def op_status(op: str, version: TrtVersion) -> tuple[str, str]:
+def op_status(op: str, version: TrtVersion) -> Tuple[str, str]:
     """("ok" | "unsupported" | "unknown", reason) for an ONNX op type on a TensorRT version."""
     if op in NEVER:
         return "unsupported", f"{op} has no TensorRT importer"

@@ -133,6 +133,9 @@ def _qdq(model: onnx.ModelProto) -> list[Finding]:
         scale = init.get(node.input[1])
         if scale is not None and int(np.prod(scale.dims or [1])) > 1 and node.input[0] not in init:
             problem("per-channel scale on an activation (TensorRT: weights only)", node)
+    consumers = Counter(i for n in model.graph.node for i in n.input)
+    shared = [n.name for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] not in init
+              and consumers[n.output[0]] > 1]
     fused, left = 0, []
     for node in model.graph.node:
         if node.op_type not in COMPUTE_OPS:
@@ -145,6 +148,10 @@ def _qdq(model: onnx.ModelProto) -> list[Finding]:
     detail = "; ".join(f"{len(nodes)} x {reason}, e.g. {nodes[0]}" for reason, nodes in problems.items())
     findings = [Finding("Q/DQ encoding", "error" if problems else "ok",
                         detail or "signed INT8, zero points 0, per-channel scales on weights only")]
+    if shared:
+        findings.append(Finding("Q/DQ pairs", "warning", f"{len(shared)} activation DQ shared by several consumers, "
+                                f"e.g. {shared[0]}: TensorRT fuses a pair into one consumer; quantize with one pair per "
+                                "consumer (ONNX Runtime's DedicatedQDQPair, as edgekit's quantize stage does)"))
     total = fused + len(left)
     findings.append(Finding("Q/DQ placement", "warning" if left else "ok",
                             f"{fused}/{total} conv/GEMM layers have DQ on input and weights (run in INT8)"

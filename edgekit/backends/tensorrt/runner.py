@@ -6,11 +6,9 @@ cuda-python) the copies and the engine are captured once into a CUDA graph and r
 The name-based tensor API (TensorRT >= 8.5: ``set_tensor_address`` + ``execute_async_v3``) is used
 where present, the binding-index API (``execute_async_v2``) on TensorRT 8.2.
 """
-from __future__ import annotations
-
 import importlib
 from pathlib import Path
-from typing import Any
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
 
@@ -21,13 +19,16 @@ from edgekit.errors import EdgekitError
 
 def import_tensorrt() -> Any:
     try:
-        return importlib.import_module("tensorrt")
+        trt = importlib.import_module("tensorrt")
     except ImportError:
+        trt = None
+    if trt is None or not hasattr(trt, "Builder"):    # a folder of type stubs alone imports as an empty package
         raise EdgekitError("TensorRT's Python bindings are not installed here (on a Jetson they come with "
-                           "JetPack: sudo apt install python3-libnvinfer)") from None
+                           "JetPack: sudo apt install python3-libnvinfer)")
+    return trt
 
 
-def _io(trt: Any, engine: Any) -> list[tuple[str, bool, tuple[int, ...], np.dtype]]:
+def _io(trt: Any, engine: Any) -> List[Tuple[str, bool, Tuple[int, ...], np.dtype]]:
     """(name, is_input, shape, numpy dtype) for every I/O tensor, in the engine's order."""
     if hasattr(engine, "num_io_tensors"):
         names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
@@ -40,15 +41,17 @@ def _io(trt: Any, engine: Any) -> list[tuple[str, bool, tuple[int, ...], np.dtyp
 class TensorRTRunner:
     backend = "tensorrt"
 
-    def __init__(self, path: Path, threads: int | None = None, batch: int | None = None, *,
+    def __init__(self, path: Path, threads: Optional[int] = None, batch: Optional[int] = None, *,
                  cuda_graph: bool = False, trt: Any = None, cuda: Any = None) -> None:
-        path = Path(path)
+        path = self.path = Path(path)
         self.trt = trt or import_tensorrt()
         self.cuda = cuda or cuda_api()
         self.device = engine_keys.device_facts(self.trt, self.cuda)
         self.keys = engine_keys.check(path.parent, self.device)
         logger = self.trt.Logger(self.trt.Logger.WARNING)
         self.runtime = self.trt.Runtime(logger)
+        if self.keys.get("dla_core") is not None:     # the core a DLA engine runs on is the runtime's to say
+            self.runtime.DLA_core = int(self.keys["dla_core"])
         self.engine = self.runtime.deserialize_cuda_engine(path.read_bytes())
         if self.engine is None:
             raise EdgekitError(f"{path}: TensorRT {self.device.tensorrt} could not deserialize the engine")
@@ -101,7 +104,7 @@ class TensorRTRunner:
             self._enqueue_all()
         self.cuda.sync(self.stream)
 
-    def infer(self, batch: np.ndarray) -> list[np.ndarray]:
+    def infer(self, batch: np.ndarray) -> List[np.ndarray]:
         if tuple(batch.shape) != self.input_shape:
             raise EdgekitError(f"batch of shape {tuple(batch.shape)} for an engine built for {self.input_shape}")
         np.copyto(self.host[self.input_name], batch, casting="same_kind")
@@ -128,5 +131,5 @@ class TensorRTRunner:
         return self.cuda.elapsed_ms(start, end)
 
 
-def load(path: Path, threads: int | None = None, batch: int | None = None, **kwargs: Any) -> TensorRTRunner:
+def load(path: Path, threads: Optional[int] = None, batch: Optional[int] = None, **kwargs: Any) -> TensorRTRunner:
     return TensorRTRunner(path, threads, batch, **kwargs)

@@ -1,9 +1,7 @@
 """TensorRT versions as numbers: comparisons, the integer TensorRT writes into calibration caches,
 and what each JetPack ships."""
-from __future__ import annotations
-
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from edgekit.errors import EdgekitError
 
@@ -17,9 +15,17 @@ JETPACK_TENSORRT = {
     "6.1": "10.3.0", "6.2": "10.3.0", "6.2.1": "10.3.0",
 }
 
+# JetPack major.minor -> the Python its Ubuntu ships (18.04, 20.04, 22.04), which TensorRT's bindings
+# (python3-libnvinfer) are built for: the device-side code must run on the oldest.
+JETPACK_PYTHON = {"4.6": "3.6", "5.0": "3.8", "5.1": "3.8", "6.0": "3.10", "6.1": "3.10", "6.2": "3.10"}
 
-@dataclass(frozen=True, order=True)
-class TrtVersion:
+
+def jetpack_python(jetpack: str) -> str:
+    """The Python a JetPack release ships (``"4.6.4"`` -> ``"3.6"``)."""
+    return JETPACK_PYTHON[".".join(jetpack.split(".")[:2])]
+
+
+class TrtVersion(NamedTuple):
     major: int
     minor: int = 0
     patch: int = 0

@@ -1,0 +1,147 @@
+"""The device side as a Jetson runs it: ``edgekit-device.pyz`` from the kit, on JetPack 4.6's Python 3.6
+(vermin), importing nothing but numpy and the standard library, and building a kit's engines with the
+calibration cache of the installed TensorRT."""
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from edgekit.backends.tensorrt import calibration_cache as cc
+from edgekit.backends.tensorrt import device_app, device_cli, jetson
+from edgekit.backends.tensorrt.kit_build import build_from_kit
+from trt_fakes import FakeCuda, make_trt
+
+HOST_ONLY = {"torch", "onnx", "onnxruntime", "openvino", "yaml", "typer", "cv2", "PIL", "scipy", "tqdm", "rich",
+             "matplotlib", "nncf"}
+
+
+def vermin(*paths: Path) -> subprocess.CompletedProcess:
+    """vermin's verdict for Python 3.6 (annotations evaluated, as 3.6 does without PEP 563)."""
+    return subprocess.run([sys.executable, "-c", "import sys; from vermin.main import main; sys.exit(main())", "-t=3.6-", "--violations", "--eval-annotations",
+                           "--no-tips", "--no-parse-comments", *map(str, paths)],
+                          capture_output=True, text=True)
+
+
+# methods vermin cannot see on a receiver whose type it does not know (it types literals only)
+UNTYPED_NEWER = {"removesuffix": "3.9", "removeprefix": "3.9", "is_relative_to": "3.9", "with_stem": "3.9",
+                 "bit_count": "3.10", "readlink": "3.9"}
+
+
+def newer_methods(path: Path) -> list[str]:
+    tree = ast.parse(path.read_text())
+    return [f"{path.name}:{n.lineno} .{n.attr}() needs Python {UNTYPED_NEWER[n.attr]}"
+            for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr in UNTYPED_NEWER]
+
+
+def test_device_code_runs_on_the_python_of_jetpack_4_6() -> None:
+    files = device_app.device_files()
+    assert all(f.is_file() for f in files)
+    result = vermin(*files)
+    assert result.returncode == 0, result.stdout
+    assert [hit for f in files for hit in newer_methods(f)] == []
+
+
+def test_the_minimum_python_check_can_fail(tmp_path) -> None:
+    """What the device code once held: subprocess.run(capture_output=...) (3.7), str.removesuffix (3.9)."""
+    bad = tmp_path / "jetson.py"
+    bad.write_text(Path(jetson.__file__).read_text() + "\n\ndef mode(name: str) -> str:\n"
+                   "    out = subprocess.run(['nvpmodel', '-q'], capture_output=True).stdout\n"
+                   "    return name.removesuffix('W')\n")
+    result = vermin(bad)
+    assert result.returncode != 0 and "capture_output" in result.stdout
+    assert newer_methods(bad) == [f"jetson.py:{len(bad.read_text().splitlines())} .removesuffix() needs Python 3.9"]
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory) -> Path:
+    return device_app.write_app(tmp_path_factory.mktemp("app") / device_app.APP)
+
+
+def test_the_device_app_imports_no_host_dependency(app) -> None:
+    probe = ("import sys; sys.path.insert(0, sys.argv[1]); "
+             "import edgekit, edgekit.backends.tensorrt.device_cli, edgekit.backends.tensorrt.kit_build; "
+             "print(edgekit.__file__); print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))")
+    out = subprocess.run([sys.executable, "-c", probe, str(app)], capture_output=True, text=True, check=True)
+    where, modules = out.stdout.splitlines()
+    assert where.startswith(str(app)), where          # the zipped copy, not this checkout
+    assert not HOST_ONLY & set(modules.split()), HOST_ONLY & set(modules.split())
+
+
+def test_the_device_app_runs_and_fails_in_one_line_without_tensorrt(app, orin_kit) -> None:
+    help_text = subprocess.run([sys.executable, str(app), "--help"], capture_output=True, text=True)
+    assert help_text.returncode == 0 and "build" in help_text.stdout and "bench" in help_text.stdout
+    info = subprocess.run([sys.executable, str(app), "info", "--kit", str(orin_kit)], capture_output=True, text=True)
+    assert info.returncode == 2 and info.stderr.count("\n") == 1
+    assert info.stderr.startswith("error: TensorRT's Python bindings are not installed here")
+
+
+def test_every_kit_carries_the_device_app(orin_kit) -> None:
+    assert (orin_kit / device_app.APP).is_file()
+    text = (orin_kit / "BUILD_ON_DEVICE.md").read_text()
+    assert f"python3 {device_app.APP} build" in text
+    assert "| 5.1 | 8.5.2 | 3.8 |" in text and "| 6.2 | 10.3.0 | 3.10 |" in text
+
+
+def test_device_cli_builds_benches_and_reports_routes(orin_kit, tmp_path, capsys) -> None:
+    trt = make_trt("8.5.2.2", cuda=FakeCuda())
+    assert device_cli.main(["info", "--kit", str(orin_kit)], trt=trt, cuda=trt._cuda) == 0
+    out = capsys.readouterr().out
+    assert "tensorrt: 8.5.2.2" in out and "int8       calibration-cache  fp32.onnx" in out
+    trt = make_trt("8.5.2.2", cuda=FakeCuda())
+    assert device_cli.main(["build", "--kit", str(orin_kit), "--out", str(tmp_path), "--precision", "fp16"],
+                           trt=trt, cuda=trt._cuda) == 0
+    assert json.loads((tmp_path / "device_build.json").read_text())[0]["precision"] == "fp16"
+    assert device_cli.main(["bench", str(tmp_path / "tensorrt-fp16"), "--iters", "5", "--warmup", "1"],
+                           trt=trt, cuda=trt._cuda) == 0
+    rows = json.loads((tmp_path / "tensorrt-fp16" / "bench.json").read_text())["rows"]
+    assert [r["timing"] for r in rows] == ["gpu compute only", "copies + inference"]
+    assert device_cli.main(["bench", str(tmp_path)], trt=trt, cuda=trt._cuda) == 2
+    assert "no model.engine" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("version", ["8.5.2.2", "8.4.1.5"])
+def test_the_installed_tensorrt_gets_a_cache_with_its_own_header(orin_kit, tmp_path, version) -> None:
+    """The kit's 8.5.2 cache as it is, or its scales under 8.4.1's header: never a header TensorRT skips."""
+    trt = make_trt(version, cuda=FakeCuda())
+    done = build_from_kit(orin_kit, tmp_path, ["int8"], trt=trt, cuda=trt._cuda)
+    header, _, scales = cc.read(Path(done[0]["path"]) / "calibration.cache")
+    _, _, kit_scales = cc.read(orin_kit / "calibration.8.5.2.cache")
+    assert f"{header}" == ".".join(version.split(".")[:3]) and scales == kit_scales
+
+
+def test_a_kit_without_caches_says_so_to_a_calibration_cache_tensorrt(orin_kit, tmp_path) -> None:
+    from edgekit.errors import EdgekitError
+
+    kit = json.loads((orin_kit / "kit.json").read_text())
+    copy = tmp_path / "kit"
+    subprocess.run(["cp", "-r", str(orin_kit), str(copy)], check=True)
+    (copy / "kit.json").write_text(json.dumps({**kit, "calibration_caches": {}}))
+    trt = make_trt("8.5.2.2", cuda=FakeCuda())
+    with pytest.raises(EdgekitError, match=r"TensorRT 8\.5\.2 builds INT8 from a calibration cache, and this kit "
+                                           r"has none"):
+        build_from_kit(copy, tmp_path / "out", ["int8"], trt=trt, cuda=trt._cuda)
+
+
+def test_each_jetson_target_says_its_device_side() -> None:
+    from edgekit.targets import load_target
+
+    assert load_target("jetson-nano").details()["device side"].endswith("TensorRT 8.2.1 on Python 3.6")
+    assert "TensorRT 10.3.0 on Python 3.10" in load_target("jetson-orin").details()["device side"]
+    assert load_target("intel-cpu").details()["device side"] == "-"
+
+
+def test_type_stubs_alone_are_not_taken_for_tensorrt(monkeypatch) -> None:
+    """tensorrt-stubs installs a tensorrt/ folder of .pyi files, which imports as an empty package."""
+    import types
+
+    from edgekit.backends.tensorrt.runner import import_tensorrt
+    from edgekit.errors import EdgekitError
+
+    monkeypatch.setitem(sys.modules, "tensorrt", types.ModuleType("tensorrt"))
+    with pytest.raises(EdgekitError, match="TensorRT's Python bindings are not installed here"):
+        import_tensorrt()
