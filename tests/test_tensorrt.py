@@ -145,10 +145,44 @@ def test_timing_cache_is_loaded_then_saved(tmp_path):
     model, timing = tiny_onnx(tmp_path / "m.onnx"), tmp_path / "timing.cache"
     trt = make_trt("10.3.0.30")
     build_engine(trt, EngineRequest(model, "fp16", 256, timing_cache=timing))
-    assert trt._log[0][1].config.timing_cache_in == b"" and timing.read_bytes() == b"timing:tuned"
+    assert trt._log[0][1].config.timing_cache_in == b"" and timing.read_bytes() == b"timing:10.3.0.30"
     build_engine(trt, EngineRequest(model, "fp16", 256, timing_cache=timing))
     config = trt._log[1][1].config
-    assert config.timing_cache_in == b"timing:tuned" and config.timing_cache_ignore_mismatch is False
+    assert config.timing_cache_in == b"timing:10.3.0.30" and config.timing_cache_ignore_mismatch is False
+
+
+def test_a_timing_cache_of_another_tensorrt_is_set_aside_not_fatal(tmp_path):
+    """TensorRT refuses a mismatched cache (set_timing_cache returns False): build with an empty one, warn,
+    and save the new tuning."""
+    model, timing = tiny_onnx(tmp_path / "m.onnx"), tmp_path / "timing.cache"
+    timing.write_bytes(b"timing:8.6.2.3")
+    trt = make_trt("10.3.0.30")
+    build_engine(trt, EngineRequest(model, "fp16", 256, timing_cache=timing))
+    assert timing.read_bytes() == b"timing:10.3.0.30"
+    assert any(kind == "log" and "does not fit this TensorRT or GPU" in msg for kind, msg in trt._log)
+
+
+def test_kit_names_its_timing_cache_by_tensorrt_and_gpu(orin_kit, tmp_path):
+    trt = make_trt("10.3.0.30")
+    kit_mod.build_from_kit(orin_kit, tmp_path, ["fp16"], trt=trt, cuda=trt._cuda)
+    assert (tmp_path / "timing.10.3.0.30.sm87.cache").is_file() and not (tmp_path / "timing.cache").exists()
+
+
+def test_dla_int8_takes_the_calibration_cache_on_every_tensorrt(orin_kit, tmp_path):
+    """A DLA core takes implicit INT8 only: even TensorRT 10.3, whose GPU route is Q/DQ, builds DLA INT8 from
+    fp32.onnx and the cache; the runner then names the core to the runtime before deserialising."""
+    trt = make_trt("10.3.0.30", dla_cores=2)
+    done = kit_mod.build_from_kit(orin_kit, tmp_path, ["int8"], dla_core=1, trt=trt, cuda=trt._cuda)
+    manifest = json.loads((Path(done[0]["path"]) / "manifest.json").read_text())
+    assert manifest["settings"]["int8_route"] == "calibration-cache"
+    assert manifest["inputs"]["onnx"]["path"].endswith("fp32.onnx")
+    runner = TensorRTRunner(Path(done[0]["path"]) / "model.engine", trt=trt, cuda=trt._cuda)
+    assert runner.runtime.DLA_core == 1
+    text = (orin_kit / "BUILD_ON_DEVICE.md").read_text()
+    assert "--onnx=fp32.onnx --int8 --fp16 --calib=calibration.10.3.0.cache" in text and "--useDLACore=0" in text
+    with pytest.raises(EdgekitError, match=r"TensorRT 11\.0\.0 has no implicit INT8, the only INT8 a DLA core"):
+        t11 = make_trt("11.0.0.1", dla_cores=2)
+        kit_mod.build_from_kit(orin_kit, tmp_path / "t11", ["int8"], dla_core=0, trt=t11, cuda=t11._cuda)
 
 
 def test_parser_and_builder_failures_name_the_file(tmp_path):
@@ -161,15 +195,6 @@ def test_parser_and_builder_failures_name_the_file(tmp_path):
 
 
 # ---------------------------------------------------------------------------- kit -> engines -> runner
-
-@pytest.fixture(scope="module")
-def orin_kit(tiny_recipe, tiny_quantized, tmp_path_factory) -> Path:
-    from edgekit.stages.compile import device_kit
-
-    out = tmp_path_factory.mktemp("kit") / "tensorrt-kit"
-    device_kit(tiny_recipe, tiny_quantized, load_target("jetson-orin"), out, ["fp32", "fp16", "int8"])
-    return out
-
 
 def test_each_target_kit_names_its_precision_routes():
     routed, skipped, routes = kit_mod.plan(load_target("jetson-nano"), ["fp32", "fp16", "int8"])
@@ -294,6 +319,11 @@ def test_preflight_flags_ops_opset_shapes_and_qdq(tmp_path, tiny_quantized):
     u8 = preflight.preflight({"fp32": tiny_quantized / "fp32.onnx", "int8": tiny_quantized / "int8-u8.onnx"}, orin)
     qdq = next(f for f in u8["findings"] if f["check"] == "Q/DQ encoding")
     assert qdq["level"] == "error" and "uint8" in qdq["detail"]
+    # a fire module's squeeze output feeds two expand convs: one Q/DQ pair each in the S8 model (DedicatedQDQPair),
+    # one shared pair in the U8 model quantized without it
+    assert not any(f["check"] == "Q/DQ pairs" for f in good["findings"])
+    shared = next(f for f in u8["findings"] if f["check"] == "Q/DQ pairs")
+    assert shared["level"] == "warning" and "shared by several consumers" in shared["detail"]
 
 
 def test_preflight_names_the_layers_likely_to_leave_the_dla(tmp_path):

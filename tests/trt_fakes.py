@@ -51,15 +51,16 @@ class Network:
     def num_layers(self) -> int:
         return len(self.layers)
 
-    def get_layer(self, i: int) -> Layer:
-        return self.layers[i]
+    def get_layer(self, index: int) -> Layer:
+        return self.layers[index]
 
 
 class Parser:
     def __init__(self, network: Network, logger: object) -> None:
         self.network, self.errors = network, []
 
-    def parse(self, data: bytes) -> bool:
+    def parse(self, model: bytes) -> bool:
+        data = model
         try:
             model = onnx.load_from_string(data)
         except Exception as exc:  # noqa: BLE001 - mirror TensorRT: report, do not raise
@@ -81,8 +82,8 @@ class Parser:
     def num_errors(self) -> int:
         return len(self.errors)
 
-    def get_error(self, i: int) -> str:
-        return self.errors[i]
+    def get_error(self, index: int) -> str:
+        return self.errors[index]
 
 
 class TimingCache:
@@ -90,21 +91,28 @@ class TimingCache:
         self.data = data
 
     def serialize(self) -> bytes:
-        return b"timing:" + self.data
+        return self.data
 
 
 @dataclass
 class Config:
+    """IBuilderConfig. ``int8_calibrator`` and ``max_workspace_size`` exist only on the releases that have them
+    (see :func:`_config_class`); like a pybind11 object, it refuses attributes its class does not have."""
     trt: types.ModuleType
     flags: list[str] = field(default_factory=list)
     pools: dict = field(default_factory=dict)
-    int8_calibrator: object = None
     default_device_type: object = None
     DLA_core: int = -1
     profiling_verbosity: object = None
     timing_cache_in: bytes | None = None
     timing_cache_ignore_mismatch: bool | None = None
-    max_workspace_size: int = 0
+
+    RECORDS = ("trt", "flags", "pools", "timing_cache_in", "timing_cache_ignore_mismatch")   # the double's notes
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name not in self.__dataclass_fields__ and not hasattr(type(self), name):
+            raise AttributeError(f"'tensorrt.IBuilderConfig' object has no attribute '{name}'")
+        object.__setattr__(self, name, value)
 
     def set_flag(self, flag: _Member) -> None:
         self.flags.append(flag.name)
@@ -112,23 +120,35 @@ class Config:
     def can_run_on_DLA(self, layer: Layer) -> bool:
         return layer.type.name in {"CONV", "RELU", "MAXPOOL", "ADD", "CONCAT"}
 
-    def create_timing_cache(self, data: bytes) -> TimingCache:
-        self.timing_cache_in = bytes(data)
-        return TimingCache(bytes(data))
+    def create_timing_cache(self, serialized_timing_cache: bytes) -> TimingCache:
+        self.timing_cache_in = bytes(serialized_timing_cache)
+        return TimingCache(bytes(serialized_timing_cache))
 
     def set_timing_cache(self, cache: TimingCache, ignore_mismatch: bool) -> bool:
+        """Refuses a cache another TensorRT wrote (unless told to ignore the mismatch), as TensorRT does."""
         self.timing_cache_ignore_mismatch = ignore_mismatch
-        return True
+        return ignore_mismatch or cache.data in (b"", self._tuned())
 
     def get_timing_cache(self) -> TimingCache:
-        return TimingCache(b"tuned")
+        return TimingCache(self._tuned())
+
+    def _tuned(self) -> bytes:
+        return f"timing:{self.trt.__version__}".encode()
 
 
-def _memory_pool_config(trt):
-    class PoolConfig(Config):
-        def set_memory_pool_limit(self, pool: _Member, size: int) -> None:
-            self.pools[pool.name] = size
-    return PoolConfig
+def _config_class(trt):
+    """The IBuilderConfig of ``trt``'s release: memory pools from 8.4, max_workspace_size until 10,
+    int8_calibrator until 11."""
+    members: dict = {}
+    if trt._pools:
+        def set_memory_pool_limit(self, pool: _Member, pool_size: int) -> None:
+            self.pools[pool.name] = pool_size
+        members["set_memory_pool_limit"] = set_memory_pool_limit
+    if trt._major < 10:
+        members["max_workspace_size"] = 0
+    if hasattr(trt, "IInt8EntropyCalibrator2"):
+        members["int8_calibrator"] = None
+    return type("Config", (Config,), members)
 
 
 class Builder:
@@ -143,12 +163,11 @@ class Builder:
         return self.network
 
     def create_builder_config(self) -> Config:
-        cls = _memory_pool_config(self.trt) if self.trt._pools else Config
-        self.config = cls(self.trt)
+        self.config = _config_class(self.trt)(self.trt)
         return self.config
 
     def build_serialized_network(self, network: Network, config: Config) -> bytes | None:
-        cal = config.int8_calibrator
+        cal = getattr(config, "int8_calibrator", None)
         if cal is not None:
             header = bytes(cal.read_calibration_cache()).decode().splitlines()[0]
             if header != f"TRT-{self.trt._number}-EntropyCalibration2":
@@ -175,8 +194,8 @@ class TensorEngine(Engine):      # TensorRT >= 8.5: name-based I/O
     def num_io_tensors(self) -> int:
         return len(self.io)
 
-    def get_tensor_name(self, i: int) -> str:
-        return self.io[i][0]
+    def get_tensor_name(self, index: int) -> str:
+        return self.io[index][0]
 
     def get_tensor_mode(self, name: str) -> _Member:
         modes = self.trt.TensorIOMode
@@ -228,8 +247,8 @@ class Context:
 
 
 class TensorContext(Context):    # TensorRT >= 8.5 (10 and 11 have only this)
-    def set_tensor_address(self, name: str, ptr: int) -> bool:
-        self.addresses[name] = ptr
+    def set_tensor_address(self, name: str, memory: int) -> bool:
+        self.addresses[name] = memory
         return True
 
     def execute_async_v3(self, stream_handle: int) -> bool:
@@ -246,12 +265,14 @@ class BindingContext(Context):   # TensorRT 8.2
 
 
 class Runtime:
+    DLA_core = -1          # the DLA core the next deserialised engine runs on
+
     def __init__(self, trt: types.ModuleType, logger: object) -> None:
         self.trt = trt
 
-    def deserialize_cuda_engine(self, data: bytes):
+    def deserialize_cuda_engine(self, serialized_engine: bytes):
         try:
-            plan = json.loads(bytes(data))
+            plan = json.loads(bytes(serialized_engine))
         except ValueError:
             return None
         if plan.get("version") != self.trt.__version__:
@@ -340,14 +361,18 @@ def make_trt(version: str, dla_cores: int = 0, cuda: FakeCuda | None = None, fai
     trt._number = parts[0] * (1000 if major < 9 else 10000) + parts[1] * 100 + parts[2]
     trt._log, trt._dla_cores, trt._fail_build = [], dla_cores, fail_build
     trt._pools = (major, minor) >= (8, 4)
+    trt._major = major
     trt._tensor_api = (major, minor) >= (8, 5)
     trt._cuda = cuda or FakeCuda()
 
     class Logger:
         WARNING, ERROR, INFO = 2, 1, 3
 
-        def __init__(self, severity: int = 2) -> None:
-            self.severity = severity
+        def __init__(self, min_severity: int = 2) -> None:
+            self.min_severity = min_severity
+
+        def log(self, severity: int, msg: str) -> None:
+            trt._log.append(("log", msg))
 
     trt.Logger = Logger
     strongly_typed_only = major >= 11

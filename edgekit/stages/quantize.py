@@ -111,6 +111,21 @@ def opset_copies(onnx_path: Path, folder: Path) -> dict[str, str]:
     return kept
 
 
+def qdq(fp32: Path, out: Path, reader: CalibrationDataReader | None, ranges: Path, method: str,
+        per_channel: bool, activation: QuantType, extra: dict) -> None:
+    """One Q/DQ model of ``fp32``: S8 (``activation`` QInt8, the portable model) or U8. ``ranges`` is ONNX
+    Runtime's calibration cache: read when it exists (``reader`` may then be None), written otherwise."""
+    s8 = activation == QuantType.QInt8
+    quantize_static(
+        str(fp32), str(out), reader, quant_format=QuantFormat.QDQ, per_channel=per_channel,
+        activation_type=activation, weight_type=QuantType.QInt8, calibrate_method=METHODS[method],
+        # the portable S8 model keeps float biases: TensorRT's Q/DQ is INT8 only (no INT32 bias DQ), and gives
+        # each consumer its own Q/DQ pair (a pair shared by several consumers can stop its fusion)
+        extra_options={**extra, "ActivationSymmetric": s8, "QuantizeBias": not s8, "DedicatedQDQPair": s8},
+        calibration_cache_path=str(ranges),
+    )
+
+
 def quantize(
     recipe: Recipe,
     onnx_path: Path,
@@ -152,15 +167,8 @@ def quantize(
         onnx.save(fp16, str(tmp / FILES["fp16"]))
         t0 = time.perf_counter()
         for name, activation in (("int8", QuantType.QInt8), ("int8-u8", QuantType.QUInt8)):
-            quantize_static(
-                str(tmp / FILES["fp32"]), str(tmp / FILES[name]), _Reader(batches, input_name),
-                quant_format=QuantFormat.QDQ, per_channel=per_channel, activation_type=activation,
-                weight_type=QuantType.QInt8, calibrate_method=METHODS[method],
-                # the portable S8 model keeps float biases: TensorRT's Q/DQ is INT8 only (no INT32 bias DQ)
-                extra_options={**extra, "ActivationSymmetric": activation == QuantType.QInt8,
-                               "QuantizeBias": activation != QuantType.QInt8},
-                calibration_cache_path=str(cache),
-            )
+            qdq(tmp / FILES["fp32"], tmp / FILES[name], _Reader(batches, input_name), cache, method, per_channel,
+                activation, extra)
         seconds = time.perf_counter() - t0
         shutil.copyfile(cache, tmp / "calibration_ranges.json")
         for name in FILES:
