@@ -85,12 +85,16 @@ def main() -> None:
     result = {"run": str(args.run), "recipe": recipe.name, "test_images": len(task.x), "kit_opset": kit_info["opset"],
               "machine": machine(), "rows": rows}
     table = markdown_table(["model", task.column, "vs", "max diff / peak", "mean diff / peak"],
-                           [[r["model"], r[task.column], r.get("vs"), r.get("max_rel_diff"), r.get("mean_rel_diff")]
+                           [[r["model"], r[task.column], r.get("vs"), *(f"{r[k]:.1e}" if k in r else None
+                                                                       for k in ("max_rel_diff", "mean_rel_diff"))]
                             for r in rows])
     print(table)
     write_json(RESULTS / f"{args.name}.json", result)
     (RESULTS / f"{args.name}.md").write_text(
-        f"# {args.name}\n\n{__doc__.split(chr(10) * 2)[1]}\n\n{recipe.name}, {len(task.x)} test images, "
+        f"# {args.name}\n\n{__doc__.split('and prints')[0].split(chr(10), 2)[2].strip()}\n\n"
+        f"Command: `python benchmarks/opset_copies.py --run RUN --data {args.data.name}"
+        f"{' --split-file ' + str(args.split_file) if args.split_file else ''} --name {args.name}`. "
+        f"{recipe.name}, {len(task.x)} test images, "
         f"{result['machine']['processor']} ({', '.join(result['machine']['isa'])}).\n\n{table}\n")
 
 

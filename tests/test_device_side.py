@@ -84,7 +84,7 @@ def test_every_kit_carries_the_device_app(orin_kit) -> None:
     assert (orin_kit / device_app.APP).is_file()
     text = (orin_kit / "BUILD_ON_DEVICE.md").read_text()
     assert f"python3 {device_app.APP} build" in text
-    assert "| 5.1 | 8.5.2 | 3.8 |" in text and "| 6.2 | 10.3.0 | 3.10 |" in text
+    assert "| 5.1–5.1.5 | 8.5.2 | 3.8 |" in text and "| 6.1–6.2.1 | 10.3.0 | 3.10 |" in text
 
 
 def test_device_cli_builds_benches_and_reports_routes(orin_kit, tmp_path, capsys) -> None:

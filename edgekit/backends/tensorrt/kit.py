@@ -119,10 +119,11 @@ def write_kit(quant_dir: Path, target: Target, out: Path, precisions: list[str],
 
 
 def route_table(target: Target, kit: dict[str, Any]) -> list[str]:
-    """Per JetPack release of the target: its TensorRT, its Python, and the file each precision parses."""
+    """Per JetPack release of the target (patch releases that agree in one row): its TensorRT, its Python, and
+    the file each precision parses."""
     if target.jetpack is None:
         return []
-    rows = []
+    rows: dict[tuple[str, str, str], list[str]] = {}
     for jp, shipped in JETPACK_TENSORRT.items():
         version = TrtVersion.parse(shipped)
         if not target.jetpack.contains(jp) or not target.tensorrt.contains(str(version)):
@@ -132,9 +133,10 @@ def route_table(target: Target, kit: dict[str, Any]) -> list[str]:
         for p in kit["precisions"]:
             source = source_onnx(p, int8_route(version) if p == "int8" else None, strongly_typed)
             parsed.append(f"{p}: {parsed_file(source, version, kit['opset'], kit['opset_copies'])}")
-        rows.append(f"| {jp} | {version} | {jetpack_python(jp)} | `python3 {device_app.APP} build` or trtexec | "
-                    f"{', '.join(parsed)} |")
-    return ["| JetPack | TensorRT | Python | route | parsed |", "|---|---|---|---|---|", *rows, ""] if rows else []
+        rows.setdefault((str(version), jetpack_python(jp), ", ".join(parsed)), []).append(jp)
+    lines = [f"| {jps[0]}{'–' + jps[-1] if len(jps) > 1 else ''} | {trt} | {py} | "
+             f"`python3 {device_app.APP} build` or trtexec | {parsed} |" for (trt, py, parsed), jps in rows.items()]
+    return ["| JetPack | TensorRT | Python | route | parsed |", "|---|---|---|---|---|", *lines, ""] if lines else []
 
 
 def instructions(target: Target, kit: dict[str, Any], commands: dict[str, dict[str, str]]) -> str:
@@ -143,7 +145,7 @@ def instructions(target: Target, kit: dict[str, Any], commands: dict[str, dict[s
              "Copy this folder to the device, then either", "",
              "```sh", f"python3 {device_app.APP} info     # this device, and the route each precision takes",
              f"python3 {device_app.APP} build    # every precision below, into ../tensorrt-<precision>/",
-             f"python3 {device_app.APP} bench ../tensorrt-int8",
+             f"python3 {device_app.APP} bench ../tensorrt-{kit['precisions'][-1]}",
              "```", "",
              f"`{device_app.APP}` is edgekit's device-side code alone: it runs on the Python the JetPack ships, with "
              "numpy, TensorRT's bindings (`python3-libnvinfer`) and pycuda or cuda-python, and needs no install "
@@ -166,13 +168,13 @@ def instructions(target: Target, kit: dict[str, Any], commands: dict[str, dict[s
         listed = ", ".join(f"`{name}` for TensorRT {v}" for v, name in kit["calibration_caches"].items())
         lines += [f"INT8 scales for the implicit-calibration route: {listed}. Each trtexec line names its own "
                   "version's cache: TensorRT skips a cache whose header names another version and would then "
-                  "calibrate on random data without an error. `edgekit compile --kit` writes the installed "
-                  "version's cache itself.", ""]
+                  "calibrate on random data without an error. The device app hands the installed TensorRT its own "
+                  "version's cache (the kit's, or the same scales under its version's header).", ""]
     for p, why in kit["skipped"].items():
         lines.append(f"- {p}: skipped: {why}")
         if p == "int8" and kit["int8_routes"]:
             routes = ", ".join(f"{r} on TensorRT {v}" for v, r in kit["int8_routes"].items())
-            lines.append(f"  To build it anyway: `edgekit compile --kit . --precision int8` ({routes}).")
+            lines.append(f"  To build it anyway: `python3 {device_app.APP} build --precision int8` ({routes}).")
     lines += ["", "Preflight (checked here, no GPU): see preflight.md. "
               "Check each engine against the accuracy estimate in the build report before deploying."]
     return "\n".join(lines) + "\n"
