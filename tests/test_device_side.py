@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -145,3 +146,46 @@ def test_type_stubs_alone_are_not_taken_for_tensorrt(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "tensorrt", types.ModuleType("tensorrt"))
     with pytest.raises(EdgekitError, match="TensorRT's Python bindings are not installed here"):
         import_tensorrt()
+
+
+# The interpreters JetPack 4.6 and 5.x ship, where this machine has them (pyenv), or EDGEKIT_DEVICE_PYTHONS
+# (paths separated by os.pathsep); numpy pinned to a release that supports each.
+OLD_PYTHONS = {"3.6": "numpy==1.19.5", "3.8": "numpy==1.24.4"}
+
+
+def old_pythons() -> list[Path]:
+    listed = os.environ.get("EDGEKIT_DEVICE_PYTHONS")
+    if listed:
+        return [Path(p) for p in listed.split(os.pathsep) if p]
+    root = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    return [p / "bin" / "python" for minor in OLD_PYTHONS for p in sorted(root.glob(f"{minor}.*"))[-1:]
+            if (p / "bin" / "python").is_file()]
+
+
+@pytest.mark.parametrize("python", old_pythons() or [None], ids=lambda p: p.parent.parent.name if p else "none")
+def test_the_device_app_builds_a_kit_on_jetpacks_own_python(python, tiny_recipe, tiny_quantized, tmp_path,
+                                                           pytestconfig) -> None:
+    """Really run on Python 3.6 / 3.8 (a venv with numpy alone): the app in a Xavier NX kit builds FP16 and
+    INT8 for TensorRT 8.2.1 (a minimal TensorRT of the probe's own): opset-13 model, re-headed cache."""
+    if python is None:
+        pytest.skip("no Python 3.6 or 3.8 here (pyenv, or EDGEKIT_DEVICE_PYTHONS)")
+    from edgekit.backends.tensorrt import kit as kit_mod
+    from edgekit.stages.compile import write_pipeline
+    from edgekit.targets import load_target
+
+    version = subprocess.run([str(python), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    venv = pytestconfig.cache.mkdir(f"device-python-{version}")
+    if not (venv / "bin" / "python").is_file():
+        subprocess.run([str(python), "-m", "venv", "--clear", str(venv)], check=True)
+    if subprocess.run([str(venv / "bin" / "python"), "-c", "import numpy"], capture_output=True).returncode:
+        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", OLD_PYTHONS[version]],
+                       check=True, capture_output=True)
+    kit = tmp_path / "kit"
+    kit_mod.write_kit(tiny_quantized, load_target("jetson-xavier-nx"), kit, ["fp32", "fp16", "int8"],
+                      lambda folder: write_pipeline(tiny_recipe, folder))
+    probe = Path(__file__).parent / "device_probe.py"
+    run = subprocess.run([str(venv / "bin" / "python"), "-I", str(probe), str(kit), str(tmp_path / "out")],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert run.stdout.strip().splitlines()[-1].startswith(f"ok {version}.")

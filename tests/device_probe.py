@@ -1,0 +1,115 @@
+# Runs under an old Python (3.6: JetPack 4.6; 3.8: JetPack 5) with numpy alone: loads the device app from
+# the kit given as argv[1] and builds the kit's engines with a minimal TensorRT and CUDA of its own (written
+# in 3.6's syntax; the full doubles of tests/trt_fakes.py need a newer Python and onnx). Prints "ok <version>".
+import json
+import sys
+import types
+from pathlib import Path
+
+kit = Path(sys.argv[1])
+out = Path(sys.argv[2])
+sys.path.insert(0, str(kit / "edgekit-device.pyz"))
+
+import edgekit  # noqa: E402
+from edgekit.backends.tensorrt import calibration_cache, device_cli  # noqa: E402
+
+assert edgekit.__file__.startswith(str(kit / "edgekit-device.pyz")), edgekit.__file__
+
+
+class Flag(int):
+    pass
+
+
+def enum(**members):
+    return types.SimpleNamespace(**{k: Flag(v) for k, v in members.items()})
+
+
+class Layer:
+    name, type = "conv", "LayerType.CONVOLUTION"
+
+
+class Network:
+    num_layers = 1
+
+    def get_layer(self, index):
+        return Layer()
+
+
+class Parser:
+    num_errors = 0
+
+    def __init__(self, network, logger):
+        pass
+
+    def parse(self, model):
+        return len(model) > 0
+
+
+class Config:
+    int8_calibrator = None
+    DLA_core = -1
+
+    def __init__(self):
+        self.flags = []
+
+    def set_flag(self, flag):
+        self.flags.append(int(flag))
+
+    def set_memory_pool_limit(self, pool, pool_size):
+        pass
+
+    def create_timing_cache(self, serialized_timing_cache):
+        return types.SimpleNamespace(serialize=lambda: b"timing")
+
+    def set_timing_cache(self, cache, ignore_mismatch):
+        return True
+
+    def get_timing_cache(self):
+        return types.SimpleNamespace(serialize=lambda: b"timing")
+
+
+class Builder:
+    num_DLA_cores = 0
+
+    def __init__(self, logger):
+        pass
+
+    def create_network(self, flags=0):
+        return Network()
+
+    def create_builder_config(self):
+        return Config()
+
+    def build_serialized_network(self, network, config):
+        return b"plan"
+
+
+class Calibrator:
+    def __init__(self):
+        pass
+
+
+trt = types.ModuleType("tensorrt")
+trt.__version__ = "8.2.1.8"
+trt.Logger = type("Logger", (), {"WARNING": 2, "ERROR": 1, "__init__": lambda self, min_severity=2: None,
+                                 "log": lambda self, severity, msg: None})
+trt.Builder, trt.OnnxParser, trt.IInt8EntropyCalibrator2 = Builder, Parser, Calibrator
+trt.BuilderFlag = enum(FP16=0, INT8=1, GPU_FALLBACK=3)
+trt.NetworkDefinitionCreationFlag = enum(EXPLICIT_BATCH=0)
+trt.MemoryPoolType = enum(WORKSPACE=0)
+trt.DeviceType = enum(GPU=0, DLA=1)
+trt.ProfilingVerbosity = enum(DETAILED=2)
+cuda = types.SimpleNamespace(device=lambda: ("Fake Nano", "5.3"), name="fake-cuda", close=lambda: None)
+
+assert device_cli.main(["info", "--kit", str(kit)], trt=trt, cuda=cuda) == 0
+assert device_cli.main(["build", "--kit", str(kit), "--out", str(out), "--precision", "fp16", "--precision", "int8"],
+                       trt=trt, cuda=cuda) == 0
+built = json.loads((out / "device_build.json").read_text())
+assert [b["precision"] for b in built] == ["fp16", "int8"], built
+version, _, scales = calibration_cache.read(out / "tensorrt-int8" / "calibration.cache")
+assert str(version) == "8.2.1" and scales
+manifest = json.loads((out / "tensorrt-int8" / "manifest.json").read_text())
+assert manifest["settings"]["int8_route"] == "calibration-cache"
+expected = json.loads((kit / "kit.json").read_text())["opset_copies"].get("13", "fp32.onnx")   # TensorRT 8.2 parses <= 13
+assert manifest["inputs"]["onnx"]["path"].endswith(expected), manifest["inputs"]
+print("ok", sys.version.split()[0])
