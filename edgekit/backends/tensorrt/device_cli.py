@@ -11,11 +11,11 @@ bindings (JetPack's ``python3-libnvinfer``) and pycuda or cuda-python; nothing e
 as a plain table and written as JSON beside what they describe. Errors are one line and exit code 2.
 """
 import argparse
-import json
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+from edgekit.artifacts import write_json
 from edgekit.backends.tensorrt import jetson
 from edgekit.backends.tensorrt.bench import bench_runner
 from edgekit.backends.tensorrt.builder import has_precision_flags
@@ -55,10 +55,6 @@ def _default_kit() -> Path:
     return here if (here / "kit.json").is_file() else Path.cwd()
 
 
-def _write_json(path: Path, obj: Any) -> None:
-    path.write_text(json.dumps(obj, indent=2, default=str) + "\n")
-
-
 def main(argv: Optional[List[str]] = None, trt: Any = None, cuda: Any = None) -> int:
     parser = argparse.ArgumentParser(prog="edgekit-device.pyz", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command")
@@ -96,7 +92,7 @@ def main(argv: Optional[List[str]] = None, trt: Any = None, cuda: Any = None) ->
             out = (args.out or kit_dir.parent).resolve()
             done = build_from_kit(kit_dir, out, args.precision, args.dla_core, trt=trt, cuda=cuda)
             print(table(done, ["precision", "path", "status"]))
-            _write_json(out / "device_build.json", done)
+            write_json(out / "device_build.json", done)
             return 0
         from edgekit.backends.tensorrt.runner import TensorRTRunner
 
@@ -108,7 +104,7 @@ def main(argv: Optional[List[str]] = None, trt: Any = None, cuda: Any = None) ->
         for r in rows:
             r.pop("samples_ms", None)
         print(table(rows, ["timing", "batch", "calls", "p50_ms", "p99_ms", "throughput_fps", "power_mw"]))
-        _write_json(args.engine_dir / "bench.json", {"device": device, "rows": rows})
+        write_json(args.engine_dir / "bench.json", {"device": device, "rows": rows})
         return 0
     except EdgekitError as exc:
         print("error: {}".format(exc), file=sys.stderr)

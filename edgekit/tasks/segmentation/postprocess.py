@@ -48,8 +48,7 @@ def _class_map(logits: np.ndarray, spec: PostprocessSpec) -> tuple[np.ndarray, n
     if len(logits) == 1:
         return (logits[0] >= spec.logit_threshold).astype(np.uint8), 1.0 / (1.0 + np.exp(-logits[0]))
     background, rest = logits[0], logits[1:]
-    top = rest.max(axis=0)
-    class_sum = np.log(np.exp(rest - top).sum(axis=0)) + top                     # logsumexp of the class logits
+    class_sum = np.logaddexp.reduce(rest, axis=0)                                # logsumexp of the class logits
     label = (rest.argmax(axis=0) + 1).astype(np.uint8)
     label[class_sum - background < spec.logit_threshold] = 0
     everything = np.logaddexp(class_sum, background)
