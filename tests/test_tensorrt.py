@@ -288,7 +288,8 @@ def test_runner_runs_the_engine_through_pinned_buffers_and_a_stream(engine_dir, 
 
 def test_mismatched_engines_are_refused_saying_what_differs_and_how_to_rebuild(engine_dir):
     trt = make_trt("8.6.2.3", cuda=FakeCuda(cc="8.7"))
-    with pytest.raises(EdgekitError, match=r"built with TensorRT 10\.3\.0\.30, this device has 8\.6\.2\.3.*edgekit compile --kit"):
+    with pytest.raises(EdgekitError, match=r"built with TensorRT 10\.3\.0\.30, this device has 8\.6\.2\.3.*"
+                                           r"python3 edgekit-device\.pyz build \(or edgekit compile --kit\)"):
         TensorRTRunner(engine_dir / "model.engine", trt=trt, cuda=trt._cuda)
     trt = make_trt("10.3.0.30", cuda=FakeCuda(cc="7.2", gpu="Fake Xavier"))
     with pytest.raises(EdgekitError, match=r"compute capability 8\.7 \(Fake Orin\), this GPU is 7\.2 \(Fake Xavier\)"):

@@ -190,7 +190,8 @@ def build_engine(trt: ModuleType, request: EngineRequest, logger: Any = None) ->
     if calibrator is not None and calibrator.asked_for_batches:
         raise EdgekitError(f"{request.calibration_cache}: TensorRT {version} refused the calibration cache "
                            f"(its header must read TRT-{version.number}-EntropyCalibration2 and name this "
-                           "network's tensors); rewrite it with `edgekit compile --kit` on this device")
+                           "network's tensors); build from the kit on this device (python3 edgekit-device.pyz build), "
+                           "which hands TensorRT its own version's cache")
     if plan is None:
         raise EdgekitError(f"TensorRT {version} could not build the {precision} engine from {request.onnx} "
                            "(the builder's log above says why)")

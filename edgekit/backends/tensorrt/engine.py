@@ -64,6 +64,6 @@ def check(folder: Path, device: Device, kit_hint: str = "the device kit") -> Dic
     found = mismatches(keys, device)
     if found:
         raise EdgekitError(f"{Path(folder) / ENGINE_FILE}: refused: " + "; ".join(found)
-                           + f". Rebuild it on this device: edgekit compile --kit {kit_hint}")
+                           + f". Rebuild it on this device from {kit_hint}: python3 edgekit-device.pyz build (or edgekit compile --kit)")
     return keys
 

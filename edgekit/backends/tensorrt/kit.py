@@ -89,7 +89,7 @@ def write_kit(quant_dir: Path, target: Target, out: Path, precisions: list[str],
         kit_opset = preflight.opset_of(onnx.load(str(tmp / ONNX["fp32"]), load_external_data=False))
         shutil.copyfile(quant_dir / RANGES, tmp / RANGES)
         caches = {}
-        if needs_cache:   # for trtexec users; `edgekit compile --kit` writes the installed TensorRT's own
+        if needs_cache:   # a cache per version (trtexec lines, and the device app re-heads one for any other)
             scales = calibration_cache.scales_from_ranges(tmp / RANGES, tmp / ONNX["fp32"])
             for v in cached:   # the GPU's implicit-INT8 versions, and every version a DLA core's INT8 is built on
                 caches[str(v)] = calibration_cache.write(scales, v, tmp / cache_name(v)).name
