@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -20,6 +21,10 @@ data_app = typer.Typer(no_args_is_help=True, help="Datasets: the built-in genera
 calib_app = typer.Typer(no_args_is_help=True, help="Calibration-set manifests.")
 app.add_typer(data_app, name="data")
 app.add_typer(calib_app, name="calibration")
+keys_app = typer.Typer(no_args_is_help=True, help="Ed25519 keys that sign bundles (cameras trust the public halves).")
+app.add_typer(keys_app, name="keys")
+KEYS_DIR = Path(os.environ.get("EDGEKIT_KEYS", Path.home() / ".config" / "edgekit" / "keys"))
+KeysDir = Annotated[Path, typer.Option("--dir", help="Key folder (EDGEKIT_KEYS, default ~/.config/edgekit/keys)")]
 out = Console()
 
 Data = Annotated[Path, typer.Option("--data", help="Dataset folder (NEU-CLS / NEU-DET layout)")]
@@ -278,6 +283,45 @@ def _finish_validation(res: dict, folder: Path) -> None:
     out.print(f"report: {folder / 'report.md'}\nJSON: {folder / 'results.json'}")
     if not res["passed"]:
         raise typer.Exit(1)
+
+
+@keys_app.command("new")
+def keys_new(name: str, folder: KeysDir = KEYS_DIR) -> None:
+    """A new signing key pair: NAME.key (mode 0600, stays here) and NAME.pub (for the cameras)."""
+    from edgekit.deploy import keys as keys_mod
+
+    private = keys_mod.new_key(name, folder)
+    fp = keys_mod.fingerprint(keys_mod.load_public(private.with_suffix(keys_mod.PUBLIC)))
+    print_table("key", ["name", "fingerprint", "private key", "public key"],
+                [[name, fp, str(private), str(private.with_suffix(keys_mod.PUBLIC))]], out)
+
+
+@keys_app.command("show")
+def keys_show(folder: KeysDir = KEYS_DIR) -> None:
+    """The keys in the folder, with their fingerprints."""
+    from edgekit.deploy import keys as keys_mod
+
+    rows = keys_mod.listing(folder)
+    print_table(f"keys in {folder}", ["name", "fingerprint", "private key"],
+                [[r["name"], r["fingerprint"], r["private"]] for r in rows], out)
+
+
+@app.command("bundle")
+def bundle_cmd(
+    run: Annotated[Path, typer.Argument(help="A finished build's run folder")],
+    target: Annotated[str, typer.Option(help="The target the run was built for")],
+    key: Annotated[Path, typer.Option(help="Signing key (NAME.key from `edgekit keys new`)")],
+    bundle_out: Annotated[Optional[Path], typer.Option("--out", help="Bundle file (default: in the run)")] = None,
+) -> None:
+    """Sign what a camera of the target runs into one bundle file."""
+    from edgekit.stages.bundle import bundle as run_bundle
+
+    m = run_bundle(run, target, key, bundle_out)
+    v = m["validation"]
+    print_table("bundle", ["recipe", "target", "payload", "files", v["figure"], "signed by"],
+                [[m["recipe"], m["target"], m["artifact"], len(m["files"]), v["value"] if v["value"] is not None
+                  else f"(FP32 {v['reference']:.2f})", m["signed_by"]]], out)
+    out.print(f"bundle: {m['path']}")
 
 
 @app.command()

@@ -1,6 +1,8 @@
-# Runs under an old Python (3.6: JetPack 4.6; 3.8: JetPack 5) with numpy alone: loads the device app from
-# the kit given as argv[1] and builds the kit's engines with a minimal TensorRT and CUDA of its own (written
-# in 3.6's syntax; the full doubles of tests/trt_fakes.py need a newer Python and onnx). Prints "ok <version>".
+# Runs under an old Python (3.6: JetPack 4.6; 3.8: JetPack 5) with numpy and cryptography alone: loads the
+# device app from the kit given as argv[1], builds the kit's engines with a minimal TensorRT and CUDA of its
+# own (written in 3.6's syntax; the full doubles of tests/trt_fakes.py need a newer Python and onnx), then
+# verifies and unpacks the signed bundle argv[3] with the trusted keys in argv[4] and refuses its altered
+# copy argv[5]. Prints "ok <version>".
 import json
 import sys
 import types
@@ -112,4 +114,17 @@ manifest = json.loads((out / "tensorrt-int8" / "manifest.json").read_text())
 assert manifest["settings"]["int8_route"] == "calibration-cache"
 expected = json.loads((kit / "kit.json").read_text())["opset_copies"].get("13", "fp32.onnx")   # TensorRT 8.2 parses <= 13
 assert manifest["inputs"]["onnx"]["path"].endswith(expected), manifest["inputs"]
+from edgekit.deploy import keys  # noqa: E402
+from edgekit.deploy.bundle import open_bundle  # noqa: E402
+from edgekit.errors import EdgekitError  # noqa: E402
+
+trusted = keys.trusted(Path(sys.argv[4]))
+unpacked = open_bundle(Path(sys.argv[3]), trusted, out / "slot-a")
+assert (out / "slot-a" / "model" / "kit.json").is_file() and unpacked["kind"] == "device-kit"
+try:
+    open_bundle(Path(sys.argv[5]), trusted, out / "slot-b")
+    raise AssertionError("an altered bundle was accepted")
+except EdgekitError as exc:
+    assert "does not match its signed hash" in str(exc), exc
+assert not (out / "slot-b").exists()
 print("ok", sys.version.split()[0])

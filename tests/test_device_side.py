@@ -4,9 +4,11 @@ calibration cache of the installed TensorRT."""
 from __future__ import annotations
 
 import ast
+import io
 import json
 import os
 import subprocess
+import tarfile
 import sys
 from pathlib import Path
 
@@ -150,7 +152,7 @@ def test_type_stubs_alone_are_not_taken_for_tensorrt(monkeypatch) -> None:
 
 # The interpreters JetPack 4.6 and 5.x ship, where this machine has them (pyenv), or EDGEKIT_DEVICE_PYTHONS
 # (paths separated by os.pathsep); numpy pinned to a release that supports each.
-OLD_PYTHONS = {"3.6": "numpy==1.19.5", "3.8": "numpy==1.24.4"}
+OLD_PYTHONS = {"3.6": ["numpy==1.19.5", "cryptography<41"], "3.8": ["numpy==1.24.4", "cryptography<45"]}
 
 
 def old_pythons() -> list[Path]:
@@ -165,8 +167,9 @@ def old_pythons() -> list[Path]:
 @pytest.mark.parametrize("python", old_pythons() or [None], ids=lambda p: p.parent.parent.name if p else "none")
 def test_the_device_app_builds_a_kit_on_jetpacks_own_python(python, tiny_recipe, tiny_quantized, tmp_path,
                                                            pytestconfig) -> None:
-    """Really run on Python 3.6 / 3.8 (a venv with numpy alone): the app in a Xavier NX kit builds FP16 and
-    INT8 for TensorRT 8.2.1 (a minimal TensorRT of the probe's own): opset-13 model, re-headed cache."""
+    """Really run on Python 3.6 / 3.8 (a venv with numpy and cryptography alone): the app in a Xavier NX kit
+    builds FP16 and INT8 for TensorRT 8.2.1 (a minimal TensorRT of the probe's own): opset-13 model, re-headed
+    cache; and a bundle signed here is verified and unpacked there, its altered copy refused."""
     if python is None:
         pytest.skip("no Python 3.6 or 3.8 here (pyenv, or EDGEKIT_DEVICE_PYTHONS)")
     from edgekit.backends.tensorrt import kit as kit_mod
@@ -178,14 +181,33 @@ def test_the_device_app_builds_a_kit_on_jetpacks_own_python(python, tiny_recipe,
     venv = pytestconfig.cache.mkdir(f"device-python-{version}")
     if not (venv / "bin" / "python").is_file():
         subprocess.run([str(python), "-m", "venv", "--clear", str(venv)], check=True)
-    if subprocess.run([str(venv / "bin" / "python"), "-c", "import numpy"], capture_output=True).returncode:
-        subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", OLD_PYTHONS[version]],
-                       check=True, capture_output=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
+    if subprocess.run([str(venv / "bin" / "python"), "-c", "import numpy, cryptography"], capture_output=True).returncode:
+        subprocess.run(pip + ["--upgrade", "pip<22"], check=True, capture_output=True)   # knows manylinux2014 wheels
+        subprocess.run(pip + OLD_PYTHONS[version], check=True, capture_output=True)
     kit = tmp_path / "kit"
     kit_mod.write_kit(tiny_quantized, load_target("jetson-xavier-nx"), kit, ["fp32", "fp16", "int8"],
                       lambda folder: write_pipeline(tiny_recipe, folder))
+    from edgekit.deploy import keys
+    from edgekit.deploy.bundle import write_bundle
+
+    signing = keys.load_private(keys.new_key("mill", tmp_path / "keys"))
+    files = {f"model/{p.name}": p for p in sorted(kit.iterdir()) if p.is_file()}
+    write_bundle(files, {"kind": "device-kit"}, signing, tmp_path / "b.bundle")
+    altered = tmp_path / "src" / "kit.json"
+    altered.parent.mkdir()
+    altered.write_text((kit / "kit.json").read_text().replace("jetson-xavier-nx", "jetson-nano"))
+    write_bundle({**files, "model/kit.json": altered}, {"kind": "device-kit"}, signing, tmp_path / "x.bundle")
+    with tarfile.open(tmp_path / "b.bundle") as good, tarfile.open(tmp_path / "bad.bundle", "w") as bad:
+        signed = {m.name: good.extractfile(m).read() for m in good.getmembers()}
+        with tarfile.open(tmp_path / "x.bundle") as other:     # the altered payload under the good signature
+            signed["payload/model/kit.json"] = other.extractfile("payload/model/kit.json").read()
+        for m in good.getmembers():
+            m.size = len(signed[m.name])
+            bad.addfile(m, io.BytesIO(signed[m.name]))
     probe = Path(__file__).parent / "device_probe.py"
-    run = subprocess.run([str(venv / "bin" / "python"), "-I", str(probe), str(kit), str(tmp_path / "out")],
+    run = subprocess.run([str(venv / "bin" / "python"), "-I", str(probe), str(kit), str(tmp_path / "out"),
+                          str(tmp_path / "b.bundle"), str(tmp_path / "keys"), str(tmp_path / "bad.bundle")],
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert run.stdout.strip().splitlines()[-1].startswith(f"ok {version}.")

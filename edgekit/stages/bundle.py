@@ -1,0 +1,70 @@
+"""``edgekit bundle RUN --target T --key K``: the signed bundle of what a camera of target T runs, from a
+finished build.
+
+For a TensorRT target the payload is the device kit (the camera builds its engines); for a CPU target
+it is the fastest compiled artifact whose validation gates all passed (INT8, else FP16, else FP32),
+with its ``pipeline.json``. The validation report goes along, and the manifest carries the recipe,
+the target, the artifact and its validated figure."""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from pathlib import Path
+from typing import Any
+
+from edgekit import __version__
+from edgekit.deploy import keys as keys_mod
+from edgekit.deploy.bundle import write_bundle
+from edgekit.errors import EdgekitError
+from edgekit.targets import load_target
+
+PREFERENCE = ("int8", "fp16", "fp32")       # fastest first
+
+
+def _json(path: Path, what: str) -> dict:
+    if not path.is_file():
+        raise EdgekitError(f"{path.parent.parent}: no {path.relative_to(path.parent.parent)}: {what}")
+    return json.loads(path.read_text())
+
+
+def choose(run: Path, results: dict, device_kit: bool) -> tuple[str, Path, dict | None]:
+    """(label, folder, validation row) of what the bundle carries."""
+    if device_kit:
+        return "tensorrt-kit", run / "compile" / "tensorrt-kit", None
+    failed = {g["artifact"] for g in results["gates"] if not g["pass"]}
+    rows = [r for r in results["rows"][1:] if r["artifact"] not in failed and (run / "compile" / r["artifact"]).is_dir()]
+    rows.sort(key=lambda r: PREFERENCE.index(r["precision"]) if r["precision"] in PREFERENCE else len(PREFERENCE))
+    if not rows:
+        raise EdgekitError(f"{run}: no compiled artifact passed its validation gates "
+                           f"({', '.join(sorted(failed)) or 'none validated'}): nothing to bundle")
+    return rows[0]["artifact"], run / "compile" / rows[0]["artifact"], rows[0]
+
+
+def bundle(run: Path, target: str, key_path: Path, out: Path | None = None) -> dict[str, Any]:
+    """Write the bundle; returns its manifest with ``path``."""
+    run = Path(run)
+    built = _json(run / "build.json", "not a finished `edgekit build` run")
+    t = load_target(target)
+    if built["target"] != t.name:
+        raise EdgekitError(f"{run}: built for {built['target']}, not {t.name}: build for that target first")
+    key = keys_mod.load_private(key_path)                 # a bad key fails before any file is read
+    results = _json(run / "validate" / "results.json", "the run was not validated")
+    label, folder, row = choose(run, results, t.backend == "tensorrt")
+    if not folder.is_dir():
+        raise EdgekitError(f"{folder}: missing from the run")
+    files = {f"model/{p.relative_to(folder).as_posix()}": p for p in sorted(folder.rglob("*")) if p.is_file()}
+    report = run / "validate" / "report.md"
+    if report.is_file():
+        files["validation/report.md"] = report
+    column = results["metric"]["column"]
+    meta = {
+        "recipe": built["recipe"], "target": t.name, "kind": "device-kit" if label == "tensorrt-kit" else "artifact",
+        "artifact": label, "backend": "tensorrt" if row is None else row["backend"],
+        "precision": None if row is None else row["precision"],
+        "validation": {"figure": column, "value": None if row is None else row[results["metric"]["key"]],
+                       "reference": results["rows"][0][results["metric"]["key"]], "passed": results["passed"]},
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "edgekit": __version__,
+    }
+    out = Path(out) if out else run / f"{built['recipe']}--{t.name}--{label}.bundle"
+    manifest = write_bundle(files, meta, key, out)
+    return {**manifest, "path": str(out), "signed_by": keys_mod.fingerprint(key.public_key())}
