@@ -127,4 +127,14 @@ try:
 except EdgekitError as exc:
     assert "does not match its signed hash" in str(exc), exc
 assert not (out / "slot-b").exists()
+
+from edgekit.deploy import slots  # noqa: E402
+
+install = out / "camera"
+(install / slots.TRUSTED).mkdir(parents=True)
+for pub in Path(sys.argv[4]).glob("*.pub"):
+    (install / slots.TRUSTED / pub.name).write_bytes(pub.read_bytes())
+slot = slots.verify(install, Path(sys.argv[3]))["slot"]
+assert slots.activate(install, slot) == {"active": slot, "previous": None}
+assert (install / "active" / "model" / "kit.json").is_file()
 print("ok", sys.version.split()[0])

@@ -18,7 +18,7 @@ APP = "edgekit-device.pyz"
 MIN_PYTHON = (3, 6)            # JetPack 4.6's Python: the oldest a supported Jetson ships
 DEVICE_MODULES = (
     "__init__.py", "errors.py", "artifacts.py", "timing.py", "backends/__init__.py",
-    "deploy/__init__.py", "deploy/keys.py", "deploy/bundle.py",       # a camera verifies what it is sent
+    "deploy/__init__.py", "deploy/keys.py", "deploy/bundle.py", "deploy/slots.py",   # a camera's bundles
     *(f"backends/tensorrt/{name}.py" for name in (
         "__init__", "version", "engine", "cuda", "runner", "builder", "calibration_cache", "onnx_support",
         "kit_build", "jetson", "bench", "device_cli")),

@@ -5,12 +5,18 @@
                                   one engine folder per precision from the kit (as ``edgekit compile --kit``)
     bench ENGINE_DIR [--iters N] [--seconds S] [--cuda-graph]
                                   GPU compute alone and copies + inference, with tegrastats power
+    verify BUNDLE --install DIR   check a signed bundle against the trusted keys, unpack it into a new slot
+    activate SLOT --install DIR   make a verified slot the active one (one atomic rename; the old one kept)
+    rollback --install DIR        return to the previous slot
+    status --install DIR          the active and previous slots
 
 Runs on the Python each JetPack ships (3.6 on JetPack 4.6, 3.8 on 5.x, 3.10 on 6.x) with numpy, TensorRT's
-bindings (JetPack's ``python3-libnvinfer``) and pycuda or cuda-python; nothing else. Results are printed
+bindings (JetPack's ``python3-libnvinfer``) and pycuda or cuda-python; the slot commands need
+``cryptography`` instead of TensorRT (on Python 3.6: ``cryptography<41``); nothing else. Results are printed
 as a plain table and written as JSON beside what they describe. Errors are one line and exit code 2.
 """
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -49,6 +55,22 @@ def routes(kit_dir: Path, trt: Any, cuda: Any) -> Tuple[Dict[str, Any], List[Dic
     return facts, rows
 
 
+SLOT_COMMANDS = ("verify", "activate", "rollback", "status")
+
+
+def slot_command(args: argparse.Namespace) -> Any:
+    """What ``edgekit flash`` calls on a camera: one JSON line out (no TensorRT needed)."""
+    from edgekit.deploy import slots
+
+    if args.command == "verify":
+        return slots.verify(args.install, Path(args.bundle))
+    if args.command == "activate":
+        return slots.activate(args.install, args.slot)
+    if args.command == "rollback":
+        return slots.rollback(args.install)
+    return slots.status(args.install)
+
+
 def _default_kit() -> Path:
     """The kit this program was shipped in (beside the .pyz), else the working folder."""
     here = Path(sys.argv[0]).resolve().parent
@@ -71,11 +93,21 @@ def main(argv: Optional[List[str]] = None, trt: Any = None, cuda: Any = None) ->
     p_bench.add_argument("--warmup", type=int, default=20)
     p_bench.add_argument("--seconds", type=float, default=20.0)
     p_bench.add_argument("--cuda-graph", action="store_true")
+    for name, helptext in (("verify", "check and unpack a signed bundle into a slot"),
+                           ("activate", "make a verified slot the active one"),
+                           ("rollback", "return to the previous slot"), ("status", "the active and previous slots")):
+        p_slot = sub.add_parser(name, help=helptext)
+        if name in ("verify", "activate"):
+            p_slot.add_argument("bundle" if name == "verify" else "slot")
+        p_slot.add_argument("--install", type=Path, required=True, help="the camera's install folder")
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
     try:
+        if args.command in SLOT_COMMANDS:
+            print(json.dumps(slot_command(args), default=str))
+            return 0
         if args.command != "bench":
             from edgekit.backends.tensorrt.cuda import cuda_api
             from edgekit.backends.tensorrt.runner import import_tensorrt

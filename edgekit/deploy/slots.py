@@ -1,0 +1,121 @@
+"""A camera's install folder: verified bundles in slots, one of them active, the one before kept.
+
+    <install>/trusted/*.pub        the public keys this camera accepts bundles from
+    <install>/slots/<id>/          an unpacked, verified bundle (``id``: the bundle file's SHA-256, 16 hex)
+    <install>/active -> slots/<id> the slot the runtime runs
+    <install>/previous -> ...      the slot before it, for rollback
+
+A slot appears whole or not at all (:func:`edgekit.deploy.bundle.open_bundle`); ``active`` and
+``previous`` are symbolic links replaced by a rename, which POSIX makes atomic: a reader sees the old
+slot or the new one, never neither, whatever moment the process is killed. Slots other than the active
+and previous ones are removed after a switch. Device-side code: Python 3.6+.
+"""
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Dict, Optional
+
+from edgekit.deploy import keys
+from edgekit.deploy.bundle import MANIFEST, open_bundle
+from edgekit.errors import EdgekitError
+
+ACTIVE, PREVIOUS, SLOTS, TRUSTED = "active", "previous", "slots", "trusted"
+
+
+def bundle_id(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(str(path), "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def _link(install: Path, name: str) -> Optional[str]:
+    """The slot id a link points at, or None."""
+    link = install / name
+    if not link.is_symlink():
+        return None
+    return Path(os.readlink(str(link))).name
+
+
+def _point(install: Path, name: str, slot: str) -> None:
+    """Make ``install/name`` point at ``slots/<slot>`` by one rename."""
+    tmp = install / ".{}.{}".format(name, os.getpid())
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    os.symlink(os.path.join(SLOTS, slot), str(tmp))
+    os.replace(str(tmp), str(install / name))
+    fd = os.open(str(install), os.O_RDONLY)
+    try:
+        os.fsync(fd)                    # the rename reaches the disk before anyone is told it happened
+    finally:
+        os.close(fd)
+
+
+def verify(install: Path, bundle: Path) -> Dict[str, Any]:
+    """Check ``bundle`` against the trusted keys and unpack it into a new slot (kept if it already is);
+    returns the manifest with ``slot``. The active slot is not touched."""
+    install, bundle = Path(install), Path(bundle)
+    trusted = keys.trusted(install / TRUSTED)
+    if not trusted:
+        raise EdgekitError("{}: no trusted public keys: this camera accepts no bundle".format(install / TRUSTED))
+    slot = bundle_id(bundle)
+    dest = install / SLOTS / slot
+    if dest.is_dir() and (dest / MANIFEST).is_file():
+        return dict(json.loads((dest / MANIFEST).read_text()), slot=slot)
+    manifest = open_bundle(bundle, trusted, dest)
+    return dict(manifest, slot=slot)
+
+
+def activate(install: Path, slot: str) -> Dict[str, Optional[str]]:
+    """Make ``slot`` the active one (the active one becomes previous); prune the other slots."""
+    install = Path(install)
+    if not (install / SLOTS / slot / MANIFEST).is_file():
+        raise EdgekitError("{}: no verified slot {}".format(install / SLOTS, slot))
+    current = _link(install, ACTIVE)
+    if current != slot:
+        if current is not None:
+            _point(install, PREVIOUS, current)
+        _point(install, ACTIVE, slot)
+    _prune(install)
+    return status_links(install)
+
+
+def rollback(install: Path) -> Dict[str, Optional[str]]:
+    """Return to the previous slot (the active one becomes previous)."""
+    install = Path(install)
+    previous, current = _link(install, PREVIOUS), _link(install, ACTIVE)
+    if previous is None or not (install / SLOTS / previous / MANIFEST).is_file():
+        raise EdgekitError("{}: no previous slot to return to".format(install))
+    _point(install, ACTIVE, previous)
+    if current is not None:
+        _point(install, PREVIOUS, current)
+    return status_links(install)
+
+
+def _prune(install: Path) -> None:
+    keep = {_link(install, ACTIVE), _link(install, PREVIOUS)}
+    for slot in (install / SLOTS).iterdir() if (install / SLOTS).is_dir() else ():
+        if slot.name not in keep:
+            shutil.rmtree(str(slot), ignore_errors=True)
+
+
+def status_links(install: Path) -> Dict[str, Optional[str]]:
+    return {ACTIVE: _link(Path(install), ACTIVE), PREVIOUS: _link(Path(install), PREVIOUS)}
+
+
+def status(install: Path) -> Dict[str, Any]:
+    """The active and previous slots with their manifests' recipe, target, artifact and figure."""
+    install = Path(install)
+    out: Dict[str, Any] = {}
+    for name, slot in status_links(install).items():
+        manifest = install / SLOTS / slot / MANIFEST if slot else None
+        if manifest is None or not manifest.is_file():
+            out[name] = None
+            continue
+        m = json.loads(manifest.read_text())
+        out[name] = {"slot": slot, "recipe": m.get("recipe"), "target": m.get("target"),
+                     "artifact": m.get("artifact"), "validation": m.get("validation")}
+    return out

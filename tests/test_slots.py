@@ -1,0 +1,105 @@
+"""A camera's slots: a verified bundle becomes active by one rename, the one before stays for rollback, a
+refused bundle or an interrupted switch leaves the active slot as it was."""
+from __future__ import annotations
+
+import json
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from edgekit.backends.tensorrt import device_cli
+from edgekit.deploy import keys, slots
+from edgekit.deploy.bundle import write_bundle
+from edgekit.errors import EdgekitError
+
+
+@pytest.fixture()
+def camera(tmp_path):
+    """A workstation key, a camera trusting it, and a maker of bundles."""
+    key = keys.load_private(keys.new_key("mill", tmp_path / "ws"))
+    install = tmp_path / "camera"
+    (install / slots.TRUSTED).mkdir(parents=True)
+    (install / slots.TRUSTED / "mill.pub").write_bytes((tmp_path / "ws" / "mill.pub").read_bytes())
+
+    def make(version: str) -> Path:
+        src = tmp_path / "src" / version
+        src.mkdir(parents=True)
+        (src / "model.xml").write_text(version)
+        write_bundle({"model/model.xml": src / "model.xml"}, {"recipe": "r", "artifact": version}, key,
+                     tmp_path / f"{version}.bundle")
+        return tmp_path / f"{version}.bundle"
+    return install, make
+
+
+def active_model(install: Path) -> str:
+    return (install / slots.ACTIVE / "model" / "model.xml").read_text()
+
+
+def test_activate_keeps_the_previous_and_rollback_returns_to_it(camera) -> None:
+    install, make = camera
+    a = slots.verify(install, make("v1"))["slot"]
+    slots.activate(install, a)
+    assert active_model(install) == "v1" and slots.status_links(install) == {"active": a, "previous": None}
+    b = slots.verify(install, make("v2"))["slot"]
+    assert active_model(install) == "v1"                    # verifying touches nothing active
+    slots.activate(install, b)
+    assert active_model(install) == "v2" and slots.status(install)["previous"]["artifact"] == "v1"
+    slots.rollback(install)
+    assert active_model(install) == "v1" and slots.status_links(install) == {"active": a, "previous": b}
+    c = slots.verify(install, make("v3"))["slot"]
+    slots.activate(install, c)
+    assert sorted(p.name for p in (install / slots.SLOTS).iterdir()) == sorted([a, c])   # b pruned
+
+
+def test_a_refused_bundle_leaves_the_camera_as_it_was(camera, tmp_path) -> None:
+    install, make = camera
+    slots.activate(install, slots.verify(install, make("v1"))["slot"])
+    bad = tmp_path / "bad.bundle"
+    good = make("v2")
+    with tarfile.open(good) as tar:
+        offset = tar.getmember("payload/model/model.xml").offset_data
+    data = bytearray(good.read_bytes())
+    data[offset] ^= 1                                       # one payload byte
+    bad.write_bytes(bytes(data))
+    with pytest.raises(EdgekitError, match="does not match its signed hash"):
+        slots.verify(install, bad)
+    assert active_model(install) == "v1" and len(list((install / slots.SLOTS).iterdir())) == 1
+    with pytest.raises(EdgekitError, match="no verified slot"):
+        slots.activate(install, "0123456789abcdef")
+
+
+def test_a_switch_killed_before_its_rename_leaves_the_old_slot_active(camera, monkeypatch) -> None:
+    install, make = camera
+    slots.activate(install, slots.verify(install, make("v1"))["slot"])
+    b = slots.verify(install, make("v2"))["slot"]
+
+    def killed(src, dst):
+        raise KeyboardInterrupt("killed")
+    monkeypatch.setattr(slots.os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        slots.activate(install, b)
+    assert active_model(install) == "v1"
+    monkeypatch.undo()
+    slots.activate(install, b)                               # the leftover temporary link is replaced
+    assert active_model(install) == "v2"
+    assert not [p for p in install.iterdir() if p.name.startswith(".")]
+
+
+def test_a_camera_without_trusted_keys_accepts_nothing(camera, tmp_path) -> None:
+    install, make = camera
+    with pytest.raises(EdgekitError, match="no trusted public keys"):
+        slots.verify(tmp_path / "bare", make("v1"))
+
+
+def test_the_device_app_answers_flash_in_json_lines(camera, capsys) -> None:
+    install, make = camera
+    assert device_cli.main(["verify", str(make("v1")), "--install", str(install)]) == 0
+    slot = json.loads(capsys.readouterr().out)["slot"]
+    assert device_cli.main(["activate", slot, "--install", str(install)]) == 0
+    assert json.loads(capsys.readouterr().out) == {"active": slot, "previous": None}
+    assert device_cli.main(["status", "--install", str(install)]) == 0
+    assert json.loads(capsys.readouterr().out)["active"]["artifact"] == "v1"
+    assert device_cli.main(["rollback", "--install", str(install)]) == 2
+    assert capsys.readouterr().err.startswith("error: ") and os.readlink(install / "active").endswith(slot)
