@@ -324,6 +324,74 @@ def bundle_cmd(
     out.print(f"bundle: {m['path']}")
 
 
+FleetFile = Annotated[Path, typer.Option("--fleet", help="The fleet inventory (cameras.yaml)")]
+CameraNames = Annotated[Optional[list[str]], typer.Option("--camera", help="A camera by name (repeatable)")]
+LineName = Annotated[Optional[str], typer.Option("--line", help="Every camera of a line")]
+Every = Annotated[bool, typer.Option("--all", help="Every camera of the fleet")]
+
+
+def _fleet_table(title: str, results: list[dict]) -> None:
+    print_table(title, ["camera", "status", "active", "previous", "detail"],
+                [[r["camera"], r["status"], _slot(r.get("active")), _slot(r.get("previous")),
+                  r.get("error") or r.get("bundle") or ""] for r in results], out)
+    failed = [r["camera"] for r in results if r["status"] == "failed"]
+    if failed:
+        raise EdgekitError(f"{len(failed)} camera(s) did not take it: {', '.join(failed)}")
+
+
+def _slot(value) -> str:
+    if isinstance(value, dict):
+        v = value.get("validation") or {}
+        return f"{value['slot']} {value.get('recipe')} {value.get('artifact')} {v.get('value') or ''}".strip()
+    return value or "-"
+
+
+@app.command()
+def flash(
+    bundle_file: Annotated[Path, typer.Argument(help="A signed bundle (edgekit bundle)")],
+    fleet: FleetFile = Path("cameras.yaml"),
+    camera: CameraNames = None,
+    line: LineName = None,
+    every: Every = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be flashed, connect to nothing")] = False,
+) -> None:
+    """Flash a signed bundle onto cameras over SSH: verified on the camera, then switched in atomically."""
+    from edgekit.deploy import flash as flash_mod
+    from edgekit.deploy.fleet import load_fleet
+    from edgekit.progress import bar
+
+    f = load_fleet(fleet)
+    chosen = f.select(camera, line, every)
+    with bar(None, "flashing", total=len(chosen) * 6) as progress:
+        def step(cam, name: str) -> None:
+            if not name.startswith("sent "):
+                progress.set_postfix_str(f"{cam.name}: {name}")
+                progress.update(1)
+        results = flash_mod.flash(f, chosen, bundle_file, dry_run, step)
+    _fleet_table("flash (dry run)" if dry_run else "flash", results)
+
+
+@app.command()
+def rollback(fleet: FleetFile = Path("cameras.yaml"), camera: CameraNames = None, line: LineName = None,
+             every: Every = False) -> None:
+    """Return cameras to their previous slot."""
+    from edgekit.deploy import flash as flash_mod
+    from edgekit.deploy.fleet import load_fleet
+
+    f = load_fleet(fleet)
+    _fleet_table("rollback", flash_mod.rollback(f, f.select(camera, line, every)))
+
+
+@app.command()
+def cameras(fleet: FleetFile = Path("cameras.yaml")) -> None:
+    """The fleet, each camera's active and previous bundle read over SSH."""
+    from edgekit.deploy import flash as flash_mod
+    from edgekit.deploy.fleet import load_fleet
+
+    f = load_fleet(fleet)
+    _fleet_table(f"cameras ({f.path})", flash_mod.status(f, list(f.cameras)))
+
+
 @app.command()
 def bench(
     artifact: Annotated[Path, typer.Argument(help="Compiled artifact folder, .onnx or OpenVINO .xml")],

@@ -94,6 +94,17 @@ def _member_problem(m: tarfile.TarInfo, max_member: int) -> Optional[str]:
     return None
 
 
+def peek_manifest(path: Path) -> Dict[str, Any]:
+    """The manifest as written, unverified: for the workstation's own checks (which target a bundle is for)
+    before it is sent; the camera verifies."""
+    path = Path(path)
+    try:
+        with tarfile.open(str(path), mode="r:") as tar:
+            return json.loads(tar.extractfile(MANIFEST).read().decode())
+    except (OSError, tarfile.TarError, KeyError, AttributeError, ValueError) as exc:
+        raise EdgekitError("{}: not a bundle ({})".format(path, exc)) from None
+
+
 def read_manifest(path: Path, trusted: Dict[str, Any], max_member: int = MAX_MEMBER) -> Dict[str, Any]:
     """The bundle's manifest, once its members are safe and its signature is a trusted key's."""
     path = Path(path)

@@ -87,6 +87,7 @@ def main(argv: Optional[List[str]] = None, trt: Any = None, cuda: Any = None) ->
     p_build.add_argument("--precision", action="append", choices=sorted(ONNX), default=None)
     p_build.add_argument("--dla-core", type=int, default=None)
     p_build.add_argument("--out", type=Path, default=None, help="default: the kit's parent folder")
+    p_build.add_argument("--json", action="store_true", help="one JSON line instead of the table (for flash)")
     p_bench = sub.add_parser("bench", help="time a built engine folder")
     p_bench.add_argument("engine_dir", type=Path)
     p_bench.add_argument("--iters", type=int, default=200)
@@ -123,7 +124,7 @@ def main(argv: Optional[List[str]] = None, trt: Any = None, cuda: Any = None) ->
         if args.command == "build":
             out = (args.out or kit_dir.parent).resolve()
             done = build_from_kit(kit_dir, out, args.precision, args.dla_core, trt=trt, cuda=cuda)
-            print(table(done, ["precision", "path", "status"]))
+            print(json.dumps(done) if args.json else table(done, ["precision", "path", "status"]))
             write_json(out / "device_build.json", done)
             return 0
         from edgekit.backends.tensorrt.runner import TensorRTRunner

@@ -1,0 +1,162 @@
+"""``edgekit flash``: a signed bundle onto cameras over SSH (asyncssh), many at once.
+
+Per camera: connect, the host key checked against the fleet's known_hosts (an unknown or changed key is
+refused, never learned); upload this edgekit's device app and the bundle, each to a ``.part`` name
+renamed into place when complete; on the camera, ``edgekit-device.pyz verify`` checks the signature
+against the camera's own trusted keys and unpacks the bundle into a new slot; a device-kit bundle has its
+TensorRT engines built there (``build``, into ``engines/<slot>/``); then ``activate`` switches the active
+slot by one atomic rename. Any failure, a killed transfer included, leaves the active slot as
+it was; the previous slot stays for ``edgekit rollback``. Remote commands are argument lists quoted by
+:func:`shlex.join`; nothing is built from text read off a camera or a bundle.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import shlex
+import tempfile
+from pathlib import Path
+from typing import Any, Awaitable, Callable
+
+from edgekit.backends.tensorrt import device_app
+from edgekit.deploy.bundle import peek_manifest
+from edgekit.deploy.fleet import Camera, Fleet
+from edgekit.deploy.slots import bundle_id
+from edgekit.errors import EdgekitError
+
+Step = Callable[[str], None]          # told each step's name, for progress (and for tests that interrupt)
+
+
+def _asyncssh():
+    try:
+        import asyncssh
+    except ImportError:
+        raise EdgekitError("flashing needs asyncssh (pip install asyncssh)") from None
+    return asyncssh
+
+
+async def _connect(camera: Camera, known_hosts: Path):
+    asyncssh = _asyncssh()
+    if not known_hosts.is_file():
+        raise EdgekitError(f"{known_hosts}: known_hosts not found (add each camera's host key: ssh-keyscan, "
+                           "checked against the camera's console)")
+    try:
+        return await asyncssh.connect(camera.host, port=camera.port, username=camera.user,
+                                      client_keys=[str(camera.identity)], known_hosts=str(known_hosts),
+                                      agent_path=None, connect_timeout=20)
+    except asyncssh.HostKeyNotVerifiable as exc:
+        raise EdgekitError(f"{camera.name}: host key of {camera.host}:{camera.port} is not the one in "
+                           f"{known_hosts} (unknown or changed): refused ({exc.reason})") from None
+    except (OSError, asyncssh.Error) as exc:
+        raise EdgekitError(f"{camera.name}: cannot connect to {camera.host}:{camera.port} ({exc})") from None
+
+
+async def _device(conn, camera: Camera, app: str, *args: str) -> Any:
+    """Run ``python3 <app> args...`` on the camera; its one JSON line, or its one-line error."""
+    result = await conn.run(shlex.join([camera.python, app, *args]), check=False)
+    if result.exit_status != 0:
+        last = (result.stderr or result.stdout or "").strip().splitlines()
+        raise EdgekitError(f"{camera.name}: {last[-1] if last else 'exit status ' + str(result.exit_status)}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+async def _put(sftp, local: Path, remote: str, step: Step = lambda name: None) -> None:
+    """Upload to ``remote.part``, then rename into place: a killed transfer leaves no file under the name."""
+    def progress(src: bytes, dst: bytes, done: int, total: int) -> None:
+        step(f"sent {done}/{total}")
+    await sftp.put(str(local), remote + ".part", progress_handler=progress)
+    await sftp.posix_rename(remote + ".part", remote)
+
+
+async def _on_camera(camera: Camera, known_hosts: Path, app: Path, work, step: Step = lambda name: None):
+    """Connect, make sure this edgekit's device app is on the camera, then ``work(conn, sftp, remote_app)``."""
+    remote_app = f"{camera.install}/app/{app.name}"
+    step("connect")
+    async with await _connect(camera, known_hosts) as conn, conn.start_sftp_client() as sftp:
+        for folder in ("app", "incoming"):
+            await sftp.makedirs(f"{camera.install}/{folder}", exist_ok=True)
+        step("upload app")
+        if not await sftp.exists(remote_app):
+            await _put(sftp, app, remote_app)
+        return await work(conn, sftp, remote_app)
+
+
+async def flash_one(camera: Camera, known_hosts: Path, bundle: Path, app: Path, step: Step) -> dict[str, Any]:
+    remote_bundle = f"{camera.install}/incoming/{bundle_id(bundle)}.bundle"
+
+    async def work(conn, sftp, remote_app: str) -> dict[str, Any]:
+        step("upload bundle")
+        await _put(sftp, bundle, remote_bundle, step)
+        step("verify")
+        try:
+            verified = await _device(conn, camera, remote_app, "verify", remote_bundle, "--install", camera.install)
+        finally:
+            await sftp.remove(remote_bundle)
+        if verified.get("kind") == "device-kit":       # TensorRT engines are built on the camera, beside the slot
+            step("build engines")
+            slot = f"{camera.install}/slots/{verified['slot']}"
+            await _device(conn, camera, remote_app, "build", "--kit", f"{slot}/model", "--out",
+                          f"{camera.install}/engines/{verified['slot']}", "--json")
+        step("activate")
+        links = await _device(conn, camera, remote_app, "activate", verified["slot"], "--install", camera.install)
+        return {"camera": camera.name, "status": "active", **links}
+    return await _on_camera(camera, known_hosts, app, work, step)
+
+
+async def _slot_command(camera: Camera, known_hosts: Path, app: Path, command: str) -> dict[str, Any]:
+    async def work(conn, sftp, remote_app: str) -> dict[str, Any]:
+        return await _device(conn, camera, remote_app, command, "--install", camera.install)
+    return {"camera": camera.name, "status": "ok", **await _on_camera(camera, known_hosts, app, work)}
+
+
+def _gather(cameras: list[Camera], work: Callable[[Camera], Awaitable[dict]]) -> list[dict[str, Any]]:
+    """Run ``work`` on every camera at once; each camera's result or its one-line failure."""
+    asyncssh = _asyncssh()
+
+    async def guarded(camera: Camera) -> dict[str, Any]:
+        try:
+            return await work(camera)
+        except EdgekitError as exc:
+            return {"camera": camera.name, "status": "failed", "error": str(exc)}
+        except (OSError, asyncssh.Error) as exc:      # the link dropped mid-step
+            return {"camera": camera.name, "status": "failed", "error": f"{camera.name}: {exc}"}
+
+    async def everything() -> list[dict[str, Any]]:
+        return list(await asyncio.gather(*(guarded(c) for c in cameras)))
+    return asyncio.run(everything())
+
+
+def app_file(folder: Path) -> Path:
+    """This edgekit's device app, named by its content (a camera keeps each version it was sent)."""
+    tmp = device_app.write_app(Path(folder) / device_app.APP)
+    final = tmp.with_name(f"edgekit-device-{bundle_id(tmp)}.pyz")
+    tmp.rename(final)
+    return final
+
+
+def flash(fleet: Fleet, cameras: list[Camera], bundle: Path, dry_run: bool = False,
+          step: Callable[[Camera, str], None] = lambda camera, name: None) -> list[dict[str, Any]]:
+    """Flash ``bundle`` onto ``cameras``; one result per camera (``status`` active, failed or planned)."""
+    manifest = peek_manifest(bundle)
+    wrong = [c.name for c in cameras if c.target != manifest.get("target")]
+    if wrong:
+        raise EdgekitError(f"{bundle}: built for {manifest.get('target')}; camera(s) {', '.join(wrong)} are "
+                           "another target: refused before connecting")
+    if dry_run:
+        return [{"camera": c.name, "status": "planned", "host": f"{c.user}@{c.host}:{c.port}", "install": c.install,
+                 "bundle": f"{manifest.get('recipe')} {manifest.get('artifact')}"} for c in cameras]
+    with tempfile.TemporaryDirectory() as tmp:
+        app = app_file(Path(tmp))
+        return _gather(cameras, lambda c: flash_one(c, fleet.known_hosts, bundle, app, lambda name: step(c, name)))
+
+
+def rollback(fleet: Fleet, cameras: list[Camera]) -> list[dict[str, Any]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        app = app_file(Path(tmp))
+        return _gather(cameras, lambda c: _slot_command(c, fleet.known_hosts, app, "rollback"))
+
+
+def status(fleet: Fleet, cameras: list[Camera]) -> list[dict[str, Any]]:
+    with tempfile.TemporaryDirectory() as tmp:
+        app = app_file(Path(tmp))
+        return _gather(cameras, lambda c: _slot_command(c, fleet.known_hosts, app, "status"))

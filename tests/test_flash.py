@@ -1,0 +1,223 @@
+"""Flashing over SSH to a real OpenSSH server on loopback, the stand-in camera (Debian's openssh-server,
+run by the test on a high port with its own host key and an authorized key the test makes).
+
+A flash switches the active slot; a killed transfer, a tampered bundle, a bundle signed by an unknown
+key, an unknown or changed host key, and a bundle for another target all leave the camera as it was;
+rollback returns to the previous slot; two cameras are flashed at once."""
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from edgekit.deploy import flash as flash_mod
+from edgekit.deploy import keys, slots
+from edgekit.deploy.bundle import write_bundle
+from edgekit.deploy.fleet import load_fleet
+from edgekit.errors import EdgekitError
+
+SSHD = Path("/usr/sbin/sshd")
+pytestmark = pytest.mark.skipif(not SSHD.is_file() and not os.environ.get("CI"),
+                                reason="no OpenSSH server here (.ci/run installs Debian's openssh-server)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _keygen(path: Path) -> Path:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    return path
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    """sshd on 127.0.0.1:<free port>, logging in the current user by a key the test made."""
+    root = tmp_path_factory.mktemp("sshd")
+    host_key, client_key = _keygen(root / "host_ed25519"), _keygen(root / "client_ed25519")
+    (root / "authorized_keys").write_text(Path(f"{client_key}.pub").read_text())
+    port = _free_port()
+    config = root / "sshd_config"
+    config.write_text("\n".join([
+        f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {host_key}", f"PidFile {root / 'sshd.pid'}",
+        f"AuthorizedKeysFile {root / 'authorized_keys'}", "StrictModes no", "UsePAM no",
+        "PasswordAuthentication no", "KbdInteractiveAuthentication no", "PubkeyAuthentication yes",
+        "Subsystem sftp internal-sftp", f"SetEnv PATH={Path(sys.executable).parent}:/usr/bin:/bin", ""]))
+    if os.geteuid() == 0:
+        Path("/run/sshd").mkdir(exist_ok=True)      # privilege separation folder sshd wants when root
+    proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE)
+    for _ in range(100):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
+    else:
+        proc.kill()
+        raise RuntimeError(f"sshd did not start: {proc.stderr.read().decode()[-500:]}")
+    known = root / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{port} {Path(f'{host_key}.pub').read_text()}")
+    yield {"port": port, "client_key": client_key, "known_hosts": known, "root": root}
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture()
+def mill(sshd, tmp_path):
+    """A signing key, two cameras (install folders on the loopback camera) trusting it, and their fleet."""
+    key = keys.load_private(keys.new_key("mill", tmp_path / "keys"))
+    cameras = []
+    for name in ("cam-a", "cam-b"):
+        install = tmp_path / name
+        (install / slots.TRUSTED).mkdir(parents=True)
+        shutil.copy(tmp_path / "keys" / "mill.pub", install / slots.TRUSTED / "mill.pub")
+        cameras.append(f"  - {{name: {name}, host: 127.0.0.1, port: {sshd['port']}, user: {getpass.getuser()}, "
+                       f"identity: {sshd['client_key']}, target: intel-cpu, install: {install}, line: hr1, "
+                       f"python: {sys.executable}}}")
+    fleet = tmp_path / "cameras.yaml"
+    fleet.write_text(f"known_hosts: {sshd['known_hosts']}\ncameras:\n" + "\n".join(cameras) + "\n")
+
+    def bundle(version: str, signer=key, target: str = "intel-cpu", weights: int = 0) -> Path:
+        src = tmp_path / "src" / version
+        src.mkdir(parents=True, exist_ok=True)
+        (src / "model.xml").write_text(version)
+        (src / "model.bin").write_bytes(os.urandom(weights))
+        out = tmp_path / f"{version}-{target}.bundle"
+        write_bundle({"model/model.xml": src / "model.xml", "model/model.bin": src / "model.bin"},
+                     {"recipe": "r", "artifact": version, "target": target}, signer, out)
+        return out
+    return {"fleet": load_fleet(fleet), "bundle": bundle, "root": tmp_path, "key": key}
+
+
+def active(mill, camera: str) -> str:
+    return (mill["root"] / camera / slots.ACTIVE / "model" / "model.xml").read_text()
+
+
+def test_flash_switches_the_active_slot_and_rollback_returns(mill) -> None:
+    fleet = mill["fleet"]
+    cam = fleet.select(names=["cam-a"])
+    assert flash_mod.flash(fleet, cam, mill["bundle"]("v1"))[0]["status"] == "active"
+    result = flash_mod.flash(fleet, cam, mill["bundle"]("v2"))[0]
+    assert result["status"] == "active" and active(mill, "cam-a") == "v2" and result["previous"]
+    assert flash_mod.status(fleet, cam)[0]["previous"]["artifact"] == "v1"
+    assert flash_mod.rollback(fleet, cam)[0]["status"] == "ok" and active(mill, "cam-a") == "v1"
+    assert not list((mill["root"] / "cam-a" / "incoming").iterdir())       # nothing left in transit
+
+
+def test_two_cameras_are_flashed_at_once(mill) -> None:
+    fleet = mill["fleet"]
+    results = flash_mod.flash(fleet, fleet.select(line="hr1"), mill["bundle"]("v1"))
+    assert [r["status"] for r in results] == ["active", "active"]
+    assert active(mill, "cam-a") == active(mill, "cam-b") == "v1"
+
+
+def test_refused_bundles_leave_the_camera_as_it_was(mill, tmp_path) -> None:
+    fleet = mill["fleet"]
+    cam = fleet.select(names=["cam-a"])
+    flash_mod.flash(fleet, cam, mill["bundle"]("v1"))
+    stranger = keys.load_private(keys.new_key("stranger", tmp_path / "other"))
+    unknown = flash_mod.flash(fleet, cam, mill["bundle"]("v2", signer=stranger))[0]
+    assert unknown["status"] == "failed" and "not among the trusted keys" in unknown["error"]
+    good = mill["bundle"]("v3")
+    with tarfile.open(good) as tar:
+        offset = tar.getmember("payload/model/model.xml").offset_data
+    data = bytearray(good.read_bytes())
+    data[offset] ^= 1
+    tampered = tmp_path / "tampered.bundle"
+    tampered.write_bytes(bytes(data))
+    result = flash_mod.flash(fleet, cam, tampered)[0]
+    assert result["status"] == "failed" and "does not match its signed hash" in result["error"]
+    traversal = tmp_path / "traversal.bundle"
+    shutil.copy(mill["bundle"]("v4"), traversal)
+    with tarfile.open(traversal, "a") as tar:
+        info = tarfile.TarInfo("payload/../../../evil")
+        tar.addfile(info, None)
+    result = flash_mod.flash(fleet, cam, traversal)[0]
+    assert result["status"] == "failed" and "leaves the bundle" in result["error"]
+    kit = tmp_path / "kit"
+    kit.mkdir()
+    (kit / "kit.json").write_text("{}")
+    kit_bundle = tmp_path / "kit.bundle"
+    write_bundle({"model/kit.json": kit / "kit.json"}, {"kind": "device-kit", "target": "intel-cpu"}, mill["key"],
+                 kit_bundle)
+    result = flash_mod.flash(fleet, cam, kit_bundle)[0]       # no TensorRT on this camera: no engines, no switch
+    assert result["status"] == "failed" and "TensorRT's Python bindings are not installed" in result["error"]
+    with pytest.raises(EdgekitError, match="built for jetson-orin-agx; camera\\(s\\) cam-a are another target"):
+        flash_mod.flash(fleet, cam, mill["bundle"]("v5", target="jetson-orin-agx"))
+    assert active(mill, "cam-a") == "v1"
+
+
+def test_unknown_and_changed_host_keys_are_refused(mill, sshd, tmp_path) -> None:
+    from dataclasses import replace
+
+    fleet = mill["fleet"]
+    cam = fleet.select(names=["cam-a"])
+    empty = tmp_path / "empty_known_hosts"
+    empty.write_text("")
+    result = flash_mod.flash(replace(fleet, known_hosts=empty), cam, mill["bundle"]("v1"))[0]
+    assert result["status"] == "failed" and "is not the one in" in result["error"]
+    other = _keygen(tmp_path / "impostor")
+    changed = tmp_path / "changed_known_hosts"
+    changed.write_text(f"[127.0.0.1]:{sshd['port']} {Path(f'{other}.pub').read_text()}")
+    result = flash_mod.flash(replace(fleet, known_hosts=changed), cam, mill["bundle"]("v1"))[0]
+    assert result["status"] == "failed" and "unknown or changed" in result["error"]
+    assert empty.read_text() == "" and not (mill["root"] / "cam-a" / slots.ACTIVE).exists()
+
+
+@pytest.mark.parametrize("killed_at", ["upload app", "mid-transfer", "verify", "activate"])
+def test_a_flash_killed_midway_leaves_the_previous_bundle_active(mill, killed_at) -> None:
+    """The workstation killed at each step, and halfway through the bundle's upload (1 MiB of weights):
+    the previous bundle stays active and verifiable, and the next flash goes through."""
+    fleet = mill["fleet"]
+    cam = fleet.select(names=["cam-a"])
+    flash_mod.flash(fleet, cam, mill["bundle"]("v1"))
+    big = mill["bundle"]("v2", weights=1 << 20)
+
+    def kill(camera, step: str) -> None:
+        if step.startswith("sent "):
+            done, total = (int(v) for v in step[5:].split("/"))
+            if killed_at == "mid-transfer" and 0 < done < total:
+                raise KeyboardInterrupt(f"killed after {done} of {total} bytes")
+        elif step == killed_at:
+            raise KeyboardInterrupt(f"killed at {step}")
+    with pytest.raises(KeyboardInterrupt):
+        flash_mod.flash(fleet, cam, big, step=kill)
+    install = mill["root"] / "cam-a"
+    assert active(mill, "cam-a") == "v1"
+    assert slots.verify(install, mill["bundle"]("v1"))["artifact"] == "v1"      # still whole and verifiable
+    if killed_at == "mid-transfer":     # a partial upload keeps its .part name: never taken for a bundle
+        assert not (install / "incoming" / f"{slots.bundle_id(big)}.bundle").exists()
+        assert (install / "incoming" / f"{slots.bundle_id(big)}.bundle.part").exists()
+    assert flash_mod.flash(fleet, cam, big)[0]["status"] == "active" and active(mill, "cam-a") == "v2"
+
+
+def test_the_commands_flash_list_and_roll_back_with_one_line_per_failure(mill, tmp_path) -> None:
+    import subprocess as sp
+
+    fleet = str(mill["fleet"].path)
+
+    def edgekit(*args: str) -> sp.CompletedProcess:
+        return sp.run([sys.executable, "-m", "edgekit", *args], capture_output=True, text=True,
+                      env={**os.environ, "COLUMNS": "200", "EDGEKIT_NO_PROGRESS": "1"})
+    planned = edgekit("flash", str(mill["bundle"]("v1")), "--fleet", fleet, "--all", "--dry-run")
+    assert planned.returncode == 0 and planned.stdout.count("planned") == 2
+    assert not (mill["root"] / "cam-a" / slots.ACTIVE).exists()
+    done = edgekit("flash", str(mill["bundle"]("v1")), "--fleet", fleet, "--line", "hr1")
+    assert done.returncode == 0, done.stderr
+    assert active(mill, "cam-a") == active(mill, "cam-b") == "v1"
+    listed = edgekit("cameras", "--fleet", fleet)
+    assert listed.returncode == 0 and listed.stdout.count(" r v1") == 2
+    stranger = keys.load_private(keys.new_key("stranger", tmp_path / "other"))
+    refused = edgekit("flash", str(mill["bundle"]("v2", signer=stranger)), "--fleet", fleet, "--camera", "cam-b")
+    assert refused.returncode == 2 and refused.stderr.strip() == "error: 1 camera(s) did not take it: cam-b"
+    assert edgekit("rollback", "--fleet", fleet, "--camera", "cam-a").returncode == 2       # no previous slot yet
+    assert edgekit("flash", "x.bundle", "--fleet", fleet).stderr.startswith("error: name the cameras")
