@@ -6,85 +6,44 @@ key, an unknown or changed host key, and a bundle for another target all leave t
 rollback returns to the previous slot; two cameras are flashed at once."""
 from __future__ import annotations
 
-import getpass
 import os
 import shutil
-import socket
-import subprocess
 import sys
 import tarfile
-import time
 from pathlib import Path
 
 import pytest
 
 from edgekit.deploy import flash as flash_mod
-from edgekit.deploy import keys, slots
+from edgekit.deploy import keys, loopback, slots
 from edgekit.deploy.bundle import write_bundle
 from edgekit.deploy.fleet import load_fleet
 from edgekit.errors import EdgekitError
 
-SSHD = Path("/usr/sbin/sshd")
-pytestmark = pytest.mark.skipif(not SSHD.is_file() and not os.environ.get("CI"),
+pytestmark = pytest.mark.skipif(not loopback.SSHD.is_file() and not os.environ.get("CI"),
                                 reason="no OpenSSH server here (.ci/run installs Debian's openssh-server)")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _keygen(path: Path) -> Path:
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
-    return path
 
 
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory):
-    """sshd on 127.0.0.1:<free port>, logging in the current user by a key the test made."""
-    root = tmp_path_factory.mktemp("sshd")
-    host_key, client_key = _keygen(root / "host_ed25519"), _keygen(root / "client_ed25519")
-    (root / "authorized_keys").write_text(Path(f"{client_key}.pub").read_text())
-    port = _free_port()
-    config = root / "sshd_config"
-    config.write_text("\n".join([
-        f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {host_key}", f"PidFile {root / 'sshd.pid'}",
-        f"AuthorizedKeysFile {root / 'authorized_keys'}", "StrictModes no", "UsePAM no",
-        "PasswordAuthentication no", "KbdInteractiveAuthentication no", "PubkeyAuthentication yes",
-        "Subsystem sftp internal-sftp", f"SetEnv PATH={Path(sys.executable).parent}:/usr/bin:/bin", ""]))
-    if os.geteuid() == 0:
-        Path("/run/sshd").mkdir(exist_ok=True)      # privilege separation folder sshd wants when root
-    proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE)
-    for _ in range(100):
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.05)
-    else:
-        proc.kill()
-        raise RuntimeError(f"sshd did not start: {proc.stderr.read().decode()[-500:]}")
-    known = root / "known_hosts"
-    known.write_text(f"[127.0.0.1]:{port} {Path(f'{host_key}.pub').read_text()}")
-    yield {"port": port, "client_key": client_key, "known_hosts": known, "root": root}
-    proc.terminate()
-    proc.wait(timeout=10)
+    """The loopback camera: sshd on 127.0.0.1:<free port>, logging in the current user by a key made for it."""
+    camera = loopback.start(tmp_path_factory.mktemp("sshd"))
+    yield camera
+    camera.stop()
 
 
 @pytest.fixture()
 def mill(sshd, tmp_path):
     """A signing key, two cameras (install folders on the loopback camera) trusting it, and their fleet."""
     key = keys.load_private(keys.new_key("mill", tmp_path / "keys"))
-    cameras = []
+    entries = []
     for name in ("cam-a", "cam-b"):
         install = tmp_path / name
         (install / slots.TRUSTED).mkdir(parents=True)
         shutil.copy(tmp_path / "keys" / "mill.pub", install / slots.TRUSTED / "mill.pub")
-        cameras.append(f"  - {{name: {name}, host: 127.0.0.1, port: {sshd['port']}, user: {getpass.getuser()}, "
-                       f"identity: {sshd['client_key']}, target: intel-cpu, install: {install}, line: hr1, "
-                       f"python: {sys.executable}}}")
+        entries.append("  - " + sshd.fleet_entry(name, install, "intel-cpu", line="hr1"))
     fleet = tmp_path / "cameras.yaml"
-    fleet.write_text(f"known_hosts: {sshd['known_hosts']}\ncameras:\n" + "\n".join(cameras) + "\n")
+    fleet.write_text(f"known_hosts: {sshd.known_hosts}\ncameras:\n" + "\n".join(entries) + "\n")
 
     def bundle(version: str, signer=key, target: str = "intel-cpu", weights: int = 0) -> Path:
         src = tmp_path / "src" / version
@@ -165,9 +124,9 @@ def test_unknown_and_changed_host_keys_are_refused(mill, sshd, tmp_path) -> None
     empty.write_text("")
     result = flash_mod.flash(replace(fleet, known_hosts=empty), cam, mill["bundle"]("v1"))[0]
     assert result["status"] == "failed" and "is not the one in" in result["error"]
-    other = _keygen(tmp_path / "impostor")
+    other = loopback.keygen(tmp_path / "impostor")
     changed = tmp_path / "changed_known_hosts"
-    changed.write_text(f"[127.0.0.1]:{sshd['port']} {Path(f'{other}.pub').read_text()}")
+    changed.write_text(f"[127.0.0.1]:{sshd.port} {Path(f'{other}.pub').read_text()}")
     result = flash_mod.flash(replace(fleet, known_hosts=changed), cam, mill["bundle"]("v1"))[0]
     assert result["status"] == "failed" and "unknown or changed" in result["error"]
     assert empty.read_text() == "" and not (mill["root"] / "cam-a" / slots.ACTIVE).exists()
@@ -221,3 +180,14 @@ def test_the_commands_flash_list_and_roll_back_with_one_line_per_failure(mill, t
     assert refused.returncode == 2 and refused.stderr.strip() == "error: 1 camera(s) did not take it: cam-b"
     assert edgekit("rollback", "--fleet", fleet, "--camera", "cam-a").returncode == 2       # no previous slot yet
     assert edgekit("flash", "x.bundle", "--fleet", fleet).stderr.startswith("error: name the cameras")
+
+
+def test_the_interruption_benchmark_passes_a_short_run() -> None:
+    """benchmarks/flash_interrupt.py at CI size (the recorded run has 100 interruptions)."""
+    import subprocess as sp
+
+    script = Path(__file__).parent.parent / "benchmarks" / "flash_interrupt.py"
+    run = sp.run([sys.executable, str(script), "--runs", "8", "--seed", "1", "--weights-kib", "128"],
+                 capture_output=True, text=True, env={**os.environ, "EDGEKIT_NO_PROGRESS": "1"})
+    assert run.returncode == 0, run.stdout[-1500:] + run.stderr[-1500:]
+    assert "8/8 runs left the camera with a valid, verifiable active bundle" in run.stdout

@@ -102,6 +102,25 @@ def _prune(install: Path) -> None:
             shutil.rmtree(str(slot), ignore_errors=True)
 
 
+def damaged(install: Path, slot: str) -> list:
+    """The files of a slot that no longer match its manifest (missing, altered, or not listed)."""
+    folder = Path(install) / SLOTS / slot
+    files = json.loads((folder / MANIFEST).read_text())["files"]
+    found = []
+    for name, entry in sorted(files.items()):
+        path = folder / name
+        if not path.is_file():
+            found.append(name + " (missing)")
+            continue
+        with open(str(path), "rb") as f:
+            if hashlib.sha256(f.read()).hexdigest() != entry["sha256"]:
+                found.append(name + " (altered)")
+    listed = set(files) | {MANIFEST}
+    found += [p.relative_to(folder).as_posix() + " (not listed)" for p in folder.rglob("*")
+              if p.is_file() and p.relative_to(folder).as_posix() not in listed]
+    return found
+
+
 def status_links(install: Path) -> Dict[str, Optional[str]]:
     return {ACTIVE: _link(Path(install), ACTIVE), PREVIOUS: _link(Path(install), PREVIOUS)}
 

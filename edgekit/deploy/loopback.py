@@ -1,0 +1,92 @@
+"""A loopback camera: Debian's OpenSSH server on 127.0.0.1, run by the current user on a free port with
+its own host key and an authorized key made for it, and install folders trusting a signing key. For
+rehearsing a flash without a camera (``benchmarks/flash_interrupt.py``) and for the flash tests."""
+from __future__ import annotations
+
+import getpass
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgekit.deploy import slots
+from edgekit.errors import EdgekitError
+
+SSHD = Path("/usr/sbin/sshd")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def keygen(path: Path) -> Path:
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True)
+    return path
+
+
+@dataclass
+class LoopbackCamera:
+    root: Path
+    port: int
+    client_key: Path
+    known_hosts: Path
+    host_key: Path
+    process: subprocess.Popen
+
+    def install(self, name: str, trusted_pub: Path) -> Path:
+        """An install folder for camera ``name`` that trusts ``trusted_pub``."""
+        folder = self.root / "cameras" / name
+        (folder / slots.TRUSTED).mkdir(parents=True, exist_ok=True)
+        shutil.copy(trusted_pub, folder / slots.TRUSTED / Path(trusted_pub).name)
+        return folder
+
+    def fleet_entry(self, name: str, install: Path, target: str, line: str = "loopback") -> str:
+        return (f"{{name: {name}, host: 127.0.0.1, port: {self.port}, user: {getpass.getuser()}, "
+                f"identity: {self.client_key}, target: {target}, install: {install}, line: {line}, "
+                f"python: {sys.executable}}}")
+
+    def stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+def start(root: Path) -> LoopbackCamera:
+    """Start sshd under ``root`` (host key, client key, authorized_keys, known_hosts written there)."""
+    if not SSHD.is_file():
+        raise EdgekitError(f"{SSHD}: no OpenSSH server (apt-get install openssh-server)")
+    root = Path(root)
+    root.mkdir(parents=True, exist_ok=True)
+    host_key, client_key = keygen(root / "host_ed25519"), keygen(root / "client_ed25519")
+    (root / "authorized_keys").write_text(Path(f"{client_key}.pub").read_text())
+    port = _free_port()
+    config = root / "sshd_config"
+    config.write_text("\n".join([
+        f"Port {port}", "ListenAddress 127.0.0.1", f"HostKey {host_key}", f"PidFile {root / 'sshd.pid'}",
+        f"AuthorizedKeysFile {root / 'authorized_keys'}", "StrictModes no", "UsePAM no",
+        "PasswordAuthentication no", "KbdInteractiveAuthentication no", "PubkeyAuthentication yes",
+        "MaxStartups 100", "MaxSessions 100", "Subsystem sftp internal-sftp",
+        f"SetEnv PATH={Path(sys.executable).parent}:/usr/bin:/bin", ""]))
+    if os.geteuid() == 0:
+        Path("/run/sshd").mkdir(exist_ok=True)      # the privilege-separation folder sshd wants when root
+    proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE)
+    for _ in range(200):
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        if proc.poll() is not None:
+            break
+        time.sleep(0.05)
+    else:
+        proc.kill()
+        raise EdgekitError("sshd did not start in 10 s")
+    if proc.poll() is not None:
+        raise EdgekitError(f"sshd did not start: {proc.stderr.read().decode()[-300:]}")
+    known = root / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{port} {Path(f'{host_key}.pub').read_text()}")
+    return LoopbackCamera(root, port, client_key, known, host_key, proc)
