@@ -362,7 +362,7 @@ def flash(
 
     f = load_fleet(fleet)
     chosen = f.select(camera, line, every)
-    with bar(None, "flashing", total=len(chosen) * 6) as progress:
+    with bar(None, "flashing", total=len(chosen) * 5) as progress:     # connect, app, bundle, verify, activate
         def step(cam, name: str) -> None:
             if not name.startswith("sent "):
                 progress.set_postfix_str(f"{cam.name}: {name}")
