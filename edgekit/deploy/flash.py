@@ -56,8 +56,13 @@ async def _device(conn, camera: Camera, app: str, *args: str) -> Any:
     result = await conn.run(shlex.join([camera.python, app, *args]), check=False)
     if result.exit_status != 0:
         last = (result.stderr or result.stdout or "").strip().splitlines()
-        raise EdgekitError(f"{camera.name}: {last[-1] if last else 'exit status ' + str(result.exit_status)}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+        said = last[-1].removeprefix("error: ") if last else f"exit status {result.exit_status}"
+        raise EdgekitError(f"{camera.name}: {said}")
+    lines = (result.stdout or "").strip().splitlines()
+    try:
+        return json.loads(lines[-1])
+    except (IndexError, ValueError):
+        raise EdgekitError(f"{camera.name}: {args[0]} answered no JSON line") from None
 
 
 async def _put(sftp, local: Path, remote: str, step: Step = lambda name: None) -> None:
