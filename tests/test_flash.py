@@ -38,9 +38,7 @@ def mill(sshd, tmp_path):
     key = keys.load_private(keys.new_key("mill", tmp_path / "keys"))
     entries = []
     for name in ("cam-a", "cam-b"):
-        install = tmp_path / name
-        (install / slots.TRUSTED).mkdir(parents=True)
-        shutil.copy(tmp_path / "keys" / "mill.pub", install / slots.TRUSTED / "mill.pub")
+        install = loopback.prepare_install(tmp_path / name, tmp_path / "keys" / "mill.pub")
         entries.append("  - " + sshd.fleet_entry(name, install, "intel-cpu", line="hr1"))
     fleet = tmp_path / "cameras.yaml"
     fleet.write_text(f"known_hosts: {sshd.known_hosts}\ncameras:\n" + "\n".join(entries) + "\n")

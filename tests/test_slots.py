@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from edgekit.backends.tensorrt import device_cli
-from edgekit.deploy import keys, slots
+from edgekit.deploy import keys, loopback, slots
 from edgekit.deploy.bundle import write_bundle
 from edgekit.errors import EdgekitError
 
@@ -19,9 +19,7 @@ from edgekit.errors import EdgekitError
 def camera(tmp_path):
     """A workstation key, a camera trusting it, and a maker of bundles."""
     key = keys.load_private(keys.new_key("mill", tmp_path / "ws"))
-    install = tmp_path / "camera"
-    (install / slots.TRUSTED).mkdir(parents=True)
-    (install / slots.TRUSTED / "mill.pub").write_bytes((tmp_path / "ws" / "mill.pub").read_bytes())
+    install = loopback.prepare_install(tmp_path / "camera", tmp_path / "ws" / "mill.pub")
 
     def make(version: str) -> Path:
         src = tmp_path / "src" / version

@@ -30,6 +30,14 @@ def keygen(path: Path) -> Path:
     return path
 
 
+def prepare_install(folder: Path, trusted_pub: Path) -> Path:
+    """A camera's install folder that trusts the public key ``trusted_pub`` (what provisioning does by hand)."""
+    folder = Path(folder)
+    (folder / slots.TRUSTED).mkdir(parents=True, exist_ok=True)
+    shutil.copy(trusted_pub, folder / slots.TRUSTED / Path(trusted_pub).name)
+    return folder
+
+
 @dataclass
 class LoopbackCamera:
     root: Path
@@ -41,10 +49,7 @@ class LoopbackCamera:
 
     def install(self, name: str, trusted_pub: Path) -> Path:
         """An install folder for camera ``name`` that trusts ``trusted_pub``."""
-        folder = self.root / "cameras" / name
-        (folder / slots.TRUSTED).mkdir(parents=True, exist_ok=True)
-        shutil.copy(trusted_pub, folder / slots.TRUSTED / Path(trusted_pub).name)
-        return folder
+        return prepare_install(self.root / "cameras" / name, trusted_pub)
 
     def fleet_entry(self, name: str, install: Path, target: str, line: str = "loopback") -> str:
         return (f"{{name: {name}, host: 127.0.0.1, port: {self.port}, user: {getpass.getuser()}, "

@@ -28,7 +28,7 @@ from edgekit.artifacts import sha256_file, staged_dir, write_manifest
 from edgekit.backends.tensorrt import calibration_cache, device_app, preflight
 from edgekit.backends.tensorrt.engine import Device, device_facts
 from edgekit.backends.tensorrt.kit_build import (KIT_FILE, ONNX, RANGES, build_from_kit, cache_name, int8_route,
-                                                 parsed_file, read_kit, source_onnx)
+                                                 kit_file, read_kit)
 from edgekit.backends.tensorrt.version import JETPACK_TENSORRT, TrtVersion, jetpack_python
 from edgekit.errors import EdgekitError
 from edgekit.targets import Target
@@ -48,7 +48,7 @@ def versions_in_range(target: Target) -> list[TrtVersion]:
 
 
 def trtexec_line(precision: str, route: str | None, version: TrtVersion, target: Target, dla: bool,
-                 kit_opset: int = 0, copies: dict[str, str] | None = None) -> str:
+                 kit: dict[str, Any]) -> str:
     """The trtexec equivalent of ``edgekit compile --kit`` for one precision on one TensorRT version."""
     pool = (f"--workspace={target.workspace_mb}" if not version.at_least(8, 4)
             else f"--memPoolSize=workspace:{target.workspace_mb}")    # MiB on 8.4+ and 10.x
@@ -56,7 +56,7 @@ def trtexec_line(precision: str, route: str | None, version: TrtVersion, target:
     common = f"{pool} --timingCacheFile=timing.{version}.cache --saveEngine={engine}"
     on_dla = " --useDLACore=0 --allowGPUFallback" if dla and precision != "fp32" else ""
     strongly_typed = version.major >= 11
-    source = parsed_file(source_onnx(precision, route, strongly_typed), version, kit_opset, copies or {})
+    source = kit_file(precision, route, version, strongly_typed, kit)
     flags = " --stronglyTyped" if strongly_typed else {"fp32": "", "fp16": " --fp16", "int8": " --int8 --fp16"}[precision]
     calib = f" --calib={cache_name(version)}" if route == "calibration-cache" else ""
     return f"trtexec --onnx={source}{flags}{calib} {common}{on_dla}"
@@ -78,7 +78,6 @@ def write_kit(quant_dir: Path, target: Target, out: Path, precisions: list[str],
     routed, skipped, routes = plan(target, precisions)
     versions = versions_in_range(target)
     cached = [v for v in versions if int8_route(v, dla=bool(target.dla_cores) and v.major < 11) == "calibration-cache"]
-    needs_cache = bool(cached)
     with staged_dir(out) as tmp:
         for name in ONNX.values():
             shutil.copyfile(quant_dir / name, tmp / name)
@@ -89,7 +88,7 @@ def write_kit(quant_dir: Path, target: Target, out: Path, precisions: list[str],
         kit_opset = preflight.opset_of(onnx.load(str(tmp / ONNX["fp32"]), load_external_data=False))
         shutil.copyfile(quant_dir / RANGES, tmp / RANGES)
         caches = {}
-        if needs_cache:   # a cache per version (trtexec lines, and the device app re-heads one for any other)
+        if cached:   # a cache per version (trtexec lines, and the device app re-heads one for any other)
             scales = calibration_cache.scales_from_ranges(tmp / RANGES, tmp / ONNX["fp32"])
             for v in cached:   # the GPU's implicit-INT8 versions, and every version a DLA core's INT8 is built on
                 caches[str(v)] = calibration_cache.write(scales, v, tmp / cache_name(v)).name
@@ -108,7 +107,7 @@ def write_kit(quant_dir: Path, target: Target, out: Path, precisions: list[str],
                "calibration_sha256": sha256_file(tmp / RANGES),
                "calibration_caches": caches, "opset": kit_opset, "opset_copies": copies}
         (tmp / KIT_FILE).write_text(json.dumps(kit, indent=2) + "\n")
-        commands = {str(v): {p: trtexec_line(p, routes[str(v)][p], v, target, False, kit_opset, copies) for p in routed}
+        commands = {str(v): {p: trtexec_line(p, routes[str(v)][p], v, target, False, kit) for p in routed}
                     for v in versions}
         (tmp / "BUILD_ON_DEVICE.md").write_text(instructions(target, kit, commands))
         write_manifest(tmp, "compile", {"quantized": quant_dir},
@@ -129,10 +128,8 @@ def route_table(target: Target, kit: dict[str, Any]) -> list[str]:
         if not target.jetpack.contains(jp) or not target.tensorrt.contains(str(version)):
             continue
         strongly_typed = version.major >= 11
-        parsed = []
-        for p in kit["precisions"]:
-            source = source_onnx(p, int8_route(version) if p == "int8" else None, strongly_typed)
-            parsed.append(f"{p}: {parsed_file(source, version, kit['opset'], kit['opset_copies'])}")
+        parsed = [f"{p}: {kit_file(p, int8_route(version) if p == 'int8' else None, version, strongly_typed, kit)}"
+                  for p in kit["precisions"]]
         rows.setdefault((str(version), jetpack_python(jp), ", ".join(parsed)), []).append(jp)
     lines = [f"| {jps[0]}{'–' + jps[-1] if len(jps) > 1 else ''} | {trt} | {py} | "
              f"`python3 {device_app.APP} build` or trtexec | {parsed} |" for (trt, py, parsed), jps in rows.items()]
@@ -160,9 +157,8 @@ def instructions(target: Target, kit: dict[str, Any], commands: dict[str, dict[s
                   "quantization only, so its INT8 engine is built from fp32.onnx and the calibration cache, not from "
                   "the Q/DQ model. With trtexec:", ""]
         for version in (v for v in versions_in_range(target) if v.major < 11):
-            dla = [trtexec_line(p, "calibration-cache" if p == "int8" else None, version, target, True,
-                                kit["opset"], kit["opset_copies"]) for p in ("fp16", "int8") if p in kit["precisions"]
-                   or (p == "int8" and kit["int8_routes"])]
+            dla = [trtexec_line(p, "calibration-cache" if p == "int8" else None, version, target, True, kit)
+                   for p in ("fp16", "int8") if p in kit["precisions"] or (p == "int8" and kit["int8_routes"])]
             lines += [f"TensorRT {version}, DLA core 0:", "", "```sh", *dla, "```", ""]
     if kit["calibration_caches"]:
         listed = ", ".join(f"`{name}` for TensorRT {v}" for v, name in kit["calibration_caches"].items())

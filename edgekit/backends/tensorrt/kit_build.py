@@ -73,9 +73,14 @@ def precision_plan(precision: str, version: TrtVersion, trt: Any, kit: Dict[str,
             raise EdgekitError("TensorRT {} has no implicit INT8, the only INT8 a DLA core takes: build INT8 for "
                                "the GPU, or FP16 for the DLA".format(version))
         route = "qdq"
-    source = parsed_file(source_onnx(precision, route, strongly_typed), version, kit.get("opset", 0),
-                         kit.get("opset_copies", {}))
-    return route, source
+    return route, kit_file(precision, route, version, strongly_typed, kit)
+
+
+def kit_file(precision: str, route: Optional[str], version: TrtVersion, strongly_typed: bool,
+             kit: Dict[str, Any]) -> str:
+    """The kit file ``version``'s parser reads to build ``precision`` by ``route``."""
+    return parsed_file(source_onnx(precision, route, strongly_typed), version, kit.get("opset", 0),
+                       kit.get("opset_copies", {}))
 
 
 def read_kit(kit_dir: Path) -> Dict[str, Any]:
