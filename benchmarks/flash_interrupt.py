@@ -2,8 +2,9 @@
 bundle: all of them, or this script fails.
 
 A loopback camera (Debian's OpenSSH server on 127.0.0.1, ``edgekit/deploy/loopback.py``) receives a new
-signed bundle per run; each run is cut at a random point (connecting, uploading the app, any byte of the
-bundle's upload, verifying, activating) or runs through. The workstation's process is what is killed
+signed bundle per run (a small real model with its golden images, ``loopback.rehearsal_bundle``); each run
+is cut at a random point (connecting, uploading the app, any byte of the bundle's upload, verifying, the
+golden check, activating) or runs through. The workstation's process is what is killed
 (KeyboardInterrupt out of the flash): the SSH connection drops with it, taking down whatever the camera was
 doing. After each run the camera's active slot must exist, match its manifest file by file, and be the new
 bundle when the flash ran through, the previous one otherwise. Table on stdout, JSON and Markdown in
@@ -14,7 +15,6 @@ bundle when the flash ran through, the previous one otherwise. Table on stdout, 
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import sys
 import tempfile
@@ -25,13 +25,12 @@ from pathlib import Path
 from edgekit.artifacts import write_json
 from edgekit.deploy import flash as flash_mod
 from edgekit.deploy import keys, loopback, slots
-from edgekit.deploy.bundle import write_bundle
 from edgekit.deploy.fleet import load_fleet
 from edgekit.report import markdown_table
 from edgekit.stages.bench import machine
 
 RESULTS = Path(__file__).parent / "results"
-POINTS = ("connect", "upload app", "mid-transfer", "verify", "activate", "none")
+POINTS = ("connect", "upload app", "mid-transfer", "verify", "golden", "activate", "none")
 
 
 class Cut(KeyboardInterrupt):
@@ -59,14 +58,7 @@ def main() -> int:
             cams = fleet.select(every=True)
 
             def bundle(n: int) -> Path:
-                src = root / "src" / str(n)
-                src.mkdir(parents=True)
-                (src / "model.xml").write_text(f"v{n}")
-                (src / "model.bin").write_bytes(os.urandom(args.weights_kib * 1024))
-                out = root / f"v{n}.bundle"
-                write_bundle({"model/model.xml": src / "model.xml", "model/model.bin": src / "model.bin"},
-                             {"recipe": "r", "artifact": f"v{n}", "target": "intel-cpu"}, key, out)
-                return out
+                return loopback.rehearsal_bundle(root / "src", key, f"v{n}", args.weights_kib)
 
             assert flash_mod.flash(fleet, cams, bundle(0))[0]["status"] == "active"
             expected = "v0"

@@ -333,7 +333,7 @@ Every = Annotated[bool, typer.Option("--all", help="Every camera of the fleet")]
 def _fleet_table(title: str, results: list[dict]) -> None:
     print_table(title, ["camera", "status", "active", "previous", "detail"],
                 [[r["camera"], r["status"], _slot(r.get("active")), _slot(r.get("previous")),
-                  r.get("error") or r.get("bundle") or ""] for r in results], out)
+                  r.get("error") or r.get("golden") or r.get("bundle") or ""] for r in results], out)
     failed = [r["camera"] for r in results if r["status"] == "failed"]
     if failed:
         raise EdgekitError(f"{len(failed)} camera(s) did not take it: {', '.join(failed)}")
@@ -362,9 +362,9 @@ def flash(
 
     f = load_fleet(fleet)
     chosen = f.select(camera, line, every)
-    with bar(None, "flashing", total=len(chosen) * 5) as progress:     # connect, app, bundle, verify, activate
+    with bar(None, "flashing", total=len(chosen) * len(flash_mod.STEPS)) as progress:
         def step(cam, name: str) -> None:
-            if not name.startswith("sent "):
+            if name in flash_mod.STEPS:
                 progress.set_postfix_str(f"{cam.name}: {name}")
                 progress.update(1)
         results = flash_mod.flash(f, chosen, bundle_file, dry_run, step)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,15 @@ class Recipe:
     @property
     def classes(self) -> tuple[str, ...]:
         return tuple(self.data["classes"])
+
+    def resolved(self) -> dict[str, Any]:
+        """The recipe as it was applied (``extends`` and any ``quick:`` profile merged in), as a mapping that
+        loads back as the same recipe: what a compiled artifact carries to the line (``recipe.yaml``)."""
+        out = {"name": self.name, "task": self.task, "description": self.description,
+               **{k: copy.deepcopy(getattr(self, k)) for k in ("paper", "model", "data", "train", "quantize",
+                                                                "validate", "detection", "segmentation", "prune")},
+               "preprocess": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.preprocess).items()}}
+        return {k: v for k, v in out.items() if v or k in REQUIRED}
 
     def train_settings(self, pretrained: bool) -> dict[str, Any]:
         """The training schedule, with the ``from_scratch`` overrides applied when not pretrained."""

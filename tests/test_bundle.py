@@ -8,6 +8,7 @@ import os
 import tarfile
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from edgekit.deploy import keys
@@ -124,8 +125,13 @@ def _run(tmp_path: Path, target: str, gates_pass: dict[str, bool]) -> Path:
     for label in ("openvino-fp32", "openvino-fp16", "openvino-int8", "tensorrt-kit"):
         (run / "compile" / label).mkdir(parents=True, exist_ok=True)
         (run / "compile" / label / "model.xml").write_text(label)
+    (run / "compile" / "tensorrt-kit" / "manifest.json").write_text('{"settings": {"kind": "device-kit"}}')
+    (run / "compile" / "tensorrt-kit" / "kit.json").write_text('{"precisions": ["fp16", "int8"]}')
     (run / "validate").mkdir()
     (run / "validate" / "report.md").write_text("# report\n")
+    labels = ["fp32-reference", "openvino-fp32", "openvino-fp16", "openvino-int8"]
+    np.savez(run / "validate" / "golden.npz", input=np.zeros((2, 3, 4, 4), np.float32),
+             **{f"{a}:logits": np.full((2, 6), 1.0 + 0.01 * i, np.float32) for i, a in enumerate(labels)})
     rows = [{"artifact": "fp32-reference", "backend": "onnxruntime", "precision": "fp32", "accuracy": 99.0}] + [
         {"artifact": f"openvino-{p}", "backend": "openvino", "precision": p, "accuracy": 98.5} for p in ("fp32", "fp16", "int8")]
     gates = [{"artifact": a, "gate": "drop", "value": 0.0, "pass": ok} for a, ok in gates_pass.items()]
@@ -141,13 +147,23 @@ def test_bundle_takes_the_fastest_artifact_that_passed_or_the_kit(tmp_path) -> N
     private = keys.new_key("mill", tmp_path / "keys")
     run = _run(tmp_path, "intel-cpu", {"openvino-fp32": True, "openvino-fp16": True, "openvino-int8": False})
     m = bundle(run, "intel-cpu", private)
-    assert m["artifact"] == "openvino-fp16" and set(m["files"]) == {"model/model.xml", "validation/report.md"}
+    assert m["artifact"] == "openvino-fp16" and set(m["files"]) == {"model/model.xml", "validation/report.md",
+                                                                     "golden/golden.npz", "golden/golden.json"}
     assert m["validation"] == {"figure": "accuracy %", "value": 98.5, "reference": 99.0, "passed": False}
     assert open_bundle(Path(m["path"]), keys.trusted(tmp_path / "keys"), tmp_path / "slot")["target"] == "intel-cpu"
     with pytest.raises(EdgekitError, match="built for intel-cpu, not jetson-orin-agx"):
         bundle(run, "jetson-orin", private)
+    slot = tmp_path / "slot"
+    spec = json.loads((slot / "golden" / "golden.json").read_text())
+    assert spec["precisions"] == {"fp16": {"artifact": "openvino-fp16", "tolerance": {"logits": pytest.approx(0.04)}}}
     kit_run = _run(tmp_path / "k", "jetson-orin-agx", {})
-    assert bundle(kit_run, "jetson-orin", private)["kind"] == "device-kit"
+    kit = bundle(kit_run, "jetson-orin", private)
+    assert kit["kind"] == "device-kit"
+    kit_slot = tmp_path / "kit-slot"
+    open_bundle(Path(kit["path"]), keys.trusted(tmp_path / "keys"), kit_slot)
+    spec = json.loads((kit_slot / "golden" / "golden.json").read_text())
+    assert {p: e["artifact"] for p, e in spec["precisions"].items()} == {"fp16": "openvino-fp16", "int8": "openvino-int8"}
+    assert spec["precisions"]["int8"]["tolerance"]["logits"] == pytest.approx(2 * 0.03, rel=1e-5)
     failing = _run(tmp_path / "f", "intel-cpu", {"openvino-fp32": False, "openvino-fp16": False, "openvino-int8": False})
     with pytest.raises(EdgekitError, match="no compiled artifact passed its validation gates"):
         bundle(failing, "intel-cpu", private)

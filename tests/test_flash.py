@@ -2,8 +2,9 @@
 run by the test on a high port with its own host key and an authorized key the test makes).
 
 A flash switches the active slot; a killed transfer, a tampered bundle, a bundle signed by an unknown
-key, an unknown or changed host key, and a bundle for another target all leave the camera as it was;
-rollback returns to the previous slot; two cameras are flashed at once."""
+key, a bundle whose golden images fail on the camera, an unknown or changed host key, and a bundle for
+another target all leave the camera as it was; rollback returns to the previous slot; two cameras are
+flashed at once. The bundles are small real models (``loopback.rehearsal_bundle``) that the camera runs."""
 from __future__ import annotations
 
 import os
@@ -43,20 +44,14 @@ def mill(sshd, tmp_path):
     fleet = tmp_path / "cameras.yaml"
     fleet.write_text(f"known_hosts: {sshd.known_hosts}\ncameras:\n" + "\n".join(entries) + "\n")
 
-    def bundle(version: str, signer=key, target: str = "intel-cpu", weights: int = 0) -> Path:
-        src = tmp_path / "src" / version
-        src.mkdir(parents=True, exist_ok=True)
-        (src / "model.xml").write_text(version)
-        (src / "model.bin").write_bytes(os.urandom(weights))
-        out = tmp_path / f"{version}-{target}.bundle"
-        write_bundle({"model/model.xml": src / "model.xml", "model/model.bin": src / "model.bin"},
-                     {"recipe": "r", "artifact": version, "target": target}, signer, out)
-        return out
+    def bundle(version: str, signer=key, target: str = "intel-cpu", weights_kib: int = 16, **kw) -> Path:
+        return loopback.rehearsal_bundle(tmp_path / "src" / keys.fingerprint(signer.public_key()),
+                                         signer, version, weights_kib, target, **kw)
     return {"fleet": load_fleet(fleet), "bundle": bundle, "root": tmp_path, "key": key}
 
 
 def active(mill, camera: str) -> str:
-    return (mill["root"] / camera / slots.ACTIVE / "model" / "model.xml").read_text()
+    return slots.status(mill["root"] / camera)[slots.ACTIVE]["artifact"]
 
 
 def test_flash_switches_the_active_slot_and_rollback_returns(mill) -> None:
@@ -86,7 +81,7 @@ def test_refused_bundles_leave_the_camera_as_it_was(mill, tmp_path) -> None:
     assert unknown["status"] == "failed" and "not among the trusted keys" in unknown["error"]
     good = mill["bundle"]("v3")
     with tarfile.open(good) as tar:
-        offset = tar.getmember("payload/model/model.xml").offset_data
+        offset = tar.getmember("payload/model/model.onnx").offset_data + 100
     data = bytearray(good.read_bytes())
     data[offset] ^= 1
     tampered = tmp_path / "tampered.bundle"
@@ -108,6 +103,8 @@ def test_refused_bundles_leave_the_camera_as_it_was(mill, tmp_path) -> None:
                  kit_bundle)
     result = flash_mod.flash(fleet, cam, kit_bundle)[0]       # no TensorRT on this camera: no engines, no switch
     assert result["status"] == "failed" and "TensorRT's Python bindings are not installed" in result["error"]
+    wrong = flash_mod.flash(fleet, cam, mill["bundle"]("v6", wrong_golden=True))[0]
+    assert wrong["status"] == "failed" and "golden images fail: output 'logits' deviates" in wrong["error"]
     with pytest.raises(EdgekitError, match="built for jetson-orin-agx; camera\\(s\\) cam-a are another target"):
         flash_mod.flash(fleet, cam, mill["bundle"]("v5", target="jetson-orin-agx"))
     assert active(mill, "cam-a") == "v1"
@@ -130,14 +127,14 @@ def test_unknown_and_changed_host_keys_are_refused(mill, sshd, tmp_path) -> None
     assert empty.read_text() == "" and not (mill["root"] / "cam-a" / slots.ACTIVE).exists()
 
 
-@pytest.mark.parametrize("killed_at", ["upload app", "mid-transfer", "verify", "activate"])
+@pytest.mark.parametrize("killed_at", ["upload app", "mid-transfer", "verify", "golden", "activate"])
 def test_a_flash_killed_midway_leaves_the_previous_bundle_active(mill, killed_at) -> None:
     """The workstation killed at each step, and halfway through the bundle's upload (1 MiB of weights):
     the previous bundle stays active and verifiable, and the next flash goes through."""
     fleet = mill["fleet"]
     cam = fleet.select(names=["cam-a"])
     flash_mod.flash(fleet, cam, mill["bundle"]("v1"))
-    big = mill["bundle"]("v2", weights=1 << 20)
+    big = mill["bundle"]("v2", weights_kib=1024)
 
     def kill(camera, step: str) -> None:
         if step.startswith("sent "):
@@ -172,7 +169,7 @@ def test_the_commands_flash_list_and_roll_back_with_one_line_per_failure(mill, t
     assert done.returncode == 0, done.stderr
     assert active(mill, "cam-a") == active(mill, "cam-b") == "v1"
     listed = edgekit("cameras", "--fleet", fleet)
-    assert listed.returncode == 0 and listed.stdout.count(" r v1") == 2
+    assert listed.returncode == 0 and listed.stdout.count(" rehearsal v1") == 2
     stranger = keys.load_private(keys.new_key("stranger", tmp_path / "other"))
     refused = edgekit("flash", str(mill["bundle"]("v2", signer=stranger)), "--fleet", fleet, "--camera", "cam-b")
     assert refused.returncode == 2 and refused.stderr.strip() == "error: 1 camera(s) did not take it: cam-b"

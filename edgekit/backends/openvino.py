@@ -1,10 +1,10 @@
-"""OpenVINO on the CPU: ONNX -> IR; precision pinned (the CPU plugin otherwise picks bf16 on AMX)."""
-from __future__ import annotations
+"""OpenVINO on the CPU: ONNX -> IR; precision pinned (the CPU plugin otherwise picks bf16 on AMX).
 
+Device-side code as well (a camera's golden check and runtime load through it): Python 3.6+ syntax."""
 from pathlib import Path
+from typing import List, Optional
 
 import numpy as np
-import openvino as ov
 
 from edgekit.errors import EdgekitError
 
@@ -14,6 +14,8 @@ ARTIFACT = "model.xml"
 
 
 def compile(onnx_path: Path, out_dir: Path, precision: str) -> Path:
+    import openvino as ov
+
     model = ov.convert_model(str(onnx_path))
     target = Path(out_dir) / ARTIFACT
     # FP16 artifacts keep FP16 weights; FP32/INT8 keep FP32 tensors so nothing is rounded silently.
@@ -24,16 +26,19 @@ def compile(onnx_path: Path, out_dir: Path, precision: str) -> Path:
 class OpenVinoRunner:
     backend = NAME
 
-    def __init__(self, path: Path, threads: int, batch: int | None = None) -> None:
+    def __init__(self, path: Path, threads: int, batch: Optional[int] = None) -> None:
+        import openvino as ov
+
         core = ov.Core()
         try:
             model = core.read_model(str(path))
         except Exception as exc:  # OpenVINO raises RuntimeError with a multi-line frontend report
-            raise EdgekitError(f"{path}: OpenVINO cannot read it ({str(exc).strip().splitlines()[0][:200]})") from exc
+            raise EdgekitError("{}: OpenVINO cannot read it ({})".format(
+                path, str(exc).strip().splitlines()[0][:200])) from exc
         shape = tuple(model.input(0).get_shape())
         if batch and batch != shape[0]:
-            model.reshape({model.input(0).get_any_name(): [batch, *shape[1:]]})
-            shape = (batch, *shape[1:])
+            model.reshape({model.input(0).get_any_name(): [batch] + list(shape[1:])})
+            shape = (batch,) + tuple(shape[1:])
         config = {
             "INFERENCE_NUM_THREADS": threads,
             "INFERENCE_PRECISION_HINT": "f32",   # never bf16 behind the user's back
@@ -44,10 +49,10 @@ class OpenVinoRunner:
         self.outputs = len(self.compiled.outputs)
         self.input_shape = shape
 
-    def infer(self, batch: np.ndarray) -> list[np.ndarray]:
+    def infer(self, batch: np.ndarray) -> List[np.ndarray]:
         self.request.infer({0: batch})
         return [self.request.get_output_tensor(i).data.copy() for i in range(self.outputs)]
 
 
-def load(path: Path, threads: int, batch: int | None = None) -> OpenVinoRunner:
+def load(path: Path, threads: int, batch: Optional[int] = None) -> OpenVinoRunner:
     return OpenVinoRunner(path, threads, batch)

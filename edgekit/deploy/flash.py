@@ -4,8 +4,9 @@ Per camera: connect, the host key checked against the fleet's known_hosts (an un
 refused, never learned); upload this edgekit's device app and the bundle, each to a ``.part`` name
 renamed into place when complete; on the camera, ``edgekit-device.pyz verify`` checks the signature
 against the camera's own trusted keys and unpacks the bundle into a new slot; a device-kit bundle has its
-TensorRT engines built there (``build``, into ``engines/<slot>/``); then ``activate`` switches the active
-slot by one atomic rename. Any failure, a killed transfer included, leaves the active slot as
+TensorRT engines built there (``build``, into ``engines/<slot>/``); ``golden`` runs the bundle's golden
+images through the new slot's model and compares them with the outputs validation produced; only then
+does ``activate`` switch the active slot by one atomic rename. Any failure, a killed transfer included, leaves the active slot as
 it was; the previous slot stays for ``edgekit rollback``. Remote commands are argument lists quoted by
 :func:`shlex.join`; nothing is built from text read off a camera or a bundle.
 """
@@ -25,6 +26,7 @@ from edgekit.deploy.slots import bundle_id
 from edgekit.errors import EdgekitError
 
 Step = Callable[[str], None]          # told each step's name, for progress (and for tests that interrupt)
+STEPS = ("connect", "upload app", "upload bundle", "verify", "golden", "activate")   # every camera's, in order
 
 
 def _asyncssh():
@@ -102,9 +104,13 @@ async def flash_one(camera: Camera, known_hosts: Path, bundle: Path, app: Path, 
             slot = f"{camera.install}/slots/{verified['slot']}"
             await _device(conn, camera, remote_app, "build", "--kit", f"{slot}/model", "--out",
                           f"{camera.install}/engines/{verified['slot']}", "--json")
+        step("golden")
+        checked = await _device(conn, camera, remote_app, "golden", verified["slot"], "--install", camera.install)
         step("activate")
         links = await _device(conn, camera, remote_app, "activate", verified["slot"], "--install", camera.install)
-        return {"camera": camera.name, "status": "active", **links}
+        worst = max((o["deviation"] / o["tolerance"] for o in checked["outputs"].values()), default=0.0)
+        return {"camera": camera.name, "status": "active", **links,
+                "golden": f"{checked['images']} golden images within {worst:.0%} of the tolerance"}
     return await _on_camera(camera, known_hosts, app, work, step)
 
 

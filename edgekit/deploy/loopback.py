@@ -1,6 +1,7 @@
 """A loopback camera: Debian's OpenSSH server on 127.0.0.1, run by the current user on a free port with
-its own host key and an authorized key made for it, and install folders trusting a signing key. For
-rehearsing a flash without a camera (``benchmarks/flash_interrupt.py``) and for the flash tests."""
+its own host key and an authorized key made for it, install folders trusting a signing key, and small
+real bundles to flash onto it. For rehearsing a flash without a camera (``benchmarks/flash_interrupt.py``)
+and for the flash tests."""
 from __future__ import annotations
 
 import getpass
@@ -10,11 +11,13 @@ import socket
 import subprocess
 import sys
 import time
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgekit.deploy import slots
 from edgekit.errors import EdgekitError
+from edgekit.line import golden
 
 SSHD = Path("/usr/sbin/sshd")
 
@@ -95,3 +98,41 @@ def start(root: Path) -> LoopbackCamera:
     known = root / "known_hosts"
     known.write_text(f"[127.0.0.1]:{port} {Path(f'{host_key}.pub').read_text()}")
     return LoopbackCamera(root, port, client_key, known, host_key, proc)
+
+
+def rehearsal_bundle(folder: Path, key, version: str, weights_kib: int = 16, target: str = "intel-cpu",
+                     wrong_golden: bool = False) -> Path:
+    """A small, real, signed bundle: a one-layer ONNX model (``weights_kib`` of random weights, so that
+    versions differ and uploads take time) run by ONNX Runtime, with golden images and the outputs it
+    gives for them (another model's outputs with ``wrong_golden``: a bundle the camera must refuse)."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgekit.backends.onnxruntime import OrtRunner
+    from edgekit.deploy.bundle import write_bundle
+
+    src = Path(folder) / version
+    src.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(zlib.crc32(version.encode()))
+    columns = max(1, weights_kib * 1024 // (4 * 48))
+    weights = rng.normal(0, 0.1, (48, columns)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Flatten", ["input"], ["flat"]), helper.make_node("MatMul", ["flat", "w"], ["logits"])],
+        "rehearsal", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, 4, 4])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, columns])], [numpy_helper.from_array(weights, "w")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(src / "model.onnx"))
+    (src / "manifest.json").write_text('{"stage": "compile", "results": {"file": "model.onnx"}}\n')
+    runner = OrtRunner(src / "model.onnx", threads=1)
+    images = rng.normal(0, 1, (4, 3, 4, 4)).astype(np.float32)
+    outputs = np.concatenate([runner.infer(x[None])[0] for x in images])
+    if wrong_golden:
+        outputs = outputs[:, ::-1].copy()
+    files = {"model/model.onnx": src / "model.onnx", "model/manifest.json": src / "manifest.json"}
+    for path in golden.write(src / golden.FOLDER, images, ["logits"], {"logits": outputs},
+                             {"fp32": {"artifact": "onnxruntime-fp32", "outputs": {"logits": outputs}}}):
+        files[f"{golden.FOLDER}/{path.name}"] = path
+    out = Path(folder) / f"{version}-{target}.bundle"
+    write_bundle(files, {"recipe": "rehearsal", "kind": "artifact", "artifact": version, "backend": "onnxruntime",
+                         "precision": "fp32", "target": target}, key, out)
+    return out

@@ -3,19 +3,26 @@ finished build.
 
 For a TensorRT target the payload is the device kit (the camera builds its engines); for a CPU target
 it is the fastest compiled artifact whose validation gates all passed (INT8, else FP16, else FP32),
-with its ``pipeline.json``. The validation report goes along, and the manifest carries the recipe,
-the target, the artifact and its validated figure."""
+with its ``pipeline.json`` and ``recipe.yaml``. Golden images go along (:mod:`edgekit.line.golden`: the
+raw outputs validation produced for a few test images, per precision the camera may run, and the
+tolerance to hold), with the validation report; the manifest carries the recipe, the target, the
+artifact and its validated figure."""
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edgekit import __version__
+from edgekit.backends.tensorrt.kit_build import read_kit
 from edgekit.deploy import keys as keys_mod
 from edgekit.deploy.bundle import write_bundle
 from edgekit.errors import EdgekitError
+from edgekit.line import golden
 from edgekit.targets import load_target
 
 PREFERENCE = ("int8", "fp16", "fp32")       # fastest first
@@ -40,6 +47,37 @@ def choose(run: Path, results: dict, device_kit: bool) -> tuple[str, Path, dict 
     return rows[0]["artifact"], run / "compile" / rows[0]["artifact"], rows[0]
 
 
+def golden_files(run: Path, results: dict, precisions: dict[str, str], folder: Path) -> dict[str, Path]:
+    """Write the golden files for ``precisions`` (precision -> the validated artifact whose outputs the
+    camera must reproduce) into ``folder``; payload name -> file."""
+    source = run / "validate" / "golden.npz"
+    if not source.is_file():
+        raise EdgekitError(f"{run}: no validate/golden.npz (validated by an older edgekit: run `edgekit validate` again)")
+    with np.load(source) as data:
+        names = list(dict.fromkeys(k.split(":", 1)[1] for k in data.files if ":" in k))   # graph order
+        reference = {n: data[f"{results['rows'][0]['artifact']}:{n}"] for n in names}
+        artifacts = {p: {"artifact": label, "outputs": {n: data[f"{label}:{n}"] for n in names}}
+                     for p, label in precisions.items()}
+        inputs = data["input"]
+    return {f"{golden.FOLDER}/{f.name}": f for f in golden.write(folder, inputs, names, reference, artifacts)}
+
+
+def _validated(results: dict, row: dict | None, kit: Path) -> dict[str, str]:
+    """Precision -> validated artifact label, for what the camera will run: the bundled artifact, or each
+    precision of a device kit (the fallback artifacts validation ran in their place)."""
+    if row is not None:
+        return {row["precision"]: row["artifact"]}
+    wanted = read_kit(kit)["precisions"]
+    found = {}
+    for r in results["rows"][1:]:
+        found.setdefault(r["precision"], r["artifact"])
+    missing = [p for p in wanted if p not in found]
+    if missing:
+        raise EdgekitError(f"{kit}: no validated artifact for {', '.join(missing)}: the camera's engines could "
+                           "not be checked against golden outputs")
+    return {p: found[p] for p in wanted}
+
+
 def bundle(run: Path, target: str, key_path: Path, out: Path | None = None) -> dict[str, Any]:
     """Write the bundle; returns its manifest with ``path``."""
     run = Path(run)
@@ -56,6 +94,13 @@ def bundle(run: Path, target: str, key_path: Path, out: Path | None = None) -> d
     report = run / "validate" / "report.md"
     if report.is_file():
         files["validation/report.md"] = report
+    with tempfile.TemporaryDirectory() as tmp:
+        files.update(golden_files(run, results, _validated(results, row, folder), Path(tmp)))
+        return _write(run, t, built, results, label, row, files, key, out)
+
+
+def _write(run: Path, t, built: dict, results: dict, label: str, row: dict | None, files: dict[str, Path], key,
+           out: Path | None) -> dict[str, Any]:
     column = results["metric"]["column"]
     meta = {
         "recipe": built["recipe"], "target": t.name, "kind": "device-kit" if label == "tensorrt-kit" else "artifact",

@@ -13,6 +13,8 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
+import yaml
+
 from edgekit.artifacts import read_manifest, staged_dir, write_manifest
 from edgekit.backends import get_backend, is_available
 from edgekit.backends.tensorrt import kit as tensorrt_kit
@@ -26,17 +28,20 @@ from edgekit.targets import Target
 STAGE = "compile"
 KIT = "tensorrt-kit"
 PIPELINE = "pipeline.json"
+RECIPE = "recipe.yaml"
 
 
 def write_pipeline(recipe: Recipe, folder: Path) -> None:
     """``pipeline.json`` (and a detector's ``priors.npy``): the pre- and post-processing the model was
-    validated with, for the line-side runtime that runs it."""
+    validated with, for the line-side runtime that runs it; ``recipe.yaml``, the recipe as applied, from
+    which the runtime rebuilds them with the code validation ran."""
     pipeline = {"recipe": recipe.name, "task": recipe.task, "classes": list(recipe.classes),
                 "input": {"name": "input", "shape": [1, *recipe.preprocess.input_shape], "layout": "NCHW",
                           "preprocess": asdict(recipe.preprocess)},
                 "outputs": list(output_names(recipe)),
                 "postprocess": get_task(recipe).describe_postprocess(recipe, folder)}
     (Path(folder) / PIPELINE).write_text(json.dumps(pipeline, indent=2) + "\n")
+    (Path(folder) / RECIPE).write_text(yaml.safe_dump(recipe.resolved(), sort_keys=False))
 
 
 def source_file(quant_dir: Path, precision: str, encoding: str) -> Path:

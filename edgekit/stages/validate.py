@@ -20,6 +20,7 @@ from edgekit.timing import measure
 from edgekit.tasks import get_task
 
 STAGE = "validate"
+GOLDEN_IMAGES = 8      # test images whose raw outputs each artifact leaves for the camera's check (golden.npz)
 
 
 @dataclass
@@ -93,8 +94,13 @@ def validate(
         corrupted[cond] = recipe.preprocess.batch([robustness.apply(cond, im, rng) for im in task.images])
 
     rows = []
+    picked = np.linspace(0, len(task.x) - 1, min(GOLDEN_IMAGES, len(task.x))).round().astype(int)
+    golden = {"input": task.x[picked]}
+    names = get_task(recipe).outputs
     for b in builds:
         runner = get_backend(b.backend).load(b.file, threads)
+        outs = [runner.infer(x[None]) for x in golden["input"]]
+        golden.update({f"{b.label}:{name}": np.concatenate([o[i] for o in outs]) for i, name in enumerate(names)})
         row = {"artifact": b.label, "backend": b.backend, "precision": b.precision, "file": str(b.file),
                **task.evaluate(runner, b.label)}
         row["speed"] = measure(task.pipeline(runner), task.x[:1], warmup=5, iters=50, max_seconds=5.0)
@@ -154,6 +160,7 @@ def validate(
     with staged_dir(out) as tmp:
         results["extras"] = task.write_extras(tmp, results)
         write_json(tmp / "results.json", results)
+        np.savez(tmp / "golden.npz", **golden)
         (tmp / "report.md").write_text(validation_markdown(recipe, results, task.report(results)))
         write_manifest(tmp, STAGE, {"reference": reference_onnx, **{b.label: b.file for b in builds[1:]}},
                        {"recipe": recipe.name, "robustness": with_robustness, "seed": seed,

@@ -76,6 +76,11 @@ class Task(Protocol):
         """``pipeline.json``'s post-processing entry (writing any file it needs into ``folder``)."""
         ...
 
+    def line_record(self, answer: Any, classes: tuple[str, ...], min_score: float) -> dict[str, Any]:
+        """One image's deployed answer as the line reports it (JSON): classes by name, boxes as fractions of
+        the image (x0, y0, x1, y1); detections below ``min_score`` left out."""
+        ...
+
 
 class TaskPackage:
     """The base of a task package's registered class: its training and validation classes are named

@@ -19,6 +19,8 @@ MIN_PYTHON = (3, 6)            # JetPack 4.6's Python: the oldest a supported Je
 DEVICE_MODULES = (
     "__init__.py", "errors.py", "artifacts.py", "timing.py", "backends/__init__.py",
     "deploy/__init__.py", "deploy/keys.py", "deploy/bundle.py", "deploy/slots.py",   # a camera's bundles
+    "line/__init__.py", "line/golden.py", "line/slot_runner.py",                     # the golden check
+    "backends/onnxruntime.py", "backends/openvino.py",            # what a CPU camera's slot runs
     *(f"backends/tensorrt/{name}.py" for name in (
         "__init__", "version", "engine", "cuda", "runner", "builder", "calibration_cache", "onnx_support",
         "kit_build", "jetson", "bench", "device_cli")),

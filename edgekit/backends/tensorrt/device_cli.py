@@ -6,6 +6,7 @@
     bench ENGINE_DIR [--iters N] [--seconds S] [--cuda-graph]
                                   GPU compute alone and copies + inference, with tegrastats power
     verify BUNDLE --install DIR   check a signed bundle against the trusted keys, unpack it into a new slot
+    golden SLOT --install DIR     run the slot's golden images through its model; fail outside the tolerance
     activate SLOT --install DIR   make a verified slot the active one (one atomic rename; the old one kept)
     rollback --install DIR        return to the previous slot
     status --install DIR          the active and previous slots
@@ -55,7 +56,7 @@ def routes(kit_dir: Path, trt: Any, cuda: Any) -> Tuple[Dict[str, Any], List[Dic
     return facts, rows
 
 
-SLOT_COMMANDS = ("verify", "activate", "rollback", "status")
+SLOT_COMMANDS = ("verify", "golden", "activate", "rollback", "status")
 
 
 def slot_command(args: argparse.Namespace) -> Any:
@@ -64,6 +65,17 @@ def slot_command(args: argparse.Namespace) -> Any:
 
     if args.command == "verify":
         return slots.verify(args.install, Path(args.bundle))
+    if args.command == "golden":
+        from edgekit.line import golden
+        from edgekit.line.slot_runner import load_runner, slot_dir
+
+        runner, precision = load_runner(args.install, args.slot)
+        where = "slot {}".format(args.slot)
+        try:
+            return golden.check(runner, slot_dir(args.install, args.slot) / golden.FOLDER, precision, where)
+        finally:
+            if hasattr(runner, "close"):
+                runner.close()
     if args.command == "activate":
         return slots.activate(args.install, args.slot)
     if args.command == "rollback":
@@ -95,10 +107,11 @@ def main(argv: Optional[List[str]] = None, trt: Any = None, cuda: Any = None) ->
     p_bench.add_argument("--seconds", type=float, default=20.0)
     p_bench.add_argument("--cuda-graph", action="store_true")
     for name, helptext in (("verify", "check and unpack a signed bundle into a slot"),
+                           ("golden", "check a slot's model on its golden images"),
                            ("activate", "make a verified slot the active one"),
                            ("rollback", "return to the previous slot"), ("status", "the active and previous slots")):
         p_slot = sub.add_parser(name, help=helptext)
-        if name in ("verify", "activate"):
+        if name != "rollback" and name != "status":
             p_slot.add_argument("bundle" if name == "verify" else "slot")
         p_slot.add_argument("--install", type=Path, required=True, help="the camera's install folder")
     args = parser.parse_args(argv)

@@ -14,9 +14,12 @@ class Classification(TaskPackage):
     validation_class = "edgekit.tasks.classification.val:ClassificationValidation"
 
     def postprocessor(self, recipe):
-        from edgekit.tasks.classification.metrics import predict
+        from edgekit.tasks.classification.postprocess import postprocess
 
-        return lambda outputs: predict(outputs[0])
+        return lambda outputs: postprocess(outputs[0])
 
     def describe_postprocess(self, recipe, folder: Path) -> dict:
-        return {"argmax": "over logits' last axis"}
+        return {"argmax": "over logits' last axis", "score": "softmax probability of that class"}
+
+    def line_record(self, answer, classes: tuple[str, ...], min_score: float) -> dict:
+        return {"class": classes[answer.label], "score": round(answer.score, 4)}

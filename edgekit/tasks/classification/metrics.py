@@ -10,10 +10,6 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
-def predict(logits: np.ndarray) -> np.ndarray:
-    return logits.argmax(axis=1)
-
-
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, n: int) -> np.ndarray:
     """Rows are true classes, columns predicted ones."""
     m = np.zeros((n, n), dtype=np.int64)

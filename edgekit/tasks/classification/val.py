@@ -32,10 +32,13 @@ class ClassificationValidation(DeployedAnswers):
         self.post = postprocessor(recipe)
 
     def evaluate(self, runner: Runner, label: str) -> dict[str, Any]:
-        return metrics(self.y, np.array(self.answers(runner, self.x, f"{label}: test split")), self.classes)
+        return metrics(self.y, self._labels(runner, self.x, f"{label}: test split"), self.classes)
 
     def score(self, runner: Runner, x: np.ndarray, desc: str) -> float:
-        return 100.0 * float((np.array(self.answers(runner, x, desc)) == self.y).mean())
+        return 100.0 * float((self._labels(runner, x, desc) == self.y).mean())
+
+    def _labels(self, runner: Runner, x: np.ndarray, desc: str) -> np.ndarray:
+        return np.array([a.label for a in self.answers(runner, x, desc)])
 
     def report(self, results: dict[str, Any]) -> list[str]:
         classes = list(self.classes)

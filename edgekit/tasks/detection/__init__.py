@@ -27,3 +27,9 @@ class Detection(TaskPackage):
         from edgekit.tasks.detection.spec import DetectionSpec
 
         return DetectionSpec.from_recipe(recipe).describe(folder)
+
+    def line_record(self, answer, classes: tuple[str, ...], min_score: float) -> dict:
+        keep = answer.scores >= min_score
+        return {"defects": [{"class": classes[int(k)], "score": round(float(s), 4),
+                             "box": [round(float(v), 4) for v in box]}
+                            for box, s, k in zip(answer.boxes[keep], answer.scores[keep], answer.labels[keep])]}

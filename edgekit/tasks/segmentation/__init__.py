@@ -27,3 +27,8 @@ class SegmentationTask(TaskPackage):
 
         spec = SegmentationSpec.from_recipe(recipe)
         return spec.postprocess.describe(spec.classes)
+
+    def line_record(self, answer, classes: tuple[str, ...], min_score: float) -> dict:
+        return {"defect_fraction": round(float(answer.mask.mean()), 5),
+                "defects": [{"class": classes[d.label], "score": round(d.score, 4), "area_px": d.area,
+                             "box": [round(v, 4) for v in d.box]} for d in answer.defects]}
