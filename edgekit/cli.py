@@ -392,6 +392,56 @@ def cameras(fleet: FleetFile = Path("cameras.yaml")) -> None:
     _fleet_table(f"cameras ({f.path})", flash_mod.status(f, list(f.cameras)))
 
 
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
+                                "help_option_names": []})
+def device(ctx: typer.Context) -> None:
+    """The camera side, as flash runs it there from edgekit-device.pyz: verify, golden, activate, rollback,
+    status, and on a Jetson info, build, bench (`edgekit device --help`)."""
+    from edgekit.backends.tensorrt.device_cli import main as device_main
+
+    code = device_main(list(ctx.args))
+    if code:
+        raise typer.Exit(code)
+
+
+@app.command("run")
+def run_line(
+    source: Annotated[str, typer.Option(help="Camera index, video file, image folder, rtsp:// URL or GStreamer "
+                                             "pipeline")],
+    install: Annotated[Path, typer.Option(help="The camera's install folder (its active slot is run)")] = Path(
+        os.environ.get("EDGEKIT_INSTALL", "/opt/edgekit")),
+    jsonl: Annotated[Optional[Path], typer.Option("--out", help="JSON lines here (default: standard output); "
+                                                  "the summary beside it")] = None,
+    annotate: Annotated[Optional[Path], typer.Option(help="Write each frame with its answer drawn, here")] = None,
+    status_port: Annotated[int, typer.Option(help="Status endpoint port (/metrics, /healthz); -1: none")] = 9108,
+    status_host: Annotated[str, typer.Option(help="Status endpoint address (0.0.0.0 exposes it)")] = "127.0.0.1",
+    min_score: Annotated[float, typer.Option(help="Detections below this score are not reported")] = 0.5,
+    max_frames: Annotated[Optional[int], typer.Option(help="Stop after this many frames")] = None,
+    threads: Threads = None,
+) -> None:
+    """Run the camera's active model on frames: one JSON line per frame, Prometheus counters, and a new
+    model swapped in between two frames when flash switches the active slot."""
+    import sys
+
+    from edgekit.line.runtime import RunOptions, run as run_frames
+
+    opts = RunOptions(source, install, min_score, threads, annotate, status_host,
+                      None if status_port < 0 else status_port, max_frames=max_frames)
+    if jsonl is None:
+        summary = run_frames(opts, sys.stdout)
+    else:
+        jsonl.parent.mkdir(parents=True, exist_ok=True)
+        with open(jsonl, "w") as f:
+            summary = run_frames(opts, f)
+    table = Console(stderr=True) if jsonl is None else out
+    skipped = ", ".join(f"{k} {v}" for k, v in summary["skipped"].items()) or "none"
+    print_table("edgekit run", ["model", "frames", "skipped", "fps", "p50 ms", "p99 ms", "swaps"],
+                [[f"{summary['model']['recipe']} {summary['model']['artifact']}", summary["frames"], skipped,
+                  summary["throughput_fps"], summary["p50_ms"], summary["p99_ms"], summary["swaps"]]], table)
+    if jsonl is not None:
+        _json(jsonl.with_suffix(".summary.json"), summary)
+
+
 @app.command()
 def bench(
     artifact: Annotated[Path, typer.Argument(help="Compiled artifact folder, .onnx or OpenVINO .xml")],

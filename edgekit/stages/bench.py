@@ -59,29 +59,31 @@ def machine() -> dict:
             "cpus": os.cpu_count(), "python": platform.python_version()}
 
 
+def end_to_end(folder: Path, runner, warmup: int, iters: int, max_seconds: float) -> dict | None:
+    """One decoded frame through the recipe's pre-processing, ``runner`` and the task's post-processing, as
+    ``edgekit run`` does it (None for a folder without the recipe it was compiled from)."""
+    from edgekit.line.model import LineModel
+    from edgekit.stages.compile import RECIPE
+
+    if not (Path(folder) / RECIPE).is_file():
+        return None
+    model = LineModel.for_runner(folder, runner)
+    size = model.recipe.preprocess.size
+    frame = np.random.default_rng(0).integers(0, 256, size=(1, size, size, 3), dtype=np.uint8)
+    return measure(lambda batch: model(batch[0]), frame, warmup, iters, max_seconds)
+
+
 def on_device(engine: Path, warmup: int, iters: int, max_seconds: float) -> tuple[list[dict], dict]:
     """A TensorRT engine on its device: GPU compute alone (CUDA events), inference with copies, and end to end
     (the recipe's pre-processing, copies, inference, post-processing) with power from tegrastats."""
     from edgekit.backends.tensorrt import jetson
     from edgekit.backends.tensorrt.bench import bench_runner, with_power
-    from edgekit.recipes import load_recipe
-    from edgekit.tasks import postprocessor
 
     with get_backend("tensorrt").load(engine) as runner:   # buffers, stream and context released after
         rows, device, x = bench_runner(runner, warmup, iters, max_seconds)
-        pipeline = engine.parent / "pipeline.json"
-        if pipeline.is_file():
-            recipe = load_recipe(json.loads(pipeline.read_text())["recipe"])
-            post = postprocessor(recipe)
-            size = recipe.preprocess.input_shape[-2:]
-            image = np.random.default_rng(0).integers(0, 256, size=(*size, runner.input_shape[0]), dtype=np.uint8)
-
-            def frame(_: np.ndarray) -> object:
-                batch = np.stack([recipe.preprocess(image[..., i]) for i in range(image.shape[-1])])
-                return post(runner.infer(batch))
-
-            with jetson.Tegrastats() as power:
-                e2e = measure(frame, x, warmup, iters, max_seconds)
+        with jetson.Tegrastats() as power:
+            e2e = end_to_end(engine.parent, runner, warmup, iters, max_seconds)
+        if e2e is not None:
             rows.append(with_power({"backend": "tensorrt", "file": str(engine), "timing": "end to end", **e2e},
                                    power, device))
         return rows, device
@@ -110,6 +112,9 @@ def bench(
             runner = get_backend(backend).load(path, threads, batch=b)
             x = np.random.default_rng(0).normal(0, 50, size=runner.input_shape).astype(np.float32)
             rows.append({"backend": backend, "file": str(path), **measure(runner.infer, x, warmup, iters, max_seconds)})
+            e2e = end_to_end(path.parent, runner, warmup, iters, max_seconds) if b == 1 else None
+            if e2e is not None:
+                rows.append({"backend": backend, "file": str(path), "timing": "end to end", **e2e})
     results = {"artifact": str(artifact), "threads": threads, "machine": machine(), "rows": rows}
     if device is not None:
         results["device"] = device

@@ -133,7 +133,7 @@ def build_from_kit(kit_dir: Path, out_root: Path, precisions: Optional[List[str]
                                     timing_cache=out_root / timing_cache_name(device))
             built = build_engine(trt, request)
             (tmp / ENGINE_FILE).write_bytes(built.plan)
-            for extra in ("pipeline.json", "priors.npy"):
+            for extra in ("pipeline.json", "recipe.yaml", "priors.npy"):
                 if (kit_dir / extra).is_file():
                     shutil.copyfile(str(kit_dir / extra), str(tmp / extra))
             keys = engine_keys(device, precision, dla_core, shapes,

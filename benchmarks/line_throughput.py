@@ -1,0 +1,104 @@
+"""`edgekit run`'s throughput on a video against `edgekit bench`'s end-to-end figure for the same artifact.
+
+The run's bundle is installed into a local camera folder (verified, golden-checked, activated, as flash
+does it over SSH); a video (MJPG AVI) is made from the run's own test images, cycled to ``--frames``
+frames; then, in one process and alternating for ``--rounds`` rounds, `edgekit bench`'s end-to-end timing
+(pre-processing, inference, post-processing of one decoded frame at batch 1) and `edgekit run` over the
+video (decoding on its reader thread, one JSON line per frame written to a file, the status endpoint up).
+The best round of each is compared; the run must reach ``--min-ratio`` (0.90) of bench, or this script
+fails. Table on stdout, JSON and Markdown in ``benchmarks/results/``::
+
+    python benchmarks/line_throughput.py --run runs/sdc-squeezenet-mrf--intel-cpu --name line-throughput-sdc
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+from pathlib import Path
+
+import cv2
+
+from edgekit.artifacts import write_json
+from edgekit.data.recipe_data import load_split, read_images, recorded_source
+from edgekit.deploy import keys, loopback, slots
+from edgekit.errors import run_reporting
+from edgekit.line.runtime import RunOptions, run
+from edgekit.recipes import load_recipe
+from edgekit.report import markdown_table, print_table
+from edgekit.stages.bench import bench, machine
+from edgekit.stages.bundle import bundle
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def make_video(images: list, frames: int, path: Path) -> Path:
+    h, w = images[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (w, h))
+    for i in range(frames):
+        im = images[i % len(images)]
+        im = cv2.resize(im, (w, h)) if im.shape[:2] != (h, w) else im
+        writer.write(cv2.cvtColor(im, cv2.COLOR_GRAY2BGR) if im.ndim == 2 else im)
+    writer.release()
+    return path
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--run", type=Path, required=True, help="a finished `edgekit build` run folder")
+    ap.add_argument("--frames", type=int, default=1500)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--min-ratio", type=float, default=0.90)
+    ap.add_argument("--name", default=None, help="record in benchmarks/results/NAME.{json,md}")
+    args = ap.parse_args()
+    built = json.loads((args.run / "build.json").read_text())
+    recipe = load_recipe(args.run / "compile" / next(p.name for p in (args.run / "compile").iterdir()
+                                                    if (p / "recipe.yaml").is_file()) / "recipe.yaml")
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        key = keys.new_key("bench", root / "keys")
+        m = bundle(args.run, built["target"], key, root / "line.bundle")
+        install = loopback.prepare_install(root / "camera", root / "keys" / "bench.pub")
+        slot = slots.verify(install, root / "line.bundle")["slot"]
+        slots.activate(install, slot)
+        images = read_images(load_split(recipe, recorded_source(args.run)).test, "test images")
+        video = make_video(images, args.frames, root / "line.avi")
+        artifact = args.run / "compile" / m["artifact"]
+        rows = []
+        for r in range(args.rounds):
+            e2e = next(row for row in bench(artifact, None, [1], args.threads, iters=args.frames, warmup=20,
+                                            max_seconds=30.0, json_path=root / "bench.json")["rows"]
+                       if row.get("timing") == "end to end")
+            with open(root / "run.jsonl", "w") as out:
+                summary = run(RunOptions(str(video), install, threads=args.threads, status_port=0), out,
+                              log=lambda line: None)
+            lines = (root / "run.jsonl").read_text().splitlines()
+            assert len(lines) == args.frames and all(json.loads(l)["frame"] == i for i, l in enumerate(lines))
+            rows.append({"round": r + 1, "bench_e2e_fps": e2e["throughput_fps"], "bench_e2e_p50_ms": e2e["p50_ms"],
+                         "run_fps": summary["throughput_fps"], "run_p50_ms": summary["p50_ms"],
+                         "frames": summary["frames"]})
+    best_bench, best_run = max(r["bench_e2e_fps"] for r in rows), max(r["run_fps"] for r in rows)
+    ratio = best_run / best_bench
+    cpu = machine()
+    headers = ["round", "bench e2e fps", "bench p50 ms", "run fps", "run p50 ms", "frames"]
+    table = [[r["round"], r["bench_e2e_fps"], r["bench_e2e_p50_ms"], r["run_fps"], r["run_p50_ms"], r["frames"]]
+             for r in rows]
+    print_table(f"{built['recipe']} {m['artifact']}: edgekit run vs edgekit bench (end to end)", headers, table)
+    summary_line = (f"best run {best_run:.1f} fps / best bench end to end {best_bench:.1f} fps = {ratio:.1%} "
+                    f"(need {args.min_ratio:.0%}) on {cpu['processor']} ({', '.join(cpu['isa'])}), "
+                    f"{args.threads or cpu['cpus']} threads")
+    print(summary_line)
+    if args.name:
+        write_json(RESULTS / f"{args.name}.json", {"run": str(args.run), "recipe": built["recipe"],
+                                                   "artifact": m["artifact"], "rounds": rows, "ratio": ratio,
+                                                   "machine": cpu, "frames": args.frames})
+        (RESULTS / f"{args.name}.md").write_text(
+            f"# {args.name}\n\n`python benchmarks/line_throughput.py --run {args.run} --frames {args.frames} "
+            f"--name {args.name}`\n\n{markdown_table(headers, table)}\n\n{summary_line}\n")
+    return 0 if ratio >= args.min_ratio else 1
+
+
+if __name__ == "__main__":
+    run_reporting(lambda: sys.exit(main()))

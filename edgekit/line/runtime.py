@@ -1,0 +1,145 @@
+"""``edgekit run``: the process beside the line. Frames in, one JSON line per frame out, with the model of
+the camera's active slot; when flash switches the slot, the new model is loaded and golden-checked beside
+the running one and swapped in between two frames. A slot that fails to load leaves the old model running.
+
+Frames are decoded and pre-processed on a reader thread while the model runs (``latency_ms`` is then the
+model and post-processing alone; ``age_ms`` runs from the frame's reading to its answer). Each line:
+``{"frame", "time", "slot", "latency_ms", "age_ms", ...}`` and the task's answer (``class`` and ``score``
+for a classifier; ``defects`` with class, score, box (x0, y0, x1, y1 as fractions of the frame) and, for
+segmentation, area in pixels at the model's resolution). Undecodable frames get no line; they are counted.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Callable
+
+from edgekit.deploy.slots import ACTIVE, status_links
+from edgekit.errors import EdgekitError
+from edgekit.line.model import LineModel
+from edgekit.line.sources import open_source, prefetch
+from edgekit.line.status import LineMetrics, serve
+
+
+@dataclass
+class RunOptions:
+    source: str
+    install: Path
+    min_score: float = 0.5            # detections below it are not reported
+    threads: int | None = None
+    annotate: Path | None = None      # write each frame with its answer drawn, here
+    status_host: str = "127.0.0.1"
+    status_port: int | None = 9108    # None: no status endpoint
+    poll_s: float = 0.5               # how often the active slot is looked at
+    max_frames: int | None = None
+
+
+class SlotWatcher:
+    """Follows ``<install>/active``; loads a new slot on a thread of its own while the old model runs."""
+
+    def __init__(self, install: Path, current: str, threads: int | None, poll_s: float,
+                 log: Callable[[str], None]) -> None:
+        self.install, self.current, self.threads, self.log = Path(install), current, threads, log
+        self.poll_s, self._next_look = poll_s, 0.0
+        self._ready: LineModel | None = None
+        self._failed: LineModel | str | None = None
+        self._loading: threading.Thread | None = None
+
+    def poll(self) -> tuple[LineModel | None, bool]:
+        """(a newly loaded model to swap in or None, whether a load just failed); cheap between frames."""
+        ready, self._ready = self._ready, None
+        failed, self._failed = self._failed, None
+        now = time.monotonic()
+        if self._loading is None and now >= self._next_look:
+            self._next_look = now + self.poll_s
+            slot = status_links(self.install)[ACTIVE]
+            if slot is not None and slot != self.current:
+                self.current = slot                 # tried once per change of the link
+                self._loading = threading.Thread(target=self._load, args=(slot,), daemon=True)
+                self._loading.start()
+        return ready, failed is not None
+
+    def _load(self, slot: str) -> None:
+        try:
+            self._ready = LineModel.from_slot(self.install, slot, self.threads)
+            self.log(f"slot {slot} loaded and golden-checked; swapping it in")
+        except Exception as exc:  # noqa: BLE001 - any failure keeps the running model
+            self._failed = slot
+            self.log(f"slot {slot} failed to load, the running model stays: {exc}")
+        finally:
+            self._loading = None
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def run(opts: RunOptions, out: IO[str] = sys.stdout, log: Callable[[str], None] | None = None,
+        on_frame: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Run until the source ends (or ``max_frames``); returns the summary."""
+    log = log or (lambda line: print(f"edgekit run: {line}", file=sys.stderr, flush=True))
+    install = Path(opts.install)
+    slot = status_links(install)[ACTIVE]
+    if slot is None:
+        raise EdgekitError(f"{install}: no active slot (flash a bundle first)")
+    source = open_source(opts.source)                      # checked before the model is loaded
+    model = LineModel.from_slot(install, slot, opts.threads)
+    metrics = LineMetrics()
+    metrics.running(model.describe())
+    server = serve(metrics, opts.status_host, opts.status_port) if opts.status_port is not None else None
+    if server is not None:
+        log(f"status: http://{opts.status_host}:{server.server_port}/metrics and /healthz")
+    if opts.annotate:
+        from edgekit.line.annotate import draw
+        Path(opts.annotate).mkdir(parents=True, exist_ok=True)
+    watcher = SlotWatcher(install, slot, opts.threads, opts.poll_s, log)
+    started, written = time.perf_counter(), 0
+    pre = [model.recipe.preprocess]                 # the running model's, read by the reader thread
+    frames = prefetch(source, prepare=lambda image, pre=pre: (pre[0], pre[0](image)))
+    try:
+        for frame in frames:
+            metrics.skip("dropped", source.dropped - metrics.counts["skipped dropped"])
+            if frame.image is None:
+                metrics.skip("undecodable")
+                continue
+            new, failed = watcher.poll()
+            if failed:
+                metrics.swapped(False)
+            if new is not None:
+                old, model = model, new
+                old.close()
+                pre[0] = model.recipe.preprocess
+                metrics.swapped(True)
+                metrics.running(model.describe())
+            t0 = time.perf_counter()
+            by, x = frame.prepared
+            answer = model.answer(x if by == model.recipe.preprocess else model.recipe.preprocess(frame.image))
+            record = model.record(answer, opts.min_score)
+            seconds = time.perf_counter() - t0
+            metrics.observe(seconds, bool(record.get("defects")))
+            line = {"frame": frame.index, "time": _dt.datetime.fromtimestamp(frame.time, _dt.timezone.utc)
+                    .isoformat(timespec="milliseconds"), "slot": model.name, "latency_ms": round(1000 * seconds, 3),
+                    "age_ms": round(1000 * (time.time() - frame.time), 3), **record}
+            out.write(json.dumps(line) + "\n")
+            out.flush()
+            if opts.annotate:
+                draw(frame.image, record, Path(opts.annotate) / f"{frame.index:08d}.jpg")
+            written += 1
+            if on_frame:
+                on_frame(written)
+            if opts.max_frames and written >= opts.max_frames:
+                break
+        elapsed = time.perf_counter() - started
+    finally:
+        frames.close()
+        if server is not None:
+            server.shutdown()
+        model.close()
+    return {"source": opts.source, "install": str(install), "model": model.describe(), "ended": _now(),
+            "seconds": round(elapsed, 3), "throughput_fps": round(written / elapsed, 2) if elapsed else 0.0,
+            **metrics.summary()}

@@ -1,0 +1,191 @@
+"""The line-side runtime (``edgekit run``) on a camera's install folder, with a real build of the tiny
+recipe bundled and installed as flash leaves it: one JSON line per frame, corrupt frames counted and
+skipped, the status endpoint, a new slot swapped in between frames and a failing one left out."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import threading
+import urllib.request
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from edgekit.deploy import keys, loopback, slots
+from edgekit.deploy.bundle import write_bundle
+from edgekit.errors import EdgekitError
+from edgekit.line import golden
+from edgekit.line.runtime import RunOptions, run
+from edgekit.targets import load_target
+
+
+@pytest.fixture(scope="module")
+def camera(tiny_stages, tiny_recipe, tiny_data, tmp_path_factory):
+    """The tiny recipe built for intel-cpu from its exported ONNX, bundled twice (two trusted signers: two
+    slots of the same model) and installed into a camera folder with the first one active."""
+    from edgekit.stages.build import BuildOptions, build
+    from edgekit.stages.bundle import bundle
+
+    root = tmp_path_factory.mktemp("line")
+    run_dir = root / "run"
+    build(tiny_recipe, load_target("intel-cpu"), run_dir,
+          BuildOptions(data=tiny_data, onnx=tiny_stages["root"] / "export" / "model.onnx", threads=2))
+    install = root / "camera"
+    made = {}
+    for name in ("mill", "line2"):
+        key = keys.new_key(name, root / "keys")
+        loopback.prepare_install(install, root / "keys" / f"{name}.pub")
+        made[name] = slots.verify(install, Path(bundle(run_dir, "intel-cpu", key, root / f"{name}.bundle")["path"]))
+    slots.activate(install, made["mill"]["slot"])
+    images = sorted((tiny_data / "IMAGES").iterdir())[:30]
+    return {"root": root, "run": run_dir, "install": install, "first": made["mill"]["slot"],
+            "second": made["line2"]["slot"], "first_bundle": root / "mill.bundle",
+            "second_bundle": root / "line2.bundle", "images": images,
+            "key": keys.load_private(root / "keys" / "mill.key")}
+
+
+def _video(images: list[Path], path: Path, frames: int, corrupt: tuple[int, ...] = ()) -> Path:
+    """An MJPG AVI of ``frames`` frames cycling ``images``; the JPEG data of the ``corrupt`` frames zeroed."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (200, 200))
+    for i in range(frames):
+        writer.write(cv2.imread(str(images[i % len(images)])))
+    writer.release()
+    data = bytearray(path.read_bytes())
+    starts = [i for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] == 0xD8]
+    for k in corrupt:
+        data[starts[k] + 2:starts[k] + 400] = bytes(398)
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _lines(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_one_json_line_per_frame_and_corrupt_frames_are_skipped(camera, tmp_path) -> None:
+    video = _video(camera["images"], tmp_path / "line.avi", 40, corrupt=(7, 21))
+    out = io.StringIO()
+    summary = run(RunOptions(str(video), camera["install"], status_port=None), out, log=lambda line: None)
+    lines = _lines(out.getvalue())
+    assert [r["frame"] for r in lines] == [i for i in range(40) if i not in (7, 21)]
+    classes = set(json.loads((camera["run"] / "build.json").read_text()).get("classes", [])) or None
+    for r in lines:
+        assert r["slot"] == camera["first"] and 0.0 <= r["score"] <= 1.0 and isinstance(r["class"], str)
+        assert r["latency_ms"] > 0 and r["time"].endswith("+00:00")
+    assert classes is None or {r["class"] for r in lines} <= classes
+    assert summary["frames"] == 38 and summary["skipped"] == {"undecodable": 2}
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for i, image in enumerate(camera["images"][:5]):
+        (folder / f"{i:03d}.png").write_bytes(image.read_bytes())
+    (folder / "002.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    out = io.StringIO()
+    summary = run(RunOptions(str(folder), camera["install"], status_port=None, annotate=tmp_path / "drawn"), out,
+                  log=lambda line: None)
+    assert [r["frame"] for r in _lines(out.getvalue())] == [0, 1, 3, 4]
+    assert summary["skipped"] == {"undecodable": 1} and len(list((tmp_path / "drawn").glob("*.jpg"))) == 4
+
+
+def _bad_golden_bundle(camera, tmp_path) -> Path:
+    """A bundle of the same model whose golden outputs are not the model's (signed by the mill)."""
+    folder = camera["install"] / slots.SLOTS / camera["first"]
+    manifest = json.loads((folder / "bundle.json").read_text())
+    files = {name: folder / name for name in manifest["files"]}
+    with np.load(folder / golden.FOLDER / golden.ARRAYS) as data:
+        arrays = {k: (-data[k] if ":" in k else data[k]) for k in data.files}
+    np.savez(tmp_path / "golden.npz", **arrays)
+    files[f"{golden.FOLDER}/{golden.ARRAYS}"] = tmp_path / "golden.npz"
+    meta = {k: v for k, v in manifest.items() if k not in ("files", "format")}
+    return write_bundle(files, meta, camera["key"], tmp_path / "bad.bundle") and tmp_path / "bad.bundle"
+
+
+def test_a_new_slot_is_swapped_in_between_frames_and_a_failing_one_is_not(camera, tmp_path) -> None:
+    install = camera["install"]
+    bad_bundle = _bad_golden_bundle(camera, tmp_path)
+    bad = slots.bundle_id(bad_bundle)
+    video = _video(camera["images"], tmp_path / "line.avi", 300)
+    out, said = io.StringIO(), []
+    state = {"switched": None, "bad_at": None}
+
+    def on_frame(n: int) -> None:
+        last = json.loads(out.getvalue().splitlines()[-1])
+        if n == 10:                                                # what flash does on the camera
+            slots.activate(install, slots.verify(install, camera["second_bundle"])["slot"])
+        elif state["switched"] is None and last["slot"] == camera["second"]:
+            state["switched"] = last["frame"]
+            slots.activate(install, slots.verify(install, bad_bundle)["slot"])
+            state["bad_at"] = last["frame"]
+        threading.Event().wait(0.01)                               # a camera's pace, not a file's
+    summary = run(RunOptions(str(video), install, status_port=None, poll_s=0.05), out, log=said.append,
+                  on_frame=on_frame)
+    lines = _lines(out.getvalue())
+    assert [r["frame"] for r in lines] == list(range(300))         # nothing dropped across the swaps
+    assert state["switched"] is not None and state["switched"] > 10
+    assert [r["slot"] for r in lines] == ([camera["first"]] * state["switched"]
+                                          + [camera["second"]] * (300 - state["switched"]))
+    assert summary["swaps"] == 1 and summary["swap_failures"] == 1
+    assert any(f"slot {bad} failed to load, the running model stays" in s and "golden images fail" in s for s in said)
+    slots.activate(install, slots.verify(install, camera["first_bundle"])["slot"])      # as the fixture left it
+
+
+def test_status_endpoint_serves_prometheus_counters_and_health(camera, tmp_path) -> None:
+    said, seen = [], {}
+
+    def on_frame(n: int) -> None:
+        if n == 5:
+            port = next(s for s in said if s.startswith("status: ")).split(":")[3].split("/")[0]
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                seen["metrics"] = r.read().decode()
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+                seen["health"] = (r.status, json.loads(r.read()))
+    run(RunOptions(str(_video(camera["images"], tmp_path / "v.avi", 8)), camera["install"], status_port=0), io.StringIO(),
+        log=said.append, on_frame=on_frame)
+    m = seen["metrics"]
+    assert "edgekit_frames_total 5.0" in m and 'edgekit_latency_quantile_seconds{quantile="0.99"}' in m
+    assert f'slot="{camera["first"]}"' in m and "edgekit_active_bundle_info{" in m and "edgekit_fps " in m
+    assert "edgekit_latency_seconds_bucket" in m and "edgekit_model_swap_failures_total 0.0" in m
+    assert seen["health"][0] == 200 and seen["health"][1]["healthy"] is True
+
+
+def test_the_run_and_device_commands(camera, tmp_path) -> None:
+    def edgekit(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "edgekit", *args], capture_output=True, text=True,
+                              env={**os.environ, "COLUMNS": "200", "EDGEKIT_NO_PROGRESS": "1"})
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for image in camera["images"][:4]:
+        (folder / image.name).write_bytes(image.read_bytes())
+    done = edgekit("run", "--source", str(folder), "--install", str(camera["install"]), "--out",
+                   str(tmp_path / "line.jsonl"), "--status-port", "-1")
+    assert done.returncode == 0, done.stderr
+    assert len(_lines((tmp_path / "line.jsonl").read_text())) == 4
+    assert json.loads((tmp_path / "line.summary.json").read_text())["frames"] == 4
+    missing = edgekit("run", "--source", str(tmp_path / "nothing.avi"), "--install", str(camera["install"]))
+    assert missing.returncode == 2 and "nothing.avi: no such file or folder" in missing.stderr
+    empty = edgekit("run", "--source", str(folder), "--install", str(tmp_path))
+    assert empty.returncode == 2 and "no active slot (flash a bundle first)" in empty.stderr
+    status = edgekit("device", "status", "--install", str(camera["install"]))
+    assert status.returncode == 0 and json.loads(status.stdout)["active"]["slot"] == camera["first"]
+    checked = edgekit("device", "golden", camera["first"], "--install", str(camera["install"]))
+    assert checked.returncode == 0 and json.loads(checked.stdout)["images"] == 8
+
+
+def test_bench_times_the_artifact_end_to_end_as_the_line_runs_it(camera) -> None:
+    from edgekit.stages.bench import bench
+
+    artifact = camera["run"] / "compile" / "openvino-int8"
+    rows = bench(artifact, None, [1], 1, iters=5, warmup=1)["rows"]
+    assert [r.get("timing") for r in rows] == [None, "end to end"] and rows[1]["throughput_fps"] > 0
+
+
+def test_a_slot_whose_golden_images_fail_is_refused_before_it_runs(camera, tmp_path) -> None:
+    from edgekit.line.model import LineModel
+
+    bad = slots.verify(camera["install"], _bad_golden_bundle(camera, tmp_path))["slot"]
+    with pytest.raises(EdgekitError, match=f"slot {bad}: golden images fail: output 'logits' deviates"):
+        LineModel.from_slot(camera["install"], bad)
