@@ -450,11 +450,14 @@ def bench(
     threads: Threads = None,
     iters: int = 100,
     warmup: int = 10,
+    frames: Annotated[Optional[str], typer.Option(help="Time end to end on these frames (video, image folder, "
+                                                       "camera) instead of one random frame")] = None,
 ) -> None:
-    """Latency p50/p90/p99 and throughput at each batch size, per backend."""
-    from edgekit.stages.bench import bench as run
+    """Latency p50/p90/p99 and throughput at each batch size, per backend; a compiled artifact also end to end
+    (pre-processing, inference, post-processing of one frame, as `edgekit run` does it)."""
+    from edgekit.stages.bench import bench as run, read_frames
 
-    res = run(artifact, backend, batch, threads, iters, warmup)
+    res = run(artifact, backend, batch, threads, iters, warmup, frames=read_frames(frames) if frames else None)
     print_table(f"bench ({res['threads']} threads)", ["backend", "batch", "p50 ms", "p90 ms", "p99 ms", "fps", "mJ/frame"],
                 [[r["backend"] + (f" ({r['timing']})" if "timing" in r else ""), r["batch"], r["p50_ms"], r["p90_ms"],
                   r["p99_ms"], r["throughput_fps"], r.get("mj_per_frame", "-")] for r in res["rows"]], out)

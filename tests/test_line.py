@@ -189,3 +189,14 @@ def test_a_slot_whose_golden_images_fail_is_refused_before_it_runs(camera, tmp_p
     bad = slots.verify(camera["install"], _bad_golden_bundle(camera, tmp_path))["slot"]
     with pytest.raises(EdgekitError, match=f"slot {bad}: golden images fail: output 'logits' deviates"):
         LineModel.from_slot(camera["install"], bad)
+
+
+def test_the_throughput_benchmark_runs_at_ci_size(camera) -> None:
+    """benchmarks/line_throughput.py on the tiny build (the recorded runs use real builds and 1500 frames;
+    a ratio on CI's shared cores is not a figure, so none is required here)."""
+    script = Path(__file__).parent.parent / "benchmarks" / "line_throughput.py"
+    done = subprocess.run([sys.executable, str(script), "--run", str(camera["run"]), "--frames", "60", "--rounds", "1",
+                           "--min-ratio", "0"], capture_output=True, text=True,
+                          env={**os.environ, "EDGEKIT_NO_PROGRESS": "1", "COLUMNS": "200"})
+    assert done.returncode == 0, done.stdout[-1500:] + done.stderr[-1500:]
+    assert "best run" in done.stdout and "│ 60 " in done.stdout     # every frame answered

@@ -1,6 +1,7 @@
 """Benchmark an artifact: warm-up, then latency percentiles and throughput per backend and batch."""
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import platform
@@ -59,21 +60,43 @@ def machine() -> dict:
             "cpus": os.cpu_count(), "python": platform.python_version()}
 
 
-def end_to_end(folder: Path, runner, warmup: int, iters: int, max_seconds: float) -> dict | None:
-    """One decoded frame through the recipe's pre-processing, ``runner`` and the task's post-processing, as
-    ``edgekit run`` does it (None for a folder without the recipe it was compiled from)."""
+def read_frames(source: str, limit: int = 500) -> list[np.ndarray]:
+    """Up to ``limit`` decoded frames of a video, image folder or camera (as ``edgekit run`` reads them)."""
+    from edgekit.line.sources import open_source
+
+    frames = []
+    for frame in open_source(source).frames():
+        if frame.image is not None:
+            frames.append(frame.image)
+        if len(frames) >= limit:
+            break
+    if not frames:
+        raise EdgekitError(f"{source}: no decodable frames")
+    return frames
+
+
+def end_to_end(folder: Path, runner, warmup: int, iters: int, max_seconds: float,
+               frames: list[np.ndarray] | None = None) -> dict | None:
+    """Decoded frames through the recipe's pre-processing, ``runner`` and the task's post-processing, one at a
+    time as ``edgekit run`` does it (None for a folder without the recipe it was compiled from). Without
+    ``frames``, one random frame: post-processing then has little to do (no defects), so real frames
+    (``--frames``) give the line's figure."""
     from edgekit.line.model import LineModel
     from edgekit.stages.compile import RECIPE
 
     if not (Path(folder) / RECIPE).is_file():
         return None
     model = LineModel.for_runner(folder, runner)
-    size = model.recipe.preprocess.size
-    frame = np.random.default_rng(0).integers(0, 256, size=(1, size, size, 3), dtype=np.uint8)
-    return measure(lambda batch: model(batch[0]), frame, warmup, iters, max_seconds)
+    used = f"{len(frames)} decoded frames" if frames else "one random frame"
+    if not frames:
+        size = model.recipe.preprocess.size
+        frames = [np.random.default_rng(0).integers(0, 256, size=(size, size, 3), dtype=np.uint8)]
+    turn = itertools.cycle(frames)
+    return {**measure(lambda _: model(next(turn)), np.zeros(1), warmup, iters, max_seconds), "frames": used}
 
 
-def on_device(engine: Path, warmup: int, iters: int, max_seconds: float) -> tuple[list[dict], dict]:
+def on_device(engine: Path, warmup: int, iters: int, max_seconds: float,
+              frames: list[np.ndarray] | None = None) -> tuple[list[dict], dict]:
     """A TensorRT engine on its device: GPU compute alone (CUDA events), inference with copies, and end to end
     (the recipe's pre-processing, copies, inference, post-processing) with power from tegrastats."""
     from edgekit.backends.tensorrt import jetson
@@ -82,7 +105,7 @@ def on_device(engine: Path, warmup: int, iters: int, max_seconds: float) -> tupl
     with get_backend("tensorrt").load(engine) as runner:   # buffers, stream and context released after
         rows, device, x = bench_runner(runner, warmup, iters, max_seconds)
         with jetson.Tegrastats() as power:
-            e2e = end_to_end(engine.parent, runner, warmup, iters, max_seconds)
+            e2e = end_to_end(engine.parent, runner, warmup, iters, max_seconds, frames)
         if e2e is not None:
             rows.append(with_power({"backend": "tensorrt", "file": str(engine), "timing": "end to end", **e2e},
                                    power, device))
@@ -98,21 +121,24 @@ def bench(
     warmup: int = 10,
     max_seconds: float = 10.0,
     json_path: Path | None = None,
+    frames: list[np.ndarray] | None = None,
 ) -> dict:
+    """Time ``artifact``; a compiled folder also end to end, on ``frames`` (decoded images, e.g. from
+    :func:`read_frames`) or one random frame."""
     threads = threads or os.cpu_count() or 1
     rows = []
     pairs = resolve(artifact, backends)
     device = None
     for backend, path in bar(pairs, "backends"):
         if backend == "tensorrt":     # a static-shape engine: its own batch, timed three ways, with power
-            engine_rows, device = on_device(path, warmup, iters, max_seconds)
+            engine_rows, device = on_device(path, warmup, iters, max_seconds, frames)
             rows += engine_rows
             continue
         for b in batches:
             runner = get_backend(backend).load(path, threads, batch=b)
             x = np.random.default_rng(0).normal(0, 50, size=runner.input_shape).astype(np.float32)
             rows.append({"backend": backend, "file": str(path), **measure(runner.infer, x, warmup, iters, max_seconds)})
-            e2e = end_to_end(path.parent, runner, warmup, iters, max_seconds) if b == 1 else None
+            e2e = end_to_end(path.parent, runner, warmup, iters, max_seconds, frames) if b == 1 else None
             if e2e is not None:
                 rows.append({"backend": backend, "file": str(path), "timing": "end to end", **e2e})
     results = {"artifact": str(artifact), "threads": threads, "machine": machine(), "rows": rows}
