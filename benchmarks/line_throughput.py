@@ -97,7 +97,10 @@ def main() -> int:
                                                    "machine": cpu, "frames": args.frames})
         (RESULTS / f"{args.name}.md").write_text(
             f"# {args.name}\n\n`python benchmarks/line_throughput.py --run {args.run} --frames {args.frames} "
-            f"--name {args.name}`\n\n{markdown_table(headers, table)}\n\n{summary_line}\n")
+            f"--name {args.name}`\n\nThe bundle of {built['recipe']} built for {built['target']} on "
+            f"{json.dumps(built['data'])} ({m['artifact']}, validated {m['validation']['figure']} "
+            f"{m['validation']['value']:.2f}); video of its {len(images)} test images cycled, MJPG.\n\n"
+            f"{markdown_table(headers, table)}\n\n{summary_line}\n")
     return 0 if ratio >= args.min_ratio else 1
 
 

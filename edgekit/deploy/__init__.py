@@ -8,5 +8,6 @@
 - :mod:`.loopback` an OpenSSH server on 127.0.0.1 as a stand-in camera, for rehearsals and tests.
 
 ``keys`` (its public half), ``bundle`` and ``slots`` are device-side code (Python 3.6+, no torch): they
-ship in every kit's ``edgekit-device.pyz``. The line-side runtime (``edgekit run``) is not built yet.
+ship in every kit's ``edgekit-device.pyz``. What runs beside the line (the golden check, ``edgekit run``) is
+:mod:`edgekit.line`.
 """
