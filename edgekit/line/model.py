@@ -26,11 +26,12 @@ def _recipe(folder: Path):
 
 
 class LineModel:
-    def __init__(self, recipe, runner: Any, name: str, precision: str, golden_check: dict | None = None) -> None:
+    def __init__(self, recipe, runner: Any, name: str, precision: str, golden_check: dict | None = None,
+                 bundle: dict | None = None) -> None:
         self.recipe, self.runner, self.name, self.precision = recipe, runner, name, precision
         self.task = get_task(recipe)
         self.post = self.task.postprocessor(recipe)
-        self.golden = golden_check
+        self.golden, self.bundle = golden_check, bundle or {}
 
     @classmethod
     def from_slot(cls, install: Path, slot: str, threads: int | None = None) -> "LineModel":
@@ -39,17 +40,13 @@ class LineModel:
         recipe = _recipe(folder / "model")
         runner, precision = load_runner(install, slot, threads)
         checked = golden.check(runner, folder / golden.FOLDER, precision, f"slot {slot}")
-        model = cls(recipe, runner, slot, precision, checked)
-        model.bundle = json.loads((folder / MANIFEST).read_text())
-        return model
+        return cls(recipe, runner, slot, precision, checked, json.loads((folder / MANIFEST).read_text()))
 
     @classmethod
     def for_runner(cls, folder: Path, runner: Any) -> "LineModel":
         """``runner`` of the artifact or engine in ``folder``, with the recipe it was compiled from (for
         ``edgekit bench``'s end-to-end timing)."""
         return cls(_recipe(folder), runner, Path(folder).name, "")
-
-    bundle: dict = {}
 
     def __call__(self, frame: np.ndarray) -> Any:
         """One decoded frame (uint8 grey or BGR, any size) -> the deployed answer."""

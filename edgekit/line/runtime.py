@@ -47,7 +47,7 @@ class SlotWatcher:
         self.install, self.current, self.threads, self.log = Path(install), current, threads, log
         self.poll_s, self._next_look = poll_s, 0.0
         self._ready: LineModel | None = None
-        self._failed: LineModel | str | None = None
+        self._failed: str | None = None
         self._loading: threading.Thread | None = None
 
     def poll(self) -> tuple[LineModel | None, bool]:

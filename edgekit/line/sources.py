@@ -56,7 +56,7 @@ class ImageFolder(Source):
 
     def frames(self) -> Iterator[Frame]:
         for i, path in enumerate(self.files):
-            yield Frame(i, time.time(), cv2.imread(str(path), cv2.IMREAD_UNCHANGED))
+            yield Frame(i, time.time(), cv2.imread(str(path), cv2.IMREAD_COLOR))    # BGR, as a capture gives
 
 
 class Capture(Source):
@@ -140,7 +140,10 @@ def prefetch(source: Source, depth: int = 4, prepare: Callable[[np.ndarray], Any
                 if stop.is_set():
                     return
                 if prepare is not None and frame.image is not None:
-                    frame.prepared = prepare(frame.image)
+                    try:
+                        frame.prepared = prepare(frame.image)
+                    except (cv2.error, ValueError):      # a frame the pre-processing cannot take: skipped
+                        frame.image = None
                 while not stop.is_set():
                     try:
                         frames.put(frame, timeout=0.1) if not source.live else frames.put_nowait(frame)

@@ -16,6 +16,8 @@ import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Histogram, Info, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily
 
+from edgekit.errors import EdgekitError
+
 QUANTILES = (0.5, 0.9, 0.99)
 WINDOW = 1000               # latest frames behind the fps and latency quantiles
 
@@ -121,6 +123,10 @@ def serve(metrics: LineMetrics, host: str = "127.0.0.1", port: int = 9108, stale
             return [body]
         return prometheus(environ, start_response)
 
-    server = make_server(host, port, app, server_class=_Threaded, handler_class=_Quiet)
+    try:
+        server = make_server(host, port, app, server_class=_Threaded, handler_class=_Quiet)
+    except OSError as exc:
+        raise EdgekitError(f"status endpoint {host}:{port}: {exc.strerror or exc} (another `edgekit run`? "
+                           "--status-port -1 turns it off)") from None
     threading.Thread(target=server.serve_forever, name="edgekit-status", daemon=True).start()
     return server
