@@ -37,6 +37,18 @@ TestData = Annotated[Optional[Path], typer.Option(help="A folder of test images,
 SplitFile = Annotated[Optional[Path], typer.Option(help="Text file naming the test images of --data, one file "
                                                         "stem per line")]
 Wide = Annotated[bool, typer.Option("--wide", help="Every column (the default fits an 80-column terminal)")]
+PixelLabels = Annotated[Optional[float], typer.Option(
+    help="Segmentation+decision: mixed supervision with this many pixel-labelled positives (or, below 1, this "
+         "fraction of them), chosen seeded and recorded")]
+
+
+def _mixed(recipe, pixel_labels: Optional[float]):
+    """The recipe in mixed supervision when ``--pixel-labels`` asks (a recipe with a decision section only)."""
+    if pixel_labels is None:
+        return recipe
+    if recipe.task != "segmentation+decision":
+        raise EdgekitError(f"{recipe.path}: --pixel-labels is for segmentation+decision recipes, not {recipe.task}")
+    return recipe.with_pixel_labels(pixel_labels)
 
 
 def _source(data: Path, test_data: Optional[Path], split_file: Optional[Path], split: str = "test"):
@@ -140,6 +152,7 @@ def train(
     split_file: SplitFile = None,
     pretrained: Pretrained = None,
     epochs: Annotated[Optional[int], typer.Option(help="Override the recipe's epochs")] = None,
+    pixel_labels: PixelLabels = None,
     seed: int = 0,
     threads: Threads = None,
 ) -> None:
@@ -147,7 +160,7 @@ def train(
     from edgekit.checkpoint import resolve_pretrained
     from edgekit.stages.train import train as run
 
-    r = load_recipe(recipe)
+    r = _mixed(load_recipe(recipe), pixel_labels)
     m = run(r, _source(data, test_data, split_file), dest, resolve_pretrained(r, pretrained), epochs, seed, threads)
     res = m["results"]
     print_table("train", ["artifact", "epochs", res["headline"]["metric"], "seconds"],
@@ -487,6 +500,7 @@ def build(
     robustness: Annotated[bool, typer.Option("--robustness")] = False,
     quick: Annotated[bool, typer.Option("--quick", help="The recipe's short profile: fewer images and epochs, "
                                         "for a first look on the built-in data (runs/<recipe>-quick--<target>)")] = False,
+    pixel_labels: PixelLabels = None,
     threads: Threads = None,
     seed: int = 0,
 ) -> None:
@@ -494,8 +508,9 @@ def build(
     from edgekit.checkpoint import resolve_pretrained
     from edgekit.stages.build import BuildOptions, build as run
 
-    r, t = load_recipe(recipe, quick=quick), load_target(target)
-    run_dir = runs / f"{r.name}{'-quick' if quick else ''}--{t.name}"
+    r, t = _mixed(load_recipe(recipe, quick=quick), pixel_labels), load_target(target)
+    mixed = f"-pixels{pixel_labels:g}" if pixel_labels is not None else ""
+    run_dir = runs / f"{r.name}{'-quick' if quick else ''}{mixed}--{t.name}"
     opts = BuildOptions(data=data, test_data=test_data, split_file=split_file,
                         pretrained=resolve_pretrained(r, pretrained), checkpoint=checkpoint, onnx=onnx,
                         calibration=calibration, epochs=epochs, prune=prune, method=method, robustness=robustness,

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ from edgekit.pruning import PruneSpec
 
 TASKS = ("classification", "detection", "segmentation", "segmentation+decision")
 REQUIRED = ("name", "task", "paper", "model", "data", "preprocess", "train", "quantize", "validate")
-OPTIONAL = ("description", "detection", "segmentation", "prune", "quick", "extends")
+OPTIONAL = ("description", "detection", "segmentation", "decision", "prune", "quick", "extends")
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,7 @@ class Recipe:
     path: Path
     detection: dict[str, Any] = field(default_factory=dict)
     segmentation: dict[str, Any] = field(default_factory=dict)
+    decision: dict[str, Any] = field(default_factory=dict)   # segmentation+decision: supervision, loss, threshold
     prune: dict[str, Any] = field(default_factory=dict)   # structured pruning + fine-tuning (edgekit.pruning)
     quick: bool = False                 # the recipe's ``quick:`` overrides are applied
     has_quick: bool = False             # the recipe has a ``quick:`` profile
@@ -46,9 +47,14 @@ class Recipe:
         loads back as the same recipe: what a compiled artifact carries to the line (``recipe.yaml``)."""
         out = {"name": self.name, "task": self.task, "description": self.description,
                **{k: copy.deepcopy(getattr(self, k)) for k in ("paper", "model", "data", "train", "quantize",
-                                                                "validate", "detection", "segmentation", "prune")},
+                                                                "validate", "detection", "segmentation", "decision",
+                                                                "prune")},
                "preprocess": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.preprocess).items()}}
         return {k: v for k, v in out.items() if v or k in REQUIRED}
+
+    def with_pixel_labels(self, count: float) -> "Recipe":
+        """This recipe in mixed supervision with ``count`` pixel-labelled positives (or that fraction of them)."""
+        return replace(self, decision={**self.decision, "supervision": "mixed", "pixel_labels": count})
 
     def train_settings(self, pretrained: bool) -> dict[str, Any]:
         """The training schedule, with the ``from_scratch`` overrides applied when not pretrained."""
@@ -164,7 +170,7 @@ def _parse(path: Path, quick: bool = False) -> Recipe:
         name=raw["name"], task=raw["task"], description=raw.get("description", ""), paper=raw["paper"],
         model=raw["model"], data=raw["data"], preprocess=pre, train=raw["train"], quantize=raw["quantize"],
         validate=raw["validate"], path=path, detection=raw.get("detection", {}),
-        segmentation=raw.get("segmentation", {}), prune=prune, quick=quick,
+        segmentation=raw.get("segmentation", {}), decision=raw.get("decision", {}), prune=prune, quick=quick,
         has_quick=isinstance(raw.get("quick"), dict),
     )
 

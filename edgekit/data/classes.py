@@ -18,3 +18,5 @@ NEU_SHORT = {
     "rolled-in_scale": "RS",
     "scratches": "Sc",
 }
+
+FREE = "free"      # the built-in data's defect-free images (``synth.generate(free=N)``), a group of their own

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import re
 from collections import Counter
 from dataclasses import dataclass, replace
@@ -35,7 +36,7 @@ import numpy as np
 
 from edgekit.data.images import IMAGE_SUFFIXES, check_image, read_grey
 from edgekit.data.neu import Dataset, Sample, class_of, images_in
-from edgekit.data.classes import NEU_CLASSES
+from edgekit.data.classes import FREE, NEU_CLASSES
 from edgekit.errors import EdgekitError
 from edgekit.progress import bar
 
@@ -127,9 +128,11 @@ def _pairs(root: Path, layout: str) -> list[tuple[Path, Path | None, str, tuple]
             raise EdgekitError(f"{root / 'train.csv'}: rows for {len(runs)} image(s) not in train_images/, "
                                f"e.g. {next(iter(runs))}")
     elif layout == "builtin":
+        groups = NEU_CLASSES + ((FREE,) if (root / "synth.json").is_file()
+                                and json.loads((root / "synth.json").read_text()).get("defect_free") else ())
         for image in images_in(root / "IMAGES"):
             mask = root / "MASKS" / f"{image.stem}.png"
-            out.append((image, mask if mask.is_file() else None, NEU_CLASSES[class_of(image, NEU_CLASSES)], ()))
+            out.append((image, mask if mask.is_file() else None, groups[class_of(image, groups)], ()))
     else:
         for image in images_in(root / "images"):
             masks = [m for m in (root / "masks").glob(f"{image.stem}.*") if m.suffix.lower() in IMAGE_SUFFIXES]

@@ -36,7 +36,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from edgekit.data.classes import NEU_CLASSES
+from edgekit.data.classes import FREE, NEU_CLASSES
 from edgekit.errors import EdgekitError
 from edgekit.progress import bar
 
@@ -302,6 +302,13 @@ _RENDERERS = {
 }
 
 
+def render_free(rng: np.random.Generator, size: int = 200) -> np.ndarray:
+    """A defect-free surface: the same background, brightness and contrast as the defect classes'."""
+    background = _background(rng, size)
+    image = rng.uniform(70.0, 185.0) + rng.uniform(0.7, 1.4) * background
+    return np.clip(np.rint(image), 0, 255).astype(np.uint8)
+
+
 def render(cls: str, rng: np.random.Generator, size: int = 200) -> tuple[np.ndarray, list[Box], np.ndarray]:
     """Render one sample of class ``cls``.
 
@@ -384,10 +391,13 @@ def generate(
     size: int = 200,
     progress: bool = True,
     overwrite: bool = False,
+    free: int = 0,
 ) -> Path:
     """Write the synthetic dataset to ``root`` (NEU-DET layout) and return ``root``.
 
-    The data are written to a temporary sibling folder and renamed into place, so a crash never
+    ``free`` adds that many defect-free images (``free_<n>.png``, empty masks, no annotation file): a
+    group of their own for the mask readers, for recipes that decide defective or not. The data are
+    written to a temporary sibling folder and renamed into place, so a crash never
     leaves a half-written dataset. A non-empty existing ``root`` is refused unless ``overwrite``.
     """
     root = Path(root)
@@ -414,6 +424,10 @@ def generate(
             _write_png(tmp / "IMAGES" / f"{stem}.png", image)
             _write_png(tmp / "MASKS" / f"{stem}.png", mask)
             (tmp / "ANNOTATIONS" / f"{stem}.xml").write_text(voc_xml(f"{stem}.png", cls, boxes, size))
+        for n in bar(range(1, free + 1), desc="synth (defect-free)", enabled=progress and free > 0):
+            image = render_free(sample_rng(int(seed), len(NEU_CLASSES), n), size)
+            _write_png(tmp / "IMAGES" / f"{FREE}_{n}.png", image)
+            _write_png(tmp / "MASKS" / f"{FREE}_{n}.png", np.zeros_like(image))
         meta = {
             "generator": "edgekit-synth",
             "version": GENERATOR_VERSION,
@@ -423,6 +437,7 @@ def generate(
             "classes": list(NEU_CLASSES),
             "box_convention": BOX_CONVENTION,
             "mask_values": {cls: i + 1 for i, cls in enumerate(NEU_CLASSES)},
+            **({"defect_free": int(free)} if free else {}),
         }
         (tmp / "synth.json").write_text(json.dumps(meta, indent=2) + "\n")
         os.chmod(tmp, 0o755)  # mkdtemp creates 0700

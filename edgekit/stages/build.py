@@ -77,9 +77,11 @@ class BuildLog:
 def builtin_data(runs: Path, recipe: Recipe) -> Path:
     cfg = recipe.data.get("builtin", {})
     per_class, seed, size = cfg.get("per_class", 100), cfg.get("seed", 0), recipe.preprocess.size
-    root = runs / "data" / (f"builtin-neu-{per_class}x{len(NEU_CLASSES)}-seed{seed}" + (f"-{size}px" if size != 200 else ""))
+    free = cfg.get("free", 0)               # defect-free images, for a recipe that decides defective or not
+    root = runs / "data" / (f"builtin-neu-{per_class}x{len(NEU_CLASSES)}" + (f"-free{free}" if free else "")
+                            + f"-seed{seed}" + (f"-{size}px" if size != 200 else ""))
     if not (root / "synth.json").is_file():
-        synth.generate(root, per_class=per_class, seed=seed, size=size, overwrite=True)
+        synth.generate(root, per_class=per_class, seed=seed, size=size, overwrite=True, free=free)
     return root
 
 

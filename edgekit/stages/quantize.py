@@ -126,6 +126,22 @@ def qdq(fp32: Path, out: Path, reader: CalibrationDataReader | None, ranges: Pat
     )
 
 
+def outputs_apart(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model with every graph output that other nodes also read (segdec-net's map, read by its decision
+    subnet) produced by an Identity of its own: onnxconverter-common's FP16 conversion with FP32 outputs
+    casts the output tensor itself, and the nodes reading it would then mix FP32 and FP16 inputs."""
+    read = {name for node in model.graph.node for name in node.input}
+    for output in model.graph.output:
+        if output.name not in read:
+            continue
+        inner = output.name + "_inner"
+        for node in model.graph.node:
+            node.output[:] = [inner if o == output.name else o for o in node.output]
+            node.input[:] = [inner if i == output.name else i for i in node.input]
+        model.graph.node.append(onnx.helper.make_node("Identity", [inner], [output.name], name=output.name + "_out"))
+    return model
+
+
 def quantize(
     recipe: Recipe,
     onnx_path: Path,
@@ -163,7 +179,8 @@ def quantize(
         quant_pre_process(str(onnx_path), str(tmp / FILES["fp32"]), skip_symbolic_shape=True)
         with warnings.catch_warnings():  # it warns for every weight below FP16's range (flushed to 1e-7)
             warnings.simplefilter("ignore")
-            fp16 = float16.convert_float_to_float16(onnx.load(str(tmp / FILES["fp32"])), keep_io_types=True)
+            fp16 = float16.convert_float_to_float16(outputs_apart(onnx.load(str(tmp / FILES["fp32"]))),
+                                                    keep_io_types=True)
         onnx.save(fp16, str(tmp / FILES["fp16"]))
         t0 = time.perf_counter()
         for name, activation in (("int8", QuantType.QInt8), ("int8-u8", QuantType.QUInt8)):

@@ -73,7 +73,7 @@ def manifest_settings(recipe: Recipe, pretrained: Path | None, epochs: int | Non
     if settings.get("optimizer", "adam") not in OPTIMIZERS:
         raise EdgekitError(f"{recipe.path}: train.optimizer {settings['optimizer']!r} is not one of "
                            f"{', '.join(OPTIMIZERS)}")
-    return {"recipe": recipe.name, "seed": seed, **settings}
+    return {"recipe": recipe.name, "seed": seed, **settings, **({"decision": recipe.decision} if recipe.decision else {})}
 
 
 def lr_factor(settings: dict, step: int, steps_per_epoch: int) -> float:
@@ -230,6 +230,7 @@ def fit(
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
         "data": data.describe(),
         "torch_threads": torch.get_num_threads(),
+        **(task.describe() if hasattr(task, "describe") else {}),
         **(results_extra or {}),
     }
     with staged_dir(out) as tmp:

@@ -40,4 +40,4 @@ def postprocessor(recipe) -> Callable[[list[np.ndarray]], Any]:
     return get_task(recipe).postprocessor(recipe)
 
 
-from edgekit.tasks import classification, detection, segmentation  # noqa: E402,F401  (registers the bundled tasks)
+from edgekit.tasks import classification, detection, segdec, segmentation  # noqa: E402,F401  (registers the bundled tasks)

@@ -1,0 +1,40 @@
+"""Segmentation + decision (SegDec-Net, seeds/001): an image-level defect decision and the defect map it
+rests on; weak, mixed and full supervision; AUC / AP / F validation; the decision and the map's
+components on the host. Masks are read and post-processed as the segmentation task's (binary)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from edgekit.tasks import register_task
+from edgekit.tasks.base import TaskPackage
+
+
+@register_task("segmentation+decision")
+class SegDecTask(TaskPackage):
+    outputs = ("mask", "decision")
+    training_class = "edgekit.tasks.segdec.train:SegDecTraining"
+    validation_class = "edgekit.tasks.segdec.val:SegDecValidation"
+
+    def postprocessor(self, recipe):
+        from edgekit.tasks.segdec.postprocess import postprocess
+        from edgekit.tasks.segdec.spec import DecisionSpec
+        from edgekit.tasks.segmentation.spec import SegmentationSpec
+
+        threshold, spec = DecisionSpec.from_recipe(recipe).threshold, SegmentationSpec.from_recipe(recipe).postprocess
+        return lambda outputs: postprocess(outputs[0], outputs[1], threshold, spec)
+
+    def describe_postprocess(self, recipe, folder: Path) -> dict:
+        from edgekit.tasks.segdec.spec import DecisionSpec
+        from edgekit.tasks.segmentation.spec import SegmentationSpec
+
+        seg = SegmentationSpec.from_recipe(recipe).postprocess.describe()
+        return {"decision": {"output": "decision logit (N, 1)", "defective_if":
+                             f"sigmoid(logit) >= {DecisionSpec.from_recipe(recipe).threshold}"},
+                "mask": {**seg, "output": "mask logits (N, 1, H/8, W/8)"}}
+
+    def line_record(self, answer, classes: tuple[str, ...], min_score: float) -> dict:
+        seg = answer.segmentation
+        return {"defective": answer.defective, "score": round(answer.score, 4),
+                "defect_fraction": round(float(seg.mask.mean()), 5),
+                "defects": [{"class": classes[d.label], "score": round(d.score, 4), "area_px": d.area,
+                             "box": [round(v, 4) for v in d.box]} for d in seg.defects]}

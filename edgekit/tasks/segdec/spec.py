@@ -1,0 +1,70 @@
+"""A segmentation+decision recipe's ``decision:`` section (its masks are read and post-processed by the
+``segmentation:`` section, binary): the supervision mode, the loss of seeds/001 and the decision threshold.
+
+Loss (seeds/001, Eq. 5): L = theta_n * gamma * L_seg + (1 - theta_n) * delta * L_dec, per image, averaged
+over the batch. gamma is 1 for an image whose pixels are labelled (every defect-free image, and the
+positives that carry pixel labels in the supervision mode) and 0 otherwise. theta falls from 1 over the
+epochs: ``schedule: decay`` is Eq. 4 for a coefficient that is not learned, theta_n = (1 - beta)^n (the
+gradient term has nothing to follow), which keeps the weight on segmentation that the linear balance
+lambda_n = 1 - n / n_ep (SegDec's, ``schedule: linear``) gives away by mid-training. L_seg is the paper's
+MSE of the sigmoid map against the mask max-pooled to the map's 1/8 resolution (``seg_loss: mse``), or
+the public code's BCE on the logits (``bce``); L_dec is BCE on the decision logit.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from edgekit.errors import EdgekitError
+
+MODES = ("weak", "mixed", "full")
+SCHEDULES = ("decay", "linear")
+SEG_LOSSES = ("mse", "bce")
+
+
+@dataclass(frozen=True)
+class DecisionSpec:
+    threshold: float = 0.5            # defect probability at which an image is defective (the line's decision)
+    supervision: str = "full"         # weak: image labels only; mixed: pixel_labels of the positives; full
+    pixel_labels: float | None = None  # mixed: how many positives keep their masks (count, or a fraction < 1)
+    schedule: str = "decay"
+    beta: float = 0.01                # theta_n = (1 - beta)^n
+    delta: float = 0.1                # weight of the decision loss (Table 4)
+    seg_loss: str = "mse"
+
+    @classmethod
+    def from_recipe(cls, recipe) -> "DecisionSpec":
+        raw = dict(getattr(recipe, "decision", None) or {})
+        where = f"{recipe.path}: decision"
+        try:
+            spec = cls(**raw)
+        except TypeError as exc:
+            raise EdgekitError(f"{where}: {exc}") from None
+        if spec.supervision not in MODES or spec.schedule not in SCHEDULES or spec.seg_loss not in SEG_LOSSES:
+            raise EdgekitError(f"{where}: supervision one of {', '.join(MODES)}, schedule one of "
+                               f"{', '.join(SCHEDULES)}, seg_loss one of {', '.join(SEG_LOSSES)}")
+        if (spec.supervision == "mixed") != (spec.pixel_labels is not None):
+            raise EdgekitError(f"{where}: pixel_labels (a count, or a fraction of the positives) goes with "
+                               "supervision: mixed, and only with it")
+        if spec.pixel_labels is not None and not (spec.pixel_labels >= 1 and float(spec.pixel_labels).is_integer()
+                                                  or 0 < spec.pixel_labels < 1):
+            raise EdgekitError(f"{where}: pixel_labels must be a whole count >= 1 or a fraction in (0, 1), not "
+                               f"{spec.pixel_labels!r}")
+        if not 0 < spec.threshold < 1 or not 0 <= spec.beta < 1 or spec.delta <= 0:
+            raise EdgekitError(f"{where}: threshold in (0, 1), beta in [0, 1), delta > 0")
+        return spec
+
+    def theta(self, epoch: int, epochs: int) -> float:
+        """The segmentation loss's share at ``epoch`` (0-based) of ``epochs``."""
+        if self.schedule == "linear":
+            return 1.0 - epoch / max(1, epochs)
+        return (1.0 - self.beta) ** epoch
+
+    def labelled_positives(self, positives: int) -> int:
+        """How many of ``positives`` keep their pixel labels."""
+        if self.supervision == "weak":
+            return 0
+        if self.supervision == "full":
+            return positives
+        n = self.pixel_labels if self.pixel_labels >= 1 else math.ceil(self.pixel_labels * positives)
+        return min(int(n), positives)
