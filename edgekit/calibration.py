@@ -27,11 +27,16 @@ def images_hash(digests: list[str]) -> str:
 
 
 def select(recipe: Recipe, data: SplitData, name: str, per_class: int | None = None, seed: int | None = None) -> dict[str, Any]:
-    """Class-stratified, seeded choice from the training split (never the test split)."""
+    """Class-stratified, seeded choice from the training split (never the test split); a task may stratify
+    finer (segmentation+decision: each group's defective and defect-free images apart)."""
     cfg = recipe.quantize.get("calibration", {})
     per_class = per_class if per_class is not None else cfg.get("per_class", 16)
     seed = seed if seed is not None else cfg.get("seed", 0)
-    chosen = [data.train[i] for i in stratified_sample([s.label for s in data.train], per_class, seed)]
+    from edgekit.tasks import get_task
+
+    task = get_task(recipe)
+    strata = task.calibration_strata(recipe, data) if hasattr(task, "calibration_strata") else [s.label for s in data.train]
+    chosen = [data.train[i] for i in stratified_sample(strata, per_class, seed)]
     root = data.dataset.root
     images = [
         {"path": s.path.relative_to(root).as_posix(), "class": data.dataset.classes[s.label], "sha256": s.sha256}

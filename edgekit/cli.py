@@ -110,15 +110,16 @@ def data_synth(
     per_class: Annotated[int, typer.Option(help="Images per class")] = 120,
     seed: int = 0,
     size: int = 200,
+    free: Annotated[int, typer.Option(help="Defect-free images besides (free_<n>.png, empty masks)")] = 0,
     overwrite: bool = False,
 ) -> None:
     """Generate the built-in NEU-like dataset (IMAGES/, ANNOTATIONS/ VOC XML, MASKS/)."""
     from edgekit.data import synth
 
-    root = synth.generate(dest, per_class=per_class, seed=seed, size=size, overwrite=overwrite)
+    root = synth.generate(dest, per_class=per_class, seed=seed, size=size, overwrite=overwrite, free=free)
     meta = json.loads((root / "synth.json").read_text())
-    print_table("built-in data", ["folder", "images", "per class", "seed", "size"],
-                [[str(root), per_class * len(meta.get("classes", [])), per_class, seed, size]], out)
+    print_table("built-in data", ["folder", "images", "per class", "defect-free", "seed", "size"],
+                [[str(root), per_class * len(meta.get("classes", [])) + free, per_class, free, seed, size]], out)
 
 
 @calib_app.command("select")

@@ -122,6 +122,15 @@ def test_builtin_data_with_defect_free_images(tmp_path) -> None:
     assert "free" in data.classes and sum(data.classes[s.label] == "free" for s in data.samples) == 3
     assert json.loads((root / "synth.json").read_text())["defect_free"] == 3
     assert all(not np.asarray(__import__("cv2").imread(str(p), 0)).any() for p in (root / "MASKS").glob("free_*.png"))
+    from types import SimpleNamespace
+
+    from edgekit.tasks import get_task
+
+    recipe = load_recipe(recipes_dir() / "segdec-net.yaml")
+    strata = get_task(recipe).calibration_strata(recipe, SimpleNamespace(train=data.samples, dataset=data))
+    free = data.classes.index("free")
+    assert [st for st, s in zip(strata, data.samples) if s.label == free] == [2 * free] * 3    # defect-free
+    assert all(st == 2 * s.label + 1 for st, s in zip(strata, data.samples) if s.label != free)
 
 
 @pytest.fixture(scope="module")
@@ -154,6 +163,13 @@ def test_a_tiny_build_through_every_stage_and_a_jetson_kit(tiny_segdec, tmp_path
     assert pipeline["outputs"] == ["mask", "decision"] and "defective_if" in pipeline["postprocess"]["decision"]
     report = (tmp_path / "run" / "validate" / "report.md").read_text()
     assert "## Decision and segmentation figures" in report and "F at threshold %" in report
+    from edgekit.backends import get_backend
+    from edgekit.line.model import LineModel
+
+    folder = tmp_path / "run" / "compile" / "openvino-int8"
+    line = LineModel.for_runner(folder, get_backend("openvino").load(folder / "model.xml", 1))
+    answer = line.record(line(np.full((64, 64), 128, np.uint8)), 0.5)
+    assert set(answer) == {"defective", "score", "defect_fraction", "defects"} and 0 <= answer["score"] <= 1
     kit = compile_for_target(recipe, tmp_path / "run" / "quantize", load_target("jetson-orin"), tmp_path / "j",
                              ["fp32", "fp16", "int8"])
     assert kit[0]["preflight"]["errors"] == 0

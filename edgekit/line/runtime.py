@@ -121,7 +121,7 @@ def run(opts: RunOptions, out: IO[str] = sys.stdout, log: Callable[[str], None] 
             answer = model.answer(x if by == model.recipe.preprocess else model.recipe.preprocess(frame.image))
             record = model.record(answer, opts.min_score)
             seconds = time.perf_counter() - t0
-            metrics.observe(seconds, bool(record.get("defects")))
+            metrics.observe(seconds, bool(record.get("defective", record.get("defects"))))
             line = {"frame": frame.index, "time": _dt.datetime.fromtimestamp(frame.time, _dt.timezone.utc)
                     .isoformat(timespec="milliseconds"), "slot": model.name, "latency_ms": round(1000 * seconds, 3),
                     "age_ms": round(1000 * (time.time() - frame.time), 3), **record}

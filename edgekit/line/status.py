@@ -26,7 +26,8 @@ class LineMetrics:
     def __init__(self) -> None:
         self.registry = r = CollectorRegistry()
         self.frames = Counter("edgekit_frames", "Frames run through the model", registry=r)
-        self.defective = Counter("edgekit_defect_frames", "Frames with at least one defect reported", registry=r)
+        self.defective = Counter("edgekit_defect_frames", "Frames with a defect reported (or decided defective)",
+                                 registry=r)
         self.skipped = Counter("edgekit_skipped_frames", "Frames not run: undecodable, or dropped by a live "
                                "source while the model was busy", ["reason"], registry=r)
         self.latency = Histogram("edgekit_latency_seconds", "Pre-processing, inference and post-processing per "

@@ -23,6 +23,21 @@ class SegDecTask(TaskPackage):
         threshold, spec = DecisionSpec.from_recipe(recipe).threshold, SegmentationSpec.from_recipe(recipe).postprocess
         return lambda outputs: postprocess(outputs[0], outputs[1], threshold, spec)
 
+    def calibration_strata(self, recipe, data) -> list[int]:
+        """Each training image's group and whether it is defective, as one stratum number: an INT8
+        calibration set then holds defective and defect-free images of every group."""
+        from edgekit.data.images import read_grey
+        from edgekit.data.masks import read_mask
+        from edgekit.tasks.segmentation.spec import SegmentationSpec
+
+        spec, groups, out = SegmentationSpec.from_recipe(recipe), data.dataset.classes, []
+        for s in data.train:
+            shape = read_grey(s.mask).shape if s.mask is not None and not s.runs else (1, 1)
+            defective = bool(s.runs) or bool(spec.target(read_mask(s, shape, "resize", spec.on_missing)[0],
+                                                         groups[s.label]).any())
+            out.append(2 * s.label + defective)
+        return out
+
     def describe_postprocess(self, recipe, folder: Path) -> dict:
         from edgekit.tasks.segdec.spec import DecisionSpec
         from edgekit.tasks.segmentation.spec import SegmentationSpec
