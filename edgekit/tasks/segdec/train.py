@@ -4,7 +4,6 @@ loss: every defect-free image (its empty mask is known), and of the positives no
 choice of ``pixel_labels`` (mixed) or all (full). The loss is :mod:`.spec`'s, with theta by epoch."""
 from __future__ import annotations
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -15,7 +14,7 @@ from edgekit.tasks.segdec.metrics import decision_figures
 from edgekit.tasks.segdec.spec import DecisionSpec
 from edgekit.tasks.segmentation.data import read_masked
 from edgekit.tasks.segmentation.spec import SegmentationSpec
-from edgekit.tasks.segmentation.train import MaskAugment, _augment
+from edgekit.tasks.segmentation.train import MaskAugment, MaskItems, at_size, mask_augment
 
 
 def pixel_labelled(labels: list[bool], spec: DecisionSpec, seed: int) -> np.ndarray:
@@ -43,18 +42,15 @@ def segdec_loss(outputs, target: torch.Tensor, label: torch.Tensor, gamma: torch
     return total, {"seg": ((gamma.float() * seg).sum() / labelled).item(), "dec": dec.mean().item(), "theta": theta}
 
 
-class SegDecItems(torch.utils.data.Dataset):
-    def __init__(self, images, masks, labels, gamma, pre, aug: MaskAugment | None, seed: int, epoch: int) -> None:
-        self.images, self.masks, self.labels, self.gamma = images, masks, labels, gamma
-        self.pre, self.aug, self.seed, self.epoch = pre, aug, seed, epoch
+class SegDecItems(MaskItems):
+    """Item i of an epoch: the augmented image and mask, the image label and whether it has a pixel loss."""
 
-    def __len__(self) -> int:
-        return len(self.images)
+    def __init__(self, images, masks, labels, gamma, pre, aug: MaskAugment | None, seed: int, epoch: int) -> None:
+        super().__init__(images, masks, pre, aug, seed, epoch)
+        self.labels, self.gamma = labels, gamma
 
     def __getitem__(self, i: int):
-        image, mask = self.images[i], self.masks[i]
-        if self.aug is not None:
-            image, mask = self.aug(image, mask, np.random.default_rng([self.seed, self.epoch, i]))
+        image, mask = self.pair(i)
         return (torch.from_numpy(self.pre(image)), torch.from_numpy(mask.astype(np.float32)[None]),
                 torch.tensor(int(self.labels[i])), torch.tensor(bool(self.gamma[i])))
 
@@ -68,11 +64,10 @@ class SegDecTraining:
         self.spec = DecisionSpec.from_recipe(recipe)
         self.pre, self.seed, self.epochs = recipe.preprocess, seed, int(recipe.train["epochs"])
         size = recipe.preprocess.size
-        self.aug = _augment(recipe)
+        self.aug = mask_augment(recipe)
         groups = data.dataset.classes
         train = read_masked(data.train, groups, size, self.seg, "reading train images and masks")
-        self.images = [cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA) if im.shape != (size, size) else im
-                       for im in train.images]
+        self.images = at_size(train.images, size)
         self.masks = train.masks
         self.labels = [bool(m.any()) for m in self.masks]
         self.gamma = pixel_labelled(self.labels, self.spec, seed)

@@ -3,7 +3,6 @@ FP and FN over the test images, and the segmentation figures of the map (upsampl
 input size) against the masks; the masks drawn over sample images with each image's score."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import cv2

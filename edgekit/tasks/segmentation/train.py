@@ -100,16 +100,27 @@ class MaskItems(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.images)
 
-    def __getitem__(self, i: int):
+    def pair(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Image i and its mask, augmented for this epoch."""
         image, mask = self.images[i], self.masks[i]
         if self.aug is not None:
             image, mask = self.aug(image, mask, np.random.default_rng([self.seed, self.epoch, i]))
+        return image, mask
+
+    def __getitem__(self, i: int):
+        image, mask = self.pair(i)
         m = mask.astype(np.int64)[None]
         return (torch.from_numpy(self.pre(image)), torch.from_numpy(m),
                 torch.from_numpy(bounding_rectangles(mask)[None]))
 
 
-def _augment(recipe: Recipe) -> MaskAugment | None:
+def at_size(images: list[np.ndarray], size: int) -> list[np.ndarray]:
+    """Training images resized once, as the pre-processing would: augmentation then works at the network's size."""
+    return [cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA) if im.shape != (size, size) else im
+            for im in images]
+
+
+def mask_augment(recipe: Recipe) -> MaskAugment | None:
     cfg = recipe.train.get("augment")
     if not cfg:
         return None
@@ -127,12 +138,10 @@ class SegmentationTraining:
         self.spec = SegmentationSpec.from_recipe(recipe)
         self.pre, self.seed = recipe.preprocess, seed
         size = recipe.preprocess.size
-        self.aug = _augment(recipe)
+        self.aug = mask_augment(recipe)
         self.groups = data.dataset.classes
         train = read_masked(data.train, self.groups, size, self.spec, "reading train images and masks")
-        # resized once, as the pre-processing would: augmentation then works at the network's size
-        self.images = [cv2.resize(im, (size, size), interpolation=cv2.INTER_AREA) if im.shape != (size, size) else im
-                       for im in train.images]
+        self.images = at_size(train.images, size)
         self.masks = train.masks
         self.test = read_masked(data.test, self.groups, size, self.spec, "reading test images and masks")
         self.x_test = self.pre.batch(self.test.images)
