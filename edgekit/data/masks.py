@@ -238,6 +238,11 @@ def read_mask(sample: Sample, shape: tuple[int, int], on_size: str = "error",
         if on_size == "error":
             raise EdgekitError(f"{sample.mask}: mask is {mask.shape[1]}x{mask.shape[0]}, its image {w}x{h}")
         mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
+    return class_map(mask)
+
+
+def class_map(mask: np.ndarray) -> tuple[np.ndarray, bool]:
+    """A mask file's grey levels as class values, and whether grey levels had to be cut at 128."""
     values = np.unique(mask)
     if values.max(initial=0) < 128:            # class values already (NEU-Seg 0..3, 0/1, built-in 0..6)
         return mask, False

@@ -27,14 +27,15 @@ class SegDecTask(TaskPackage):
         """Each training image's group and whether it is defective, as one stratum number: an INT8
         calibration set then holds defective and defect-free images of every group."""
         from edgekit.data.images import read_grey
-        from edgekit.data.masks import read_mask
+        from edgekit.data.masks import class_map
         from edgekit.tasks.segmentation.spec import SegmentationSpec
 
         spec, groups, out = SegmentationSpec.from_recipe(recipe), data.dataset.classes, []
         for s in data.train:
-            shape = read_grey(s.mask).shape if s.mask is not None and not s.runs else (1, 1)
-            defective = bool(s.runs) or bool(spec.target(read_mask(s, shape, "resize", spec.on_missing)[0],
-                                                         groups[s.label]).any())
+            if s.runs or s.mask is None:              # Severstal's rows: a defect; no mask: defect-free
+                defective = bool(s.runs)
+            else:
+                defective = bool(spec.target(class_map(read_grey(s.mask))[0], groups[s.label]).any())
             out.append(2 * s.label + defective)
         return out
 
