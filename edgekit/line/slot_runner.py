@@ -9,12 +9,13 @@ from typing import Any, Dict, Optional, Tuple
 
 from edgekit.backends import get_backend
 from edgekit.backends.tensorrt.engine import ENGINE_FILE
+from edgekit.backends.tensorrt.kit_build import engine_dir
 from edgekit.deploy.bundle import MANIFEST
 from edgekit.deploy.slots import SLOTS
 from edgekit.errors import EdgekitError
 
 ENGINES = "engines"                 # <install>/engines/<slot>/tensorrt-<precision>/: built on the camera
-PREFERENCE = ("int8", "fp16", "fp32")
+PREFERENCE = ("int8", "fp16", "fp32")       # fastest first: what a slot runs, and what a bundle carries
 
 
 def slot_dir(install: Path, slot: str) -> Path:
@@ -31,7 +32,7 @@ def slot_model(install: Path, slot: str) -> Tuple[str, str, Path, Dict[str, Any]
     if manifest.get("kind") == "device-kit":
         root = Path(install) / ENGINES / slot
         for precision in PREFERENCE:
-            engine = root / "tensorrt-{}".format(precision) / ENGINE_FILE
+            engine = engine_dir(root, precision) / ENGINE_FILE
             if engine.is_file():
                 return "tensorrt", precision, engine, manifest
         raise EdgekitError("{}: no TensorRT engine built for slot {} (flash builds them on the camera)".format(root, slot))

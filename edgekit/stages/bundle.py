@@ -23,9 +23,8 @@ from edgekit.deploy import keys as keys_mod
 from edgekit.deploy.bundle import write_bundle
 from edgekit.errors import EdgekitError
 from edgekit.line import golden
+from edgekit.line.slot_runner import PREFERENCE
 from edgekit.targets import load_target
-
-PREFERENCE = ("int8", "fp16", "fp32")       # fastest first
 
 
 def _json(path: Path, what: str) -> dict:

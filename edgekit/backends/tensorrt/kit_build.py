@@ -83,6 +83,11 @@ def kit_file(precision: str, route: Optional[str], version: TrtVersion, strongly
                        kit.get("opset_copies", {}))
 
 
+def engine_dir(out_root: Path, precision: str) -> Path:
+    """Where :func:`build_from_kit` puts the engine of ``precision`` (and where a camera's runtime finds it)."""
+    return Path(out_root) / "tensorrt-{}".format(precision)
+
+
 def read_kit(kit_dir: Path) -> Dict[str, Any]:
     kit_dir = Path(kit_dir)
     m = read_manifest(kit_dir)
@@ -125,7 +130,7 @@ def build_from_kit(kit_dir: Path, out_root: Path, precisions: Optional[List[str]
     for precision in wanted:
         route, parsed = precision_plan(precision, version, trt, kit, dla_core)
         source = kit_dir / parsed
-        folder = out_root / "tensorrt-{}".format(precision)
+        folder = engine_dir(out_root, precision)
         with staged_dir(folder) as tmp:
             cache = device_cache(kit_dir, kit, version, tmp / CACHE) if route == "calibration-cache" else None
             request = EngineRequest(onnx=source, precision=precision, workspace_mb=kit["workspace_mb"],
