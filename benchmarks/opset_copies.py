@@ -21,7 +21,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-from onnxruntime.quantization import QuantType
 
 from edgekit.artifacts import read_manifest, write_json
 from edgekit.backends import get_backend
@@ -29,7 +28,7 @@ from edgekit.data.recipe_data import DataSource, load_split
 from edgekit.recipes import load_recipe
 from edgekit.report import markdown_table
 from edgekit.stages.bench import machine
-from edgekit.stages.quantize import qdq
+from edgekit.int8 import qdq
 from edgekit.tasks import get_task
 
 RESULTS = Path(__file__).parent / "results"
@@ -66,8 +65,8 @@ def main() -> None:
         ranges = Path(tmp) / "ranges.json"
         shutil.copyfile(kit / "calibration_ranges.json", ranges)     # read, not calibrated again
         int8_13 = Path(tmp) / "int8.opset13.onnx"
-        qdq(copy, int8_13, None, ranges, settings["method"], settings["per_channel"], QuantType.QInt8,
-            {"ActivationSymmetric": True, "WeightSymmetric": True})
+        qdq.write(copy, int8_13, ranges, settings["method"], "s8", settings["per_channel"],
+                  settings.get("reduce_range", False))
         files = {"fp32 (opset 17)": kit / "fp32.onnx", "fp32 (opset 13)": copy,
                  "int8 (opset 17)": kit / "int8.onnx", "int8 (opset 13, same ranges)": int8_13}
         runners = {label: ort.load(path, 2) for label, path in files.items()}

@@ -215,11 +215,14 @@ def quantize(
     method: Annotated[Optional[str], typer.Option(help="minmax | entropy | percentile (recipe default)")] = None,
     percentile: Annotated[Optional[float], typer.Option(help="For --method percentile (default 99.999)")] = None,
     per_channel: Annotated[Optional[bool], typer.Option("--per-channel/--per-tensor")] = None,
+    target: Annotated[Optional[str], typer.Option(help="Target whose CPU decides the weight range (no VNNI: 7 bits)")] = None,
 ) -> None:
     """FP16 and INT8 (explicit Q/DQ, symmetric, per-channel weights) from a calibration set."""
     from edgekit.stages.quantize import quantize as run
 
-    res = run(load_recipe(recipe), onnx, calibration, data, dest, method, percentile, per_channel)
+    reduce_range = target is not None and not load_target(target).int8_dot
+    res = run(load_recipe(recipe), onnx, calibration, data, dest, method, percentile, per_channel,
+              reduce_range=reduce_range)
     print_table("quantize", ["file", "bytes"], [[k, v] for k, v in res["size_bytes"].items()], out)
 
 

@@ -25,7 +25,11 @@ PEAK_FIELDS = ("fp32_tflops", "fp16_tflops", "int8_tops", "dla_int8_tops")
 REQUIRED = ("name", "description", "kind", "backend", "fallback", "compute_capability", "gpu", "jetpack",
             "tensorrt", "precisions", "int8_route", "dla_cores", "memory_gb", "workspace_mb", "peak",
             "power_modes")
-OPTIONAL = ("aliases",)
+OPTIONAL = ("aliases", "cpu_isa")
+# x86 instruction sets a cpu target may assume (Linux /proc/cpuinfo flag names): they decide the INT8
+# encoding (without VNNI, 8-bit weights are reduced to 7 bits)
+CPU_ISA = ("avx2", "fma", "avx512f", "avx_vnni", "avx512_vnni", "avx512_bf16", "amx_int8", "amx_bf16", "neon")
+VNNI = {"avx_vnni", "avx512_vnni", "amx_int8"}
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _VERSION = re.compile(r"^\d+(\.\d+)*(\.(x|\*))?$")
@@ -111,6 +115,13 @@ class Target:
     peak: Peak
     power_modes: tuple[str, ...]
     path: Path
+    cpu_isa: tuple[str, ...] = ()  # cpu targets: the instruction sets assumed (CPU_ISA)
+
+    @property
+    def int8_dot(self) -> bool:
+        """Whether the CPU multiplies 8-bit values without saturating 16-bit sums (VNNI, AMX): without
+        it, ONNX Runtime and OpenVINO advise 7-bit weights (``reduce_range``)."""
+        return self.kind != "cpu" or bool(VNNI & set(self.cpu_isa))
 
     def supports(self, precision: str) -> bool:
         """Whether ``precision`` is listed as fast here and, for INT8, has a route."""
@@ -127,6 +138,7 @@ class Target:
             "precisions": ", ".join(self.precisions), "INT8 route": self.int8_route, "DLA cores": str(self.dla_cores),
             "memory GB": f"{self.memory_gb:g}", "workspace MB": str(self.workspace_mb), "peak": peak or "-",
             "power modes": ", ".join(self.power_modes) or "-", "device side": self.device_side(),
+            "CPU instruction sets": ", ".join(self.cpu_isa) or "-",
             "file": str(self.path),
         }
 
@@ -349,12 +361,18 @@ def _parse(path: Path) -> Target:
     if dla == 0 and peak.dla_int8_tops is not None:
         raise _fail(path, "peak.dla_int8_tops", "given but dla_cores is 0")
     power_modes = _str_list(path, "power_modes", raw["power_modes"])
+    cpu_isa = _str_list(path, "cpu_isa", raw.get("cpu_isa"))
+    if cpu_isa and kind != "cpu":
+        raise _fail(path, "cpu_isa", f"only for a cpu target (this is a {kind} target)")
+    for isa in cpu_isa:
+        if isa not in CPU_ISA:
+            raise _fail(path, "cpu_isa", f"{isa!r} is not one of {', '.join(CPU_ISA)}")
 
     return Target(
         name=name, description=raw["description"].strip(), aliases=aliases, kind=kind, backend=backend,
         fallback=fallback, compute_capability=cc, gpu=gpu, jetpack=jetpack, tensorrt=tensorrt,
         precisions=precisions, int8_route=int8_route, dla_cores=dla, memory_gb=memory_gb,
-        workspace_mb=workspace_mb, peak=peak, power_modes=power_modes, path=path,
+        workspace_mb=workspace_mb, peak=peak, power_modes=power_modes, path=path, cpu_isa=cpu_isa,
     )
 
 

@@ -179,12 +179,14 @@ def steps(recipe: Recipe, target: Target, run_dir: Path, opts: BuildOptions, sou
             lambda: f"{calibration.load(manifest_path, source.root)[0]['count']} images, class-stratified",
             lambda: 1.0))
     quant_dir = run_dir / "quantize"
-    qsettings = quantize_stage.quantize_settings(recipe, opts.method)
+    reduce_range = not target.int8_dot
+    qsettings = quantize_stage.quantize_settings(recipe, opts.method, reduce_range=reduce_range)
     n_calib = len(recipe.classes) * recipe.quantize.get("calibration", {}).get("per_class", 16)
     out.append(Step(
         "quantize",
         lambda: is_fresh(quant_dir, quantize_stage.STAGE, {"onnx": onnx_path, "calibration": manifest_path}, qsettings),
-        lambda: quantize_stage.quantize(recipe, onnx_path, manifest_path, source.root, quant_dir, opts.method),
+        lambda: quantize_stage.quantize(recipe, onnx_path, manifest_path, source.root, quant_dir, opts.method,
+                                        reduce_range=reduce_range),
         lambda: f"{qsettings['method']} calibration, Q/DQ INT8 + FP16",
         lambda: 15.0 + 3 * forward_s(n_calib), after=tuple(s.name for s in out)))
 
