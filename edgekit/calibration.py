@@ -26,17 +26,21 @@ def images_hash(digests: list[str]) -> str:
     return hashlib.sha256("\n".join(sorted(digests)).encode()).hexdigest()
 
 
-def select(recipe: Recipe, data: SplitData, name: str, per_class: int | None = None, seed: int | None = None) -> dict[str, Any]:
-    """Class-stratified, seeded choice from the training split (never the test split); a task may stratify
-    finer (segmentation+decision: each group's defective and defect-free images apart)."""
-    cfg = recipe.quantize.get("calibration", {})
-    per_class = per_class if per_class is not None else cfg.get("per_class", 16)
-    seed = seed if seed is not None else cfg.get("seed", 0)
+def _strata(recipe: Recipe, data: SplitData) -> list:
+    """The group of each training image that calibration samples evenly: its class, or finer where the task
+    says (segmentation+decision: each group's defective and defect-free images apart)."""
     from edgekit.tasks import get_task
 
     task = get_task(recipe)
-    strata = task.calibration_strata(recipe, data) if hasattr(task, "calibration_strata") else [s.label for s in data.train]
-    chosen = [data.train[i] for i in stratified_sample(strata, per_class, seed)]
+    return task.calibration_strata(recipe, data) if hasattr(task, "calibration_strata") else [s.label for s in data.train]
+
+
+def select(recipe: Recipe, data: SplitData, name: str, per_class: int | None = None, seed: int | None = None) -> dict[str, Any]:
+    """Class-stratified, seeded choice from the training split (never the test split)."""
+    cfg = recipe.quantize.get("calibration", {})
+    per_class = per_class if per_class is not None else cfg.get("per_class", 16)
+    seed = seed if seed is not None else cfg.get("seed", 0)
+    chosen = [data.train[i] for i in stratified_sample(_strata(recipe, data), per_class, seed)]
     root = data.dataset.root
     images = [
         {"path": s.path.relative_to(root).as_posix(), "class": data.dataset.classes[s.label], "sha256": s.sha256}
@@ -57,6 +61,16 @@ def select(recipe: Recipe, data: SplitData, name: str, per_class: int | None = N
         "sha256": images_hash([i["sha256"] for i in images]),
         "images": images,
     }
+
+
+def held_aside(recipe: Recipe, data: SplitData, manifest: dict[str, Any], per_class: int, seed: int) -> SplitData:
+    """Training images that are not in the calibration set, stratified as calibration is: what INT8's accuracy
+    is measured on while quantizing (the test split stays unseen until validation)."""
+    used = {e["sha256"] for e in manifest["images"]}
+    free = [i for i, s in enumerate(data.train) if s.sha256 not in used]
+    strata = _strata(recipe, data)
+    picked = stratified_sample([strata[i] for i in free], per_class, seed)
+    return SplitData(data.dataset, [], [data.train[free[i]] for i in picked], "held aside from calibration")
 
 
 def write(manifest: dict[str, Any], path: Path) -> Path:

@@ -128,3 +128,80 @@ def test_weights_keep_seven_bits_for_a_cpu_without_vnni(tmp_path, tiny_recipe, t
                    if n.op_type == "DequantizeLinear" and n.input[0] in inits and inits[n.input[0]].ndim == 4]
         assert weights and max(int(np.abs(w.astype(np.int32)).max()) for w in weights) == limit
     assert read_manifest(tmp_path / "q")["settings"]["reduce_range"] is True
+
+
+def sensitive_net(path, size=16, seed=0):
+    """Four convs; conv1 makes one channel 2000x wider than the rest and conv2 barely reads it, so one
+    INT8 range for that tensor crushes the channels that decide the class."""
+    rng = np.random.default_rng(seed)
+    w1 = rng.normal(0, 0.5, (8, 3, 3, 3)).astype(np.float32)
+    w1[0] *= 2000.0
+    w2 = rng.normal(0, 0.3, (8, 8, 3, 3)).astype(np.float32)
+    w2[:, 0] *= 1e-4
+    w3 = rng.normal(0, 0.3, (8, 8, 3, 3)).astype(np.float32)
+    w4 = rng.normal(0, 0.05, (3, 8, size, size)).astype(np.float32)
+    inits = [numpy_helper.from_array(w, f"w{i}") for i, w in enumerate((w1, w2, w3, w4), 1)]
+    nodes = []
+    for i in (1, 2, 3):
+        source = "input" if i == 1 else f"r{i - 1}"
+        nodes += [helper.make_node("Conv", [source, f"w{i}"], [f"c{i}"], name=f"conv{i}", pads=[1] * 4),
+                  helper.make_node("Relu", [f"c{i}"], [f"r{i}"], name=f"relu{i}")]
+    nodes += [helper.make_node("Conv", ["r3", "w4"], ["c4"], name="conv4"),
+              helper.make_node("Flatten", ["c4"], ["logits"], name="flatten")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 3, size, size])],
+                              [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3])], inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def test_accuracy_bound_keeps_the_sensitive_layer_in_float_on_every_backend(tmp_path) -> None:
+    import onnxruntime as ort
+    from edgekit.backends import get_backend
+    from edgekit.int8 import accuracy
+
+    fp32 = sensitive_net(tmp_path / "m.onnx")
+    rng = np.random.default_rng(5)
+    xs = [rng.normal(0, 1, (1, 3, 16, 16)).astype(np.float32) for _ in range(80)]
+    calibration_images, held = xs[:40], xs[40:]
+    ranges.calibrate(fp32, calibration_images, "minmax", tmp_path / "ranges.json")
+
+    def classes(path, backend="onnxruntime"):
+        runner = get_backend(backend).load(path, 1)
+        return np.array([runner.infer(x)[0].argmax() for x in held])
+
+    truth = classes(fp32)
+    assert len(set(truth)) == 3
+
+    def write(path, nodes, encoding="s8"):
+        qdq.write(fp32, path, tmp_path / "ranges.json", "minmax", encoding, exclude=nodes)
+
+    bound = accuracy.Bound(lambda path: 100.0 * float((classes(path) == truth).mean()), held, max_drop=2.0)
+    record = accuracy.bounded(fp32, tmp_path / "int8.onnx", write, bound)
+    assert record["int8"] < 70.0                              # every layer INT8: the crushed channels decide
+    assert [k["node"] for k in record["kept_float"]] == ["conv2"] and record["final"] >= 98.0
+    assert record["status"] == "within bound with 1 of 4 layers in float"
+    model = onnx.load(str(tmp_path / "int8.onnx"))
+    producers = {o: n.op_type for n in model.graph.node for o in n.output}
+    conv2 = next(n for n in model.graph.node if n.name == "conv2")
+    assert producers[conv2.input[0]] == "Relu" and conv2.input[1] == "w2"     # float input, float weights
+    assert sum(n.op_type == "QuantizeLinear" for n in model.graph.node) >= 3  # the rest stays INT8
+    # the same mixed network on OpenVINO and on ONNX Runtime's u8 encoding
+    write(tmp_path / "int8-u8.onnx", ("conv2",), "u8")
+    assert (classes(tmp_path / "int8.onnx", "openvino") == truth).mean() >= 0.95
+    assert (classes(tmp_path / "int8-u8.onnx") == truth).mean() >= 0.95
+    every = tmp_path / "every.onnx"
+    write(every, ())
+    assert (classes(every, "openvino") == truth).mean() < 0.7
+    ort.InferenceSession(str(tmp_path / "int8-u8.onnx"))
+
+
+def test_accuracy_bound_costs_nothing_when_int8_is_within_it(tmp_path) -> None:
+    from edgekit.int8 import accuracy
+
+    fp32 = conv_net(tmp_path / "m.onnx")
+    ranges.calibrate(fp32, wide_tailed(), "minmax", tmp_path / "ranges.json")
+    calls = []
+    bound = accuracy.Bound(lambda path: calls.append(path) or 100.0, wide_tailed(4), max_drop=1.0)
+    record = accuracy.bounded(fp32, tmp_path / "int8.onnx", lambda p, n: qdq.write(fp32, p, tmp_path / "ranges.json",
+                                                                                   "minmax", "s8", exclude=n), bound)
+    assert record["kept_float"] == [] and len(calls) == 2 and record["status"].startswith("within bound with every")

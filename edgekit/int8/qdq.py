@@ -4,7 +4,10 @@ Two encodings of one calibration: ``s8`` (symmetric INT8 activations, float bias
 consumer), the portable model TensorRT (>= 8) and OpenVINO consume; ``u8`` (unsigned activations,
 INT32 biases), what ONNX Runtime's x86 kernels run fast. ``reduce_range`` keeps weights to 7 bits for
 CPUs without VNNI, whose u8 x s8 multiply-adds (``vpmaddubsw``) saturate on full-range 8-bit weights.
-Nodes named in ``exclude`` stay in float (the accuracy-bounded choice, ``edgekit.int8.accuracy``).
+Nodes named in ``exclude`` stay in float (the accuracy-bounded choice, ``edgekit.int8.accuracy``): no
+weight quantization and no Q/DQ pair on their inputs, so they see the float tensor their producer made.
+Relu/Clip stay in the graph (``QDQKeepRemovableActivations``): ONNX Runtime otherwise folds them into the
+unsigned range of the producer's output, and a float reader of that output would miss them.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ ENCODINGS = {"s8": QuantType.QInt8, "u8": QuantType.QUInt8}
 # class, equal detection scores make NMS's order arbitrary.
 TAIL_OPS = {"Reshape", "Transpose", "Flatten", "Squeeze", "Unsqueeze", "Concat", "Identity", "Softmax",
             "Sigmoid", "Slice", "Split", "Gather"}
+ACTIVATIONS = {"Relu", "Clip", "LeakyRelu"}
 
 
 def write(fp32: Path, out: Path, ranges: Path, method: str, encoding: str, per_channel: bool = True,
@@ -34,10 +38,11 @@ def write(fp32: Path, out: Path, ranges: Path, method: str, encoding: str, per_c
         calibrate_method=METHODS[method], nodes_to_exclude=list(exclude),
         # TensorRT's Q/DQ is INT8 only (no INT32 bias DQ); a pair shared by several consumers can stop its fusion
         extra_options={"ActivationSymmetric": s8, "WeightSymmetric": True, "QuantizeBias": not s8,
-                       "DedicatedQDQPair": s8},
+                       "DedicatedQDQPair": s8, "QDQKeepRemovableActivations": True},
         calibration_cache_path=str(ranges),
     )
-    onnx.save(float_outputs(onnx.load(str(out))), str(out))
+    model = float_outputs(onnx.load(str(out)))
+    onnx.save(float_inputs(model, set(exclude)), str(out))
 
 
 def output_tail(model: onnx.ModelProto) -> tuple[list[onnx.NodeProto], dict[str, str]]:
@@ -66,22 +71,53 @@ def output_tail(model: onnx.ModelProto) -> tuple[list[onnx.NodeProto], dict[str,
     return pairs, stands_for
 
 
+def float_inputs(model: onnx.ModelProto, nodes: set[str]) -> onnx.ModelProto:
+    """``model`` with the nodes named in ``nodes`` reading float inputs, not quantized copies; the float
+    path reaches back through activations (Relu, Clip) to the computation that made the tensor, so a
+    wide range quantized before the activation does not reach the float layer either."""
+    producer = {o: n for n in model.graph.node for o in n.output}
+    pairs: list[onnx.NodeProto] = []
+    readers = [n for n in model.graph.node if n.name in nodes]
+    while readers:
+        reader = readers.pop()
+        for k, tensor in enumerate(reader.input):
+            dq = producer.get(tensor)
+            q = producer.get(dq.input[0]) if dq is not None and dq.op_type == "DequantizeLinear" else None
+            if q is None or q.op_type != "QuantizeLinear":           # a float tensor, or a weight's DQ
+                continue
+            pairs += [dq, q]
+            reader.input[k] = q.input[0]
+            upstream = producer.get(q.input[0])
+            if upstream is not None and upstream.op_type in ACTIVATIONS:
+                readers.append(upstream)
+    _drop_unread(model, pairs)
+    return model
+
+
+def _drop_unread(model: onnx.ModelProto, pairs: list[onnx.NodeProto], moved: set[str] = frozenset()) -> None:
+    """Remove the DequantizeLinear nodes of ``pairs`` that nothing reads any more, then their QuantizeLinear
+    nodes likewise (another consumer may keep its own pair, or share one). ``moved``: graph outputs that
+    another tensor is about to take over."""
+    graph = model.graph
+    outputs = {o.name for o in graph.output} - set(moved)
+    for op in ("DequantizeLinear", "QuantizeLinear"):
+        read = {i for n in graph.node for i in n.input} | outputs
+        drop = {id(n) for n in pairs if n.op_type == op and n.output[0] not in read}
+        kept = [n for n in graph.node if id(n) not in drop]
+        del graph.node[:]
+        graph.node.extend(kept)
+
+
 def float_outputs(model: onnx.ModelProto) -> onnx.ModelProto:
     """``model`` without Q/DQ pairs on its outputs' tail (``TAIL_OPS``); the outputs keep their names."""
     graph = model.graph
     pairs, stands_for = output_tail(model)
     if not pairs:
         return model
-    drop = {id(n) for n in pairs if n.op_type == "DequantizeLinear"}
     for node in graph.node:
         node.input[:] = [stands_for.get(i, i) for i in node.input]
-    # a QuantizeLinear goes when no remaining node reads it (another consumer may keep its own pair)
-    read = {i for n in graph.node if id(n) not in drop for i in n.input}
-    drop |= {id(n) for n in pairs if n.op_type == "QuantizeLinear" and n.output[0] not in read}
-    kept = [n for n in graph.node if id(n) not in drop]
-    del graph.node[:]
-    graph.node.extend(kept)
     renamed = {stands_for[o.name]: o.name for o in graph.output if o.name in stands_for}
+    _drop_unread(model, pairs, set(renamed.values()))
     for node in graph.node:                       # the float tensor takes the output's name
         node.input[:] = [renamed.get(i, i) for i in node.input]
         node.output[:] = [renamed.get(o, o) for o in node.output]

@@ -9,6 +9,7 @@ Paths in the run folder's records are absolute, so they resolve from any directo
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,14 +181,16 @@ def steps(recipe: Recipe, target: Target, run_dir: Path, opts: BuildOptions, sou
             lambda: 1.0))
     quant_dir = run_dir / "quantize"
     reduce_range = not target.int8_dot
-    qsettings = quantize_stage.quantize_settings(recipe, opts.method, reduce_range=reduce_range)
+    bounded = quantize_stage.accuracy_settings(recipe) is not None
+    qsettings = quantize_stage.quantize_settings(recipe, opts.method, reduce_range=reduce_range, bounded=bounded)
     n_calib = len(recipe.classes) * recipe.quantize.get("calibration", {}).get("per_class", 16)
     out.append(Step(
         "quantize",
         lambda: is_fresh(quant_dir, quantize_stage.STAGE, {"onnx": onnx_path, "calibration": manifest_path}, qsettings),
         lambda: quantize_stage.quantize(recipe, onnx_path, manifest_path, source.root, quant_dir, opts.method,
-                                        reduce_range=reduce_range),
-        lambda: f"{qsettings['method']} calibration, Q/DQ INT8 + FP16",
+                                        reduce_range=reduce_range, data=split if bounded else None,
+                                        threads=opts.threads or os.cpu_count() or 1),
+        lambda: quantize_stage.summary(read_manifest(quant_dir)),
         lambda: 15.0 + 3 * forward_s(n_calib), after=tuple(s.name for s in out)))
 
     precisions = list(recipe.quantize.get("precisions", ["fp32", "fp16", "int8"]))

@@ -26,7 +26,8 @@ from edgekit import calibration
 from edgekit.artifacts import sha256_file, sha256_json, staged_dir, write_manifest
 from edgekit.data.images import read_grey
 from edgekit.errors import EdgekitError
-from edgekit.int8 import qdq, ranges
+from edgekit.data.recipe_data import SplitData
+from edgekit.int8 import accuracy, qdq, ranges
 from edgekit.progress import bar
 from edgekit.recipes import Recipe
 from edgekit.stages.export import check_onnx
@@ -50,8 +51,19 @@ def _quiet_root_logger() -> Iterator[None]:
         root.setLevel(level)
 
 
+def accuracy_settings(recipe: Recipe) -> dict | None:
+    """How far INT8 may fall below FP32 on the held-aside images before layers are kept in float
+    (``quantize.accuracy``; ``false`` turns the bound off). The default drop is validation's INT8 gate."""
+    cfg = recipe.quantize.get("accuracy", {})
+    if cfg is False:
+        return None
+    return {"max_drop": float(cfg.get("max_drop", recipe.validate.get("max_drop", {}).get("int8", 1.0))),
+            "per_class": int(cfg.get("per_class", 16)), "max_float": float(cfg.get("max_float", 0.25)),
+            "seed": int(cfg.get("seed", 1)), "measured_on": "training images held aside from calibration"}
+
+
 def quantize_settings(recipe: Recipe, method: str | None = None, per_channel: bool | None = None,
-                      percentile: float | None = None, reduce_range: bool = False) -> dict:
+                      percentile: float | None = None, reduce_range: bool = False, bounded: bool = False) -> dict:
     """The quantization settings a quantize artifact records (``build`` compares them to resume)."""
     method = method or recipe.quantize.get("method", "minmax")
     if method not in ranges.METHODS:
@@ -67,7 +79,8 @@ def quantize_settings(recipe: Recipe, method: str | None = None, per_channel: bo
             "reduce_range": reduce_range,
             "outputs": "float (no Q/DQ between the last Conv/Gemm and the graph outputs)",
             "biases": "float in the int8 (s8) model, int32 in the uint8 copy",
-            "older_opsets": "fp32.opset<N>.onnx from the export's copies, for older TensorRT parsers"}
+            "older_opsets": "fp32.opset<N>.onnx from the export's copies, for older TensorRT parsers",
+            "accuracy_bound": accuracy_settings(recipe) if bounded else None}
 
 
 def opset_copies(onnx_path: Path, folder: Path) -> dict[str, str]:
@@ -90,6 +103,26 @@ def opset_copies(onnx_path: Path, folder: Path) -> dict[str, str]:
         else:
             target.unlink()
     return kept
+
+
+def summary(manifest: dict) -> str:
+    """One line for the build table: the calibration and what the accuracy bound did."""
+    line = f"{manifest['settings']['method']} calibration, Q/DQ INT8 + FP16"
+    bound = manifest["results"].get("accuracy_bound")
+    if bound:
+        line += (f"; held-aside {bound['fp32']:.2f} FP32 / {bound['final']:.2f} INT8, {bound['status']}")
+    return line
+
+
+def held_aside_bound(recipe: Recipe, held: SplitData, cfg: dict, threads: int) -> accuracy.Bound:
+    """The task's own headline figure on the held-aside images, each model run by ONNX Runtime."""
+    from edgekit.backends import get_backend
+    from edgekit.tasks import get_task
+
+    task = get_task(recipe).validation(recipe, held)
+    ort = get_backend("onnxruntime")
+    return accuracy.Bound(lambda path: float(task.evaluate(ort.load(path, threads), "held aside")[task.headline]),
+                          [x[None] for x in task.x], cfg["max_drop"], cfg["max_float"], threads)
 
 
 def outputs_apart(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -119,6 +152,8 @@ def quantize(
     per_channel: bool | None = None,
     cache_dir: Path | None = None,
     reduce_range: bool = False,       # 7-bit weights: the target CPU lacks VNNI (Target.int8_dot)
+    data: SplitData | None = None,    # the recipe's split: with it, INT8 is held to the accuracy bound
+    threads: int = 2,
 ) -> dict:
     """Write fp32/fp16/int8 (S8 Q/DQ) and int8-u8 ONNX files into the artifact folder ``out``."""
     onnx_path = Path(onnx_path)
@@ -127,7 +162,8 @@ def quantize(
     check_onnx(onnx_path, recipe)
     manifest, images = calibration.load(manifest_path, data_root)
 
-    settings = quantize_settings(recipe, method, per_channel, percentile, reduce_range)
+    settings = quantize_settings(recipe, method, per_channel, percentile, reduce_range,
+                                 bounded=data is not None and accuracy_settings(recipe) is not None)
     model_hash = sha256_file(onnx_path)
     key = sha256_json({"model": model_hash, "calibration": manifest["sha256"],
                        "preprocess": recipe.preprocess.__dict__, **settings})[:16]
@@ -149,8 +185,25 @@ def quantize(
         t0 = time.perf_counter()
         if not cache_hit:
             ranges.calibrate(fp32, batches, method, cache, settings["calibrator"].get("percentile"))
-        for name, encoding in (("int8", "s8"), ("int8-u8", "u8")):
-            qdq.write(fp32, tmp / FILES[name], cache, method, encoding, per_channel, reduce_range)
+
+        def write(path: Path, encoding: str, exclude: tuple[str, ...] = ()) -> None:
+            qdq.write(fp32, path, cache, method, encoding, per_channel, reduce_range, exclude)
+
+        bound, exclude = None, ()
+        if settings["accuracy_bound"]:
+            held = calibration.held_aside(recipe, data, manifest, settings["accuracy_bound"]["per_class"],
+                                          settings["accuracy_bound"]["seed"])
+            bound = accuracy.bounded(fp32, tmp / FILES["int8"], lambda p, nodes: write(p, "s8", nodes),
+                                     held_aside_bound(recipe, held, settings["accuracy_bound"], threads))
+            exclude = tuple(k["node"] for k in bound["kept_float"])
+            if exclude:
+                write(tmp / "int8.all-layers.onnx", "s8")
+                bound["latency_ms"] = accuracy.latency_ms([tmp / "int8.all-layers.onnx", tmp / FILES["int8"]],
+                                                          threads, ["every layer INT8", "mixed"])
+                (tmp / "int8.all-layers.onnx").unlink()
+        else:
+            write(tmp / FILES["int8"], "s8")
+        write(tmp / FILES["int8-u8"], "u8", exclude)
         seconds = time.perf_counter() - t0
         shutil.copyfile(cache, tmp / "calibration_ranges.json")
         for name in FILES:
@@ -161,6 +214,7 @@ def quantize(
             "calibration_set": {"name": manifest["name"], "sha256": manifest["sha256"], "count": len(images)},
             "calibration_cache": str(cache),
             "calibration_cache_hit": cache_hit,
+            "accuracy_bound": bound,
             "seconds": round(seconds, 2),
             "size_bytes": {n: (tmp / f).stat().st_size for n, f in FILES.items()},
         }

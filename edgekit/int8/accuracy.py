@@ -1,0 +1,110 @@
+"""Accuracy-bounded INT8: when the INT8 model loses more than the recipe allows on images held aside from
+the calibration set, the layers most responsible stay in float until the loss is within bounds.
+
+Ranking: each quantized layer (a Conv, ConvTranspose, Gemm or MatMul with weights) is left in float alone,
+and ranked by how much that brings the model's outputs on the held-aside images back towards FP32's
+(normalised mean squared error, as NNCF ranks without a metric). Then layers join the float set in that
+order, the task's own figure on the held-aside images measured after each, until the drop from FP32 is
+within ``max_drop`` or ``max_float`` of the layers are float. The float layers are simply not quantized
+in the Q/DQ model (their inputs and weights carry no Q/DQ pair), so TensorRT, OpenVINO and ONNX Runtime
+all run the same mixed-precision network.
+"""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import onnx
+
+from edgekit.progress import bar
+
+WEIGHTED_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
+Writer = Callable[[Path, tuple[str, ...]], None]     # (out file, nodes kept in float) -> a Q/DQ model
+
+
+@dataclass
+class Bound:
+    """What the INT8 model is held to, on images held aside from calibration (never the test split)."""
+    score: Callable[[Path], float]      # the task's figure of a model file on the held-aside images (higher is better)
+    inputs: list[np.ndarray]            # the same images, pre-processed, for the per-layer output error
+    max_drop: float                     # points below FP32 allowed
+    max_float: float = 0.25             # at most this share of the quantized layers kept in float
+    threads: int = 2
+
+
+def weighted_layers(model: onnx.ModelProto) -> list[str]:
+    """Names of the nodes whose weights INT8 quantizes, in graph order."""
+    weights = {t.name for t in model.graph.initializer}
+    return [n.name for n in model.graph.node if n.op_type in WEIGHTED_OPS and len(n.input) > 1 and n.input[1] in weights]
+
+
+def _outputs(path: Path, inputs: list[np.ndarray], threads: int) -> list[list[np.ndarray]]:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return [session.run(None, {name: x}) for x in inputs]
+
+
+def output_error(reference: list[list[np.ndarray]], candidate: list[list[np.ndarray]]) -> float:
+    """Normalised mean squared error of ``candidate`` against ``reference``, averaged over outputs and images."""
+    errors = [float(np.mean((c - r) ** 2) / (np.mean(r ** 2) + 1e-12))
+              for ref, cand in zip(reference, candidate) for r, c in zip(ref, cand)]
+    return float(np.mean(errors))
+
+
+def bounded(fp32: Path, out: Path, write: Writer, bound: Bound) -> dict:
+    """Write the full INT8 model to ``out``; if it drops more than the bound allows, find the layers to keep
+    in float and write the mixed model there instead. Returns the record for the artifact's manifest."""
+    write(out, ())
+    ref, full = bound.score(fp32), bound.score(out)
+    record = {"held_aside_images": len(bound.inputs), "max_drop": bound.max_drop, "fp32": ref, "int8": full,
+              "kept_float": [], "final": full}
+    if ref - full <= bound.max_drop:
+        record["status"] = "within bound with every layer in INT8"
+        return record
+    layers = weighted_layers(onnx.load(str(fp32)))
+    reference = _outputs(fp32, bound.inputs, bound.threads)
+    baseline = output_error(reference, _outputs(out, bound.inputs, bound.threads))
+    ranked = []
+    with tempfile.TemporaryDirectory(prefix="edgekit-sensitivity.") as tmp:
+        probe = Path(tmp) / "probe.onnx"
+        for layer in bar(layers, "INT8 sensitivity per layer"):
+            write(probe, (layer,))
+            ranked.append((baseline - output_error(reference, _outputs(probe, bound.inputs, bound.threads)), layer))
+    ranked.sort(key=lambda pair: -pair[0])
+    limit = max(1, int(bound.max_float * len(layers)))
+    kept: list[dict] = []
+    score = full
+    for gain, layer in ranked[:limit]:
+        kept.append({"node": layer, "output_error_recovered": round(gain / baseline, 4) if baseline else 0.0})
+        write(out, tuple(k["node"] for k in kept))
+        score = bound.score(out)
+        kept[-1]["score_after"] = score
+        if ref - score <= bound.max_drop:
+            break
+    within = ref - score <= bound.max_drop
+    record.update(kept_float=kept, final=score, quantized_layers=len(layers),
+                  status=(f"within bound with {len(kept)} of {len(layers)} layers in float" if within else
+                          f"NOT within bound: {len(kept)} of {len(layers)} layers in float (the most allowed)"))
+    return record
+
+
+def latency_ms(files: list[Path], threads: int, labels: list[str]) -> dict[str, float]:
+    """Batch-1 latency (p50, ms) of Q/DQ files on OpenVINO's CPU plugin, interleaved in one process: what
+    keeping layers in float cost in speed."""
+    from edgekit.backends import get_backend
+    from edgekit.timing import measure
+
+    runners = [get_backend("openvino").load(f, threads) for f in files]
+    x = np.zeros(runners[0].input_shape, dtype=np.float32)
+    best = {label: float("inf") for label in labels}
+    for _ in range(3):
+        for label, runner in zip(labels, runners):
+            best[label] = min(best[label], measure(runner.infer, x, warmup=3, iters=30, max_seconds=2.0)["p50_ms"])
+    return {label: round(ms, 3) for label, ms in best.items()}
