@@ -154,12 +154,23 @@ def test_build_resumes_and_starts_from_onnx(stages, tiny_recipe, tiny_data, tmp_
     opts = BuildOptions(data=tiny_data, epochs=1, threads=2)
     first = build(tiny_recipe, load_target("intel-cpu"), tmp_path / "run", opts)
     assert [s["status"] for s in first["stages"]] == ["ran"] * 6
+    # INT8 held to the recipe's bound on training images held aside from calibration; NNCF's INT8 measured
+    # against the Q/DQ model for the OpenVINO target, the choice and its reason recorded and compiled
+    q = read_manifest(tmp_path / "run" / "quantize")
+    bound, ov = q["results"]["accuracy_bound"], q["results"]["openvino_int8"]
+    assert bound["held_aside_images"] > 0 and bound["status"].startswith("within bound") and bound["fp32"] >= 0
+    assert ov["chosen"] in ("nncf", "qdq") and ov["reason"] and set(ov["latency_ms"]) == {"qdq", "nncf"}
+    compiled = read_manifest(tmp_path / "run" / "compile" / "openvino-int8")["settings"]["int8_encoding"]
+    assert compiled == ("nncf" if ov["chosen"] == "nncf" else "s8")
+    assert not q["settings"]["reduce_range"]
     second = build(tiny_recipe, load_target("intel-cpu"), tmp_path / "run", opts)
     assert [s["status"] for s in second["stages"]][:4] == ["reused"] * 4
     onnx_opts = BuildOptions(data=tiny_data, onnx=stages["root"] / "export" / "model.onnx", threads=2)
     from_onnx = build(tiny_recipe, load_target("cpu"), tmp_path / "run2", onnx_opts)
     assert [s["stage"] for s in from_onnx["stages"]] == ["calibration set", "quantize", "compile", "validate"]
     assert json.loads((tmp_path / "run2" / "build.json").read_text())["target"] == "cpu"
+    q = read_manifest(tmp_path / "run2" / "quantize")          # no VNNI assumed: 7-bit weights, no NNCF
+    assert q["settings"]["reduce_range"] and q["results"]["openvino_int8"] is None
 
 
 def test_training_resumes_after_an_interruption(tiny_recipe, tiny_data, tmp_path, monkeypatch) -> None:

@@ -14,9 +14,10 @@ ARTIFACT = "model.xml"
 
 
 def compile(onnx_path: Path, out_dir: Path, precision: str) -> Path:
+    """ONNX (or an IR already quantized by NNCF, ``.xml``) -> ``model.xml`` + ``model.bin``."""
     import openvino as ov
 
-    model = ov.convert_model(str(onnx_path))
+    model = ov.Core().read_model(str(onnx_path)) if Path(onnx_path).suffix == ".xml" else ov.convert_model(str(onnx_path))
     target = Path(out_dir) / ARTIFACT
     # FP16 artifacts keep FP16 weights; FP32/INT8 keep FP32 tensors so nothing is rounded silently.
     ov.save_model(model, str(target), compress_to_fp16=(precision == "fp16"))

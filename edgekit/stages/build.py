@@ -182,14 +182,16 @@ def steps(recipe: Recipe, target: Target, run_dir: Path, opts: BuildOptions, sou
     quant_dir = run_dir / "quantize"
     reduce_range = not target.int8_dot
     bounded = quantize_stage.accuracy_settings(recipe) is not None
-    qsettings = quantize_stage.quantize_settings(recipe, opts.method, reduce_range=reduce_range, bounded=bounded)
+    openvino = target.backend == "openvino"       # NNCF's INT8 competes there (a fallback runs the portable model)
+    qsettings = quantize_stage.quantize_settings(recipe, opts.method, reduce_range=reduce_range, bounded=bounded,
+                                                 openvino=openvino)
     n_calib = len(recipe.classes) * recipe.quantize.get("calibration", {}).get("per_class", 16)
     out.append(Step(
         "quantize",
         lambda: is_fresh(quant_dir, quantize_stage.STAGE, {"onnx": onnx_path, "calibration": manifest_path}, qsettings),
         lambda: quantize_stage.quantize(recipe, onnx_path, manifest_path, source.root, quant_dir, opts.method,
                                         reduce_range=reduce_range, data=split if bounded else None,
-                                        threads=opts.threads or os.cpu_count() or 1),
+                                        threads=opts.threads or os.cpu_count() or 1, openvino=openvino),
         lambda: quantize_stage.summary(read_manifest(quant_dir)),
         lambda: 15.0 + 3 * forward_s(n_calib), after=tuple(s.name for s in out)))
 

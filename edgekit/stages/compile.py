@@ -21,7 +21,7 @@ from edgekit.backends.tensorrt import kit as tensorrt_kit
 from edgekit.errors import EdgekitError
 from edgekit.recipes import Recipe
 from edgekit.stages.export import output_names
-from edgekit.stages.quantize import FILES
+from edgekit.stages.quantize import FILES, NNCF
 from edgekit.tasks import get_task
 from edgekit.targets import Target
 
@@ -44,8 +44,13 @@ def write_pipeline(recipe: Recipe, folder: Path) -> None:
     (Path(folder) / RECIPE).write_text(yaml.safe_dump(recipe.resolved(), sort_keys=False))
 
 
-def source_file(quant_dir: Path, precision: str, encoding: str) -> Path:
+def source_file(quant_dir: Path, precision: str, encoding: str, backend: str = "") -> Path:
+    """The quantize stage's file a backend compiles for ``precision``: for OpenVINO's INT8, NNCF's model
+    where the quantize stage chose it."""
     key = "int8-u8" if precision == "int8" and encoding == "u8" else precision
+    chosen = (read_manifest(quant_dir)["results"].get("openvino_int8") or {}).get("chosen")
+    if backend == "openvino" and precision == "int8" and chosen == "nncf":
+        return Path(quant_dir) / NNCF
     path = Path(quant_dir) / FILES[key]
     if not path.is_file():
         raise EdgekitError(f"{quant_dir}: no {FILES[key]} (run `edgekit quantize` first)")
@@ -54,12 +59,13 @@ def source_file(quant_dir: Path, precision: str, encoding: str) -> Path:
 
 def compile_backend(recipe: Recipe, quant_dir: Path, backend: str, precision: str, out: Path, target: Target) -> dict:
     module = get_backend(backend)
-    src = source_file(quant_dir, precision, module.INT8_ENCODING)
+    src = source_file(quant_dir, precision, module.INT8_ENCODING, backend)
     with staged_dir(out) as tmp:
         artifact = module.compile(src, tmp, precision)
         write_pipeline(recipe, tmp)
         settings = {"recipe": recipe.name, "target": target.name, "backend": backend, "precision": precision,
-                    "int8_encoding": module.INT8_ENCODING if precision == "int8" else None}
+                    "int8_encoding": (("nncf" if src.name == NNCF else module.INT8_ENCODING)
+                                      if precision == "int8" else None)}
         results = {"file": artifact.name, "size_bytes": sum(p.stat().st_size for p in tmp.iterdir())}
         write_manifest(tmp, STAGE, {"source": src}, settings, results)
     return {"backend": backend, "precision": precision, "path": str(out), "status": "compiled"}

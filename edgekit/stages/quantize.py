@@ -27,7 +27,7 @@ from edgekit.artifacts import sha256_file, sha256_json, staged_dir, write_manife
 from edgekit.data.images import read_grey
 from edgekit.errors import EdgekitError
 from edgekit.data.recipe_data import SplitData
-from edgekit.int8 import accuracy, qdq, ranges
+from edgekit.int8 import accuracy, openvino_nncf, qdq, ranges
 from edgekit.progress import bar
 from edgekit.recipes import Recipe
 from edgekit.stages.export import check_onnx
@@ -35,6 +35,7 @@ from edgekit.stages.export import check_onnx
 STAGE = "quantize"
 # file written for each precision / INT8 encoding
 FILES = {"fp32": "fp32.onnx", "fp16": "fp16.onnx", "int8": "int8.onnx", "int8-u8": "int8-u8.onnx"}
+NNCF = "int8-nncf.xml"     # OpenVINO's own INT8 (with its .bin), for an OpenVINO target
 
 
 @contextlib.contextmanager
@@ -63,7 +64,8 @@ def accuracy_settings(recipe: Recipe) -> dict | None:
 
 
 def quantize_settings(recipe: Recipe, method: str | None = None, per_channel: bool | None = None,
-                      percentile: float | None = None, reduce_range: bool = False, bounded: bool = False) -> dict:
+                      percentile: float | None = None, reduce_range: bool = False, bounded: bool = False,
+                      openvino: bool = False) -> dict:
     """The quantization settings a quantize artifact records (``build`` compares them to resume)."""
     method = method or recipe.quantize.get("method", "minmax")
     if method not in ranges.METHODS:
@@ -80,7 +82,9 @@ def quantize_settings(recipe: Recipe, method: str | None = None, per_channel: bo
             "outputs": "float (no Q/DQ between the last Conv/Gemm and the graph outputs)",
             "biases": "float in the int8 (s8) model, int32 in the uint8 copy",
             "older_opsets": "fp32.opset<N>.onnx from the export's copies, for older TensorRT parsers",
-            "accuracy_bound": accuracy_settings(recipe) if bounded else None}
+            "accuracy_bound": accuracy_settings(recipe) if bounded else None,
+            "openvino_int8": ("the faster within the bound of the Q/DQ model and NNCF's (nncf.quantize, defaults)"
+                              if openvino and bounded else None)}
 
 
 def opset_copies(onnx_path: Path, folder: Path) -> dict[str, str]:
@@ -111,6 +115,9 @@ def summary(manifest: dict) -> str:
     bound = manifest["results"].get("accuracy_bound")
     if bound:
         line += (f"; held-aside {bound['fp32']:.2f} FP32 / {bound['final']:.2f} INT8, {bound['status']}")
+    nncf = manifest["results"].get("openvino_int8")
+    if nncf:
+        line += f"; OpenVINO INT8 from {'NNCF' if nncf['chosen'] == 'nncf' else 'the Q/DQ model'}"
     return line
 
 
@@ -120,9 +127,12 @@ def held_aside_bound(recipe: Recipe, held: SplitData, cfg: dict, threads: int) -
     from edgekit.tasks import get_task
 
     task = get_task(recipe).validation(recipe, held)
-    ort = get_backend("onnxruntime")
-    return accuracy.Bound(lambda path: float(task.evaluate(ort.load(path, threads), "held aside")[task.headline]),
-                          [x[None] for x in task.x], cfg["max_drop"], cfg["max_float"], threads)
+
+    def score(path: Path) -> float:       # an OpenVINO IR (NNCF's model) on OpenVINO, ONNX on ONNX Runtime
+        runner = get_backend("openvino" if Path(path).suffix == ".xml" else "onnxruntime").load(path, threads)
+        return float(task.evaluate(runner, "held aside")[task.headline])
+
+    return accuracy.Bound(score, [x[None] for x in task.x], cfg["max_drop"], cfg["max_float"], threads)
 
 
 def outputs_apart(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -154,6 +164,7 @@ def quantize(
     reduce_range: bool = False,       # 7-bit weights: the target CPU lacks VNNI (Target.int8_dot)
     data: SplitData | None = None,    # the recipe's split: with it, INT8 is held to the accuracy bound
     threads: int = 2,
+    openvino: bool = False,           # the target runs OpenVINO: NNCF's INT8 competes with the Q/DQ model
 ) -> dict:
     """Write fp32/fp16/int8 (S8 Q/DQ) and int8-u8 ONNX files into the artifact folder ``out``."""
     onnx_path = Path(onnx_path)
@@ -163,7 +174,7 @@ def quantize(
     manifest, images = calibration.load(manifest_path, data_root)
 
     settings = quantize_settings(recipe, method, per_channel, percentile, reduce_range,
-                                 bounded=data is not None and accuracy_settings(recipe) is not None)
+                                 bounded=data is not None and accuracy_settings(recipe) is not None, openvino=openvino)
     model_hash = sha256_file(onnx_path)
     key = sha256_json({"model": model_hash, "calibration": manifest["sha256"],
                        "preprocess": recipe.preprocess.__dict__, **settings})[:16]
@@ -174,7 +185,9 @@ def quantize(
     cache_hit = cache.is_file()
 
     images = ranges.canonical_order(images, [e["sha256"] for e in manifest["images"]])
-    batches = [] if cache_hit else [recipe.preprocess(read_grey(p))[None] for p in bar(images, "calibration images")]
+    openvino = bool(settings["openvino_int8"])
+    batches = ([] if cache_hit and not openvino else
+               [recipe.preprocess(read_grey(p))[None] for p in bar(images, "calibration images")])
     with _quiet_root_logger(), staged_dir(out) as tmp:
         fp32 = tmp / FILES["fp32"]
         quant_pre_process(str(onnx_path), str(fp32), skip_symbolic_shape=True)
@@ -189,18 +202,23 @@ def quantize(
         def write(path: Path, encoding: str, exclude: tuple[str, ...] = ()) -> None:
             qdq.write(fp32, path, cache, method, encoding, per_channel, reduce_range, exclude)
 
-        bound, exclude = None, ()
+        bound = nncf = None
+        exclude: tuple[str, ...] = ()
         if settings["accuracy_bound"]:
-            held = calibration.held_aside(recipe, data, manifest, settings["accuracy_bound"]["per_class"],
-                                          settings["accuracy_bound"]["seed"])
-            bound = accuracy.bounded(fp32, tmp / FILES["int8"], lambda p, nodes: write(p, "s8", nodes),
-                                     held_aside_bound(recipe, held, settings["accuracy_bound"], threads))
+            cfg = settings["accuracy_bound"]
+            held = held_aside_bound(recipe, calibration.held_aside(recipe, data, manifest, cfg["per_class"], cfg["seed"]),
+                                    cfg, threads)
+            bound = accuracy.bounded(fp32, tmp / FILES["int8"], lambda p, nodes: write(p, "s8", nodes), held)
             exclude = tuple(k["node"] for k in bound["kept_float"])
             if exclude:
                 write(tmp / "int8.all-layers.onnx", "s8")
                 bound["latency_ms"] = accuracy.latency_ms([tmp / "int8.all-layers.onnx", tmp / FILES["int8"]],
                                                           threads, ["every layer INT8", "mixed"])
                 (tmp / "int8.all-layers.onnx").unlink()
+            if openvino:
+                nncf = openvino_nncf.quantize(fp32, batches, tmp / NNCF)
+                nncf.update(openvino_nncf.choose(tmp / FILES["int8"], tmp / NNCF, held.score, bound["fp32"],
+                                                 cfg["max_drop"], threads))
         else:
             write(tmp / FILES["int8"], "s8")
         write(tmp / FILES["int8-u8"], "u8", exclude)
@@ -215,6 +233,7 @@ def quantize(
             "calibration_cache": str(cache),
             "calibration_cache_hit": cache_hit,
             "accuracy_bound": bound,
+            "openvino_int8": nncf,
             "seconds": round(seconds, 2),
             "size_bytes": {n: (tmp / f).stat().st_size for n, f in FILES.items()},
         }
