@@ -179,16 +179,20 @@ def prune(
     epochs: Annotated[Optional[int], typer.Option(help="Override the fine-tuning epochs")] = None,
     seed: int = 0,
     threads: Threads = None,
+    target: Annotated[Optional[str], typer.Option(help="Target whose backend times the pruned model "
+                                                       "(default: ONNX Runtime here)")] = None,
 ) -> None:
-    """Remove channels by the recipe's prune section, then fine-tune (resumes like train)."""
+    """Remove channels by the recipe's prune section, fine-tune (resumes like train), and measure whether
+    it pays."""
     from edgekit.stages.prune import prune as run
 
-    m = run(load_recipe(recipe), checkpoint, _source(data, test_data, split_file), dest, seed, epochs, threads)
-    res, p = m["results"], m["results"]["pruning"]
-    print_table("prune", ["artifact", "MACs kept", "params kept", f"{p['metric']} unpruned", "pruned",
-                          "fine-tuned", "epochs"],
-                [[str(dest), f"{p['macs_kept']:.1%}", f"{p['params_kept']:.1%}", p["before"], p["after_pruning"],
-                  res["headline"]["value"], res["epochs"]]], out)
+    m = run(load_recipe(recipe), checkpoint, _source(data, test_data, split_file), dest, seed, epochs, threads,
+            target=load_target(target) if target else None)
+    res, p, d = m["results"], m["results"]["pruning"], m["results"]["decision"]
+    print_table("prune", ["model", "params", "MACs", "latency ms (b=1)", p["metric"]],
+                [[r["model"], f"{r['params']:,}", f"{r['macs']:,}", r["latency_ms"], round(r["metric"], 2)]
+                 for r in d["table"]], out)
+    print(d["reason"])
 
 
 @app.command()

@@ -46,7 +46,7 @@ class PruneSpec:
 
     @classmethod
     def from_recipe(cls, section: dict, where: str) -> "PruneSpec":
-        known = {"ratio", "importance", "round_to", "global_ranking", "ignore", "finetune", "max_drop"}
+        known = {"ratio", "importance", "round_to", "global_ranking", "ignore", "finetune", "max_drop", "min_speedup"}
         unknown = set(section) - known
         if unknown:
             raise EdgekitError(f"{where}: prune has unknown keys {', '.join(sorted(unknown))} "

@@ -63,11 +63,15 @@ def validation_markdown(recipe, results: dict, task_sections: list[str]) -> str:
     out += ["## Summary", "", markdown_table(*summary_rows(results)), ""]
     pr = results.get("pruning")
     if pr:
-        out += [f"Pruned: {pr['ratio']:.0%} of the channels by {pr['importance']} importance, MACs kept "
+        out += [f"Pruning: {pr['ratio']:.0%} of the channels by {pr['importance']} importance, MACs kept "
                 f"{pr['macs_kept']:.1%}, parameters kept {pr['params_kept']:.1%}; {column} (PyTorch, test split) "
                 f"unpruned {pr['unpruned']:.2f}, right after pruning {pr['after_pruning']:.2f}, after "
-                f"{pr['finetune_epochs']} fine-tuning epochs {pr['fine_tuned']:.2f}. The FP32 reference below "
-                "is the pruned model.", ""]
+                f"{pr['finetune_epochs']} fine-tuning epochs {pr['fine_tuned']:.2f}. {pr['reason'].capitalize()}. "
+                f"The FP32 reference below is the {'pruned' if pr['kept'] else 'unpruned'} model.", ""]
+        if pr["table"]:
+            out += [markdown_table(["model", "params", "MACs", "latency ms (b=1)", column],
+                                   [[r["model"], f"{r['params']:,}", f"{r['macs']:,}", r["latency_ms"],
+                                     round(r["metric"], 2)] for r in pr["table"]]), ""]
     out += ["## Gates", "", markdown_table(*gate_rows(results)), "",
             f"Overall: **{'PASS' if results['passed'] else 'FAIL'}**", ""]
     paper = recipe.paper

@@ -44,7 +44,7 @@ def test_build_runs_every_stage_and_reports_map(run) -> None:
     assert pruning["macs_kept"] < 0.4 and pruning["unpruned"] == pytest.approx(
         read_manifest(run["dir"] / "train")["results"]["headline"]["value"])
     assert res["results"]["gates"][0]["gate"].startswith("mAP@0.5 % (VOC07) drop vs unpruned <=")
-    assert "Pruned: 50% of the channels" in report
+    assert "Pruning: 50% of the channels" in report and "Pruned model kept: " in report
     png = run["dir"] / "validate" / "detections.png"
     assert png.is_file() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -104,3 +104,39 @@ def test_jetson_build_of_a_detector_leaves_a_device_kit(run, tiny_det_recipe, ti
     assert any("not gated" in n for n in results["notes"])
     on_cpu = json.loads((run["dir"] / "validate" / "results.json").read_text())
     assert any("fps >= line rate" in g["gate"] for g in on_cpu["gates"])
+
+
+def test_pruning_is_measured_and_its_decision_followed(run) -> None:
+    decision = read_manifest(run["dir"] / "prune")["results"]["decision"]
+    assert [r["model"] for r in decision["table"]] == ["unpruned", "pruned + fine-tuned"]
+    assert decision["table"][1]["macs"] < decision["table"][0]["macs"] and decision["speed_on"] == "openvino"
+    assert decision["speedup"] == pytest.approx(decision["table"][0]["latency_ms"] / decision["table"][1]["latency_ms"],
+                                                rel=1e-2)
+    exported = read_manifest(run["dir"] / "export")["inputs"]["checkpoint"]["path"]
+    assert exported.startswith(str(run["dir"] / ("prune" if decision["kept"] else "train")))
+    assert "pruning" in (run["dir"] / "validate" / "report.md").read_text().lower()
+
+
+def test_a_pruning_that_does_not_pay_is_declined(run, tiny_det_recipe, tiny_data, tmp_path) -> None:
+    import yaml
+
+    from edgekit.recipes import load_recipe
+    from edgekit.stages import prune as prune_stage
+
+    raw = yaml.safe_load(tiny_det_recipe.path.read_text())
+    raw["prune"].update(min_speedup=50.0, finetune={"epochs": 1})       # no pruning makes it 50x faster
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    recipe = load_recipe(path)
+    unpruned = run["dir"] / "train" / "model.pt"
+    m = prune_stage.prune(recipe, unpruned, tiny_data, tmp_path / "prune", threads=2, target=load_target("cpu"))
+    decision = m["results"]["decision"]
+    assert not decision["kept"] and decision["reason"].startswith("pruning DECLINED")
+    assert decision["speed_on"] == "onnxruntime" and 0 < decision["speedup"] < 50
+    assert prune_stage.chosen_checkpoint(tmp_path / "prune", unpruned) == unpruned
+    # a Jetson not at hand: the data-sheet estimate from the MACs decides
+    assert prune_stage.speed_backend(load_target("jetson-orin")) == "estimate"
+    model = load_model(recipe, unpruned)
+    ms = prune_stage.latency_ms(recipe, {"a": model, "b": load_model(recipe, tmp_path / "prune" / "model.pt")},
+                                "estimate", load_target("jetson-orin"), 1)
+    assert ms["b"] < ms["a"]

@@ -150,23 +150,27 @@ def steps(recipe: Recipe, target: Target, run_dir: Path, opts: BuildOptions, sou
                 lambda: training_seconds(step_s(), settings["batch_size"], n_train, n_test, settings["epochs"])))
         if opts.prune and prune_stage.prune_spec(recipe):
             prune_dir, before = run_dir / "prune", checkpoint
-            tune = prune_stage.prune_settings(recipe, opts.seed)
-            checkpoint, pruned_dir = prune_dir / train_stage.CHECKPOINT, prune_dir
+            tune = prune_stage.prune_settings(recipe, opts.seed, target=target)
+            pruned_dir = prune_dir
+            # the pruned checkpoint goes on only when pruning paid (known once the stage has run)
+            chosen = lambda: prune_stage.chosen_checkpoint(prune_dir, before)  # noqa: E731
             out.append(Step(
                 "prune",
                 lambda: is_fresh(prune_dir, prune_stage.STAGE, {"checkpoint": before, **source.inputs()}, tune),
-                lambda: prune_stage.prune(recipe, before, source, prune_dir, opts.seed, threads=opts.threads),
+                lambda: prune_stage.prune(recipe, before, source, prune_dir, opts.seed, threads=opts.threads,
+                                          target=target),
                 lambda: prune_stage.summary(read_manifest(prune_dir)),
                 # the pruned network is several times cheaper than the probe's: a generous upper estimate
                 lambda: training_seconds(step_s(), tune["batch_size"], n_train, n_test, tune["epochs"]) / 2
                 + 2 * forward_s(n_test),
                 after=tuple(s.name for s in out)))
-        export_dir, ckpt = run_dir / "export", checkpoint
+        export_dir = run_dir / "export"
+        ckpt = chosen if pruned_dir else (lambda c=checkpoint: c)
         onnx_path = export_dir / export_stage.MODEL
         out.append(Step(
             "export",
-            lambda: is_fresh(export_dir, export_stage.STAGE, {"checkpoint": ckpt}, export_stage.export_settings(recipe)),
-            lambda: export_stage.export(recipe, ckpt, export_dir),
+            lambda: is_fresh(export_dir, export_stage.STAGE, {"checkpoint": ckpt()}, export_stage.export_settings(recipe)),
+            lambda: export_stage.export(recipe, ckpt(), export_dir),
             lambda: f"max abs diff ONNX vs PyTorch {read_manifest(export_dir)['results']['max_abs_diff_vs_pytorch']:.1e}",
             lambda: 5.0 + forward_s(16), after=tuple(s.name for s in out)))
 

@@ -40,7 +40,7 @@ def copy_name(opset: int) -> str:
     return f"model.opset{opset}.onnx"
 
 
-def _to_onnx(model: torch.nn.Module, shape: tuple[int, ...], path: Path, recipe: Recipe, opset: int) -> None:
+def to_onnx(model: torch.nn.Module, shape: tuple[int, ...], path: Path, recipe: Recipe, opset: int = OPSET) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(model, (torch.zeros(shape),), str(path), opset_version=opset, input_names=[INPUT],
@@ -65,7 +65,7 @@ def opset_copy(model: torch.nn.Module, shape: tuple[int, ...], folder: Path, rec
     ``{"error": why}`` when the network cannot be expressed at that opset (the preflight then says so)."""
     path = folder / copy_name(opset)
     try:
-        _to_onnx(model, shape, path, recipe, opset)
+        to_onnx(model, shape, path, recipe, opset)
     except Exception as exc:  # noqa: BLE001  (torch's exporter raises many kinds)
         path.unlink(missing_ok=True)
         return {"error": f"{exc.__class__.__name__}: {str(exc).splitlines()[0][:200]}"}
@@ -110,7 +110,7 @@ def export(recipe: Recipe, checkpoint: Path, out: Path, samples: np.ndarray | No
         samples = recipe.preprocess.batch(list(pixels.astype(np.uint8)))
     with staged_dir(out) as tmp:
         path = tmp / MODEL
-        _to_onnx(model, shape, path, recipe, OPSET)
+        to_onnx(model, shape, path, recipe, OPSET)
         session = _session(path)
         diffs, rel = [], []
         with torch.inference_mode():

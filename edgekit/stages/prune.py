@@ -5,23 +5,37 @@ alone; ``prune.finetune`` overrides the recipe's training settings for the recov
 epochs, a lower learning rate). The artifact is a pruned checkpoint the export stage reads like
 any other, and a manifest with the test figure before pruning, right after it and after
 fine-tuning, beside the MACs and parameters kept; validation gates the loss at ``max_drop``.
+
+Pruning has to pay: the pruned and the unpruned model are timed side by side on the target's backend
+(FP32, batch 1; for a TensorRT device not at hand, the data-sheet estimate from their MACs), and the
+pruned one goes on only when it is ``min_speedup`` times faster within ``max_drop``. Otherwise the
+build carries on with the unpruned model; the before/after table is recorded either way.
 """
 from __future__ import annotations
 
+import copy
+import tempfile
 from pathlib import Path
 
 import torch
 
+from edgekit.artifacts import read_manifest
+from edgekit.backends import get_backend, is_available
+from edgekit.backends.tensorrt.preflight import estimate
 from edgekit.checkpoint import load_model
 from edgekit.data.recipe_data import DataSource, as_source, load_split
 from edgekit.errors import EdgekitError
-from edgekit.pruning import PruneSpec, prune_channels
+from edgekit.pruning import PruneSpec, count_macs, prune_channels
 from edgekit.recipes import Recipe
+from edgekit.stages.export import to_onnx
 from edgekit.stages.train import CHECKPOINT, fit, manifest_settings, pick_device
+from edgekit.targets import Target
 from edgekit.tasks import get_task
+from edgekit.timing import measure
 
 STAGE = "prune"
 DEFAULT_MAX_DROP = 1.0
+DEFAULT_MIN_SPEEDUP = 1.1      # the pruned model must run at least 10 % faster to replace the unpruned one
 
 
 def prune_spec(recipe: Recipe) -> PruneSpec | None:
@@ -30,7 +44,17 @@ def prune_spec(recipe: Recipe) -> PruneSpec | None:
     return spec if spec and spec.ratio > 0 else None
 
 
-def prune_settings(recipe: Recipe, seed: int = 0, epochs: int | None = None, device: str = "auto") -> dict:
+def speed_backend(target: Target | None) -> str:
+    """Where pruning's speed is measured: the target's CPU backend here, ``estimate`` for a TensorRT device."""
+    if target is None:
+        return "onnxruntime"
+    if target.backend == "tensorrt":
+        return "estimate"
+    return target.backend if is_available(target.backend) else (target.fallback or "onnxruntime")
+
+
+def prune_settings(recipe: Recipe, seed: int = 0, epochs: int | None = None, device: str = "auto",
+                   target: Target | None = None) -> dict:
     """Fine-tuning settings (the recipe's training, then ``prune.finetune``) plus the pruning itself."""
     spec = prune_spec(recipe)
     if spec is None:
@@ -40,7 +64,9 @@ def prune_settings(recipe: Recipe, seed: int = 0, epochs: int | None = None, dev
     if epochs is not None:
         settings["epochs"] = epochs
     settings["prune"] = {**spec.__dict__, "ignore": list(spec.ignore),
-                         "max_drop": float(recipe.prune.get("max_drop", DEFAULT_MAX_DROP))}
+                         "max_drop": float(recipe.prune.get("max_drop", DEFAULT_MAX_DROP)),
+                         "min_speedup": float(recipe.prune.get("min_speedup", DEFAULT_MIN_SPEEDUP)),
+                         "speed_on": speed_backend(target) + (f" ({target.name})" if target else "")}
     return settings
 
 
@@ -53,16 +79,19 @@ def prune(
     epochs: int | None = None,
     threads: int | None = None,
     device: str = "auto",
+    target: Target | None = None,
 ) -> dict:
-    """Prune ``checkpoint`` (file, or a train artifact folder) and fine-tune it into ``out``."""
+    """Prune ``checkpoint`` (file, or a train artifact folder), fine-tune it into ``out`` and decide whether
+    it pays (``results.decision``; ``chosen_checkpoint`` reads it)."""
     checkpoint = Path(checkpoint)
     if checkpoint.is_dir():
         checkpoint = checkpoint / CHECKPOINT
     if threads:
         torch.set_num_threads(threads)
     spec = prune_spec(recipe)
-    settings = prune_settings(recipe, seed, epochs, device)
+    settings = prune_settings(recipe, seed, epochs, device, target)
     model = load_model(recipe, checkpoint)
+    unpruned = copy.deepcopy(model)
     task = get_task(recipe).training(recipe, load_split(recipe, data), seed)
     dev = pick_device(device)
     key = task.headline
@@ -72,17 +101,79 @@ def prune(
     print(f"pruned {spec.ratio:.0%} of the channels ({spec.importance}): MACs kept {stats['macs_kept']:.1%}, "
           f"params kept {stats['params_kept']:.1%}; {task.label} {before:.2f} -> {untuned:.2f} before fine-tuning")
     record = {**stats, "metric": task.label, "before": before, "after_pruning": untuned}
+
+    def decide(tuned: torch.nn.Module, after: float) -> dict:
+        return {"decision": decision(recipe, unpruned, tuned.cpu().eval(), before, after, stats, settings["prune"],
+                                     target, threads or 1)}
+
     manifest = fit(recipe, model, data, out, settings, STAGE, {"checkpoint": checkpoint, **as_source(data).inputs()},
                    seed, threads, device, results_extra={"pruning": record},
-                   checkpoint_extra={"pruning": settings["prune"]})
+                   checkpoint_extra={"pruning": settings["prune"]}, results_after=decide)
     after = manifest["results"]["headline"]["value"]
-    print(f"fine-tuned {settings['epochs']} epochs: {task.label} {after:.2f} (unpruned {before:.2f})")
+    print(f"fine-tuned {settings['epochs']} epochs: {task.label} {after:.2f} (unpruned {before:.2f}); "
+          + manifest["results"]["decision"]["reason"])
     return manifest
 
 
+def latency_ms(recipe: Recipe, models: dict[str, torch.nn.Module], backend: str, target: Target | None,
+               threads: int) -> dict[str, float]:
+    """Batch-1 FP32 latency (p50, best of 3 interleaved rounds) of each model on ``backend``; for
+    ``estimate``, the target's data-sheet figure from each model's MACs at its fastest precision."""
+    example = torch.zeros(1, *recipe.preprocess.input_shape)
+    if backend == "estimate":
+        out = {}
+        for name, model in models.items():
+            fps = estimate(count_macs(model, example)[0], target)
+            best = max(v["estimate_fps"] for v in fps.values())
+            out[name] = round(1000.0 / best, 3)
+        return out
+    module = get_backend(backend)
+    runners = {}
+    with tempfile.TemporaryDirectory(prefix="edgekit-prune-speed.") as tmp:
+        for name, model in models.items():
+            onnx_path = Path(tmp) / f"{name}.onnx"
+            to_onnx(model, tuple(example.shape), onnx_path, recipe)
+            folder = Path(tmp) / name
+            folder.mkdir()
+            runners[name] = module.load(module.compile(onnx_path, folder, "fp32"), threads)
+        x = example.numpy()
+        best = {name: float("inf") for name in models}
+        for _ in range(3):
+            for name, runner in runners.items():
+                best[name] = min(best[name], measure(runner.infer, x, warmup=3, iters=30, max_seconds=2.0)["p50_ms"])
+    return {name: round(ms, 3) for name, ms in best.items()}
+
+
+def decision(recipe: Recipe, unpruned: torch.nn.Module, pruned: torch.nn.Module, before: float, after: float,
+             stats: dict, spec: dict, target: Target | None, threads: int) -> dict:
+    """Whether the pruned model replaces the unpruned one, with the table that decided it."""
+    backend = speed_backend(target)
+    ms = latency_ms(recipe, {"unpruned": unpruned.eval(), "pruned": pruned}, backend, target, threads)
+    speedup = ms["unpruned"] / ms["pruned"]
+    drop = before - after
+    fast, accurate = speedup >= spec["min_speedup"], drop <= spec["max_drop"]
+    kept = fast and accurate
+    why = (f"{speedup:.2f}x the unpruned model's speed ({'estimated' if backend == 'estimate' else 'measured'} on "
+           f"{spec['speed_on']}, FP32 batch 1; needs {spec['min_speedup']:g}x), {drop:+.2f} points lost (allowed "
+           f"{spec['max_drop']:g})")
+    reason = ("pruned model kept: " if kept else "pruning DECLINED, the unpruned model goes on: ") + why
+    table = [{"model": "unpruned", "params": stats["params_before"], "macs": stats["macs_before"],
+              "latency_ms": ms["unpruned"], "metric": before},
+             {"model": "pruned + fine-tuned", "params": stats["params_after"], "macs": stats["macs_after"],
+              "latency_ms": ms["pruned"], "metric": after}]
+    return {"kept": kept, "reason": reason, "speedup": round(speedup, 3), "drop": drop, "speed_on": backend,
+            "table": table}
+
+
+def chosen_checkpoint(prune_dir: Path, unpruned: Path) -> Path:
+    """The checkpoint the build goes on with: the pruned one only when pruning paid."""
+    decided = read_manifest(prune_dir)["results"].get("decision", {"kept": True})
+    return Path(prune_dir) / CHECKPOINT if decided["kept"] else Path(unpruned)
+
+
 def summary(manifest: dict) -> str:
-    """One line for the build table: what pruning kept and what it cost."""
+    """One line for the build table: what pruning kept, what it cost, and whether it paid."""
     r = manifest["results"]
     p = r["pruning"]
     return (f"MACs kept {p['macs_kept']:.0%}; {p['metric']} {p['before']:.2f} -> {r['headline']['value']:.2f} "
-            f"after {r['epochs']} fine-tuning epochs")
+            f"after {r['epochs']} fine-tuning epochs; {r['decision']['reason']}")

@@ -10,6 +10,7 @@ import json
 import math
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -140,9 +141,11 @@ def fit(
     device: str = "auto",
     results_extra: dict | None = None,
     checkpoint_extra: dict | None = None,
+    results_after: Callable[[torch.nn.Module, float], dict] | None = None,
 ) -> dict:
     """Train ``model`` by ``settings`` into the artifact folder ``out`` of ``stage`` (train, or prune's
-    fine-tuning); resumes from ``<out>.ckpt/last.pt`` when that holds the same settings."""
+    fine-tuning); resumes from ``<out>.ckpt/last.pt`` when that holds the same settings. ``results_after``
+    adds to the results from the trained model and its headline figure, before the artifact is written."""
     if threads:
         torch.set_num_threads(threads)
     torch.set_flush_denormal(True)  # tiny activations late in training otherwise slow CPU math several-fold
@@ -233,6 +236,9 @@ def fit(
         **(task.describe() if hasattr(task, "describe") else {}),
         **(results_extra or {}),
     }
+    if results_after is not None:
+        results.update(results_after(model, final[task.headline]))
+        model.to(dev)
     with staged_dir(out) as tmp:
         save_checkpoint(tmp / CHECKPOINT, model.to("cpu", memory_format=torch.contiguous_format), recipe, **extra)
         write_json(tmp / "history.json", history)

@@ -54,10 +54,12 @@ def pruning_record(manifest: dict | None) -> dict | None:
     r = manifest["results"]
     p, spec = r["pruning"], manifest["settings"]["prune"]
     after = r["headline"]["value"]
+    decision = r.get("decision", {"kept": True})
     return {"ratio": spec["ratio"], "importance": spec["importance"], "max_drop": spec["max_drop"],
             "macs_kept": p["macs_kept"], "params_kept": p["params_kept"], "unpruned": p["before"],
             "after_pruning": p["after_pruning"], "fine_tuned": after, "finetune_epochs": r["epochs"],
-            "drop": p["before"] - after}
+            "drop": p["before"] - after, "kept": decision["kept"], "reason": decision.get("reason", ""),
+            "table": decision.get("table", [])}
 
 
 def validate(
@@ -123,7 +125,7 @@ def validate(
             gates.append({"artifact": row["artifact"], "gate": f"fps >= line rate {line_fps:.1f}",
                           "value": round(fps, 1), "pass": bool(fps >= line_fps)})
     pruned = pruning_record(pruning)
-    if pruned:
+    if pruned and pruned["kept"]:
         gates.insert(0, {"artifact": "fp32-reference", "gate": f"{task.column} drop vs unpruned <= {pruned['max_drop']}",
                          "value": round(pruned["drop"], 2), "pass": bool(pruned["drop"] <= pruned["max_drop"] + 1e-9)})
     comparable = not builtin
