@@ -83,3 +83,52 @@ def test_ignore_must_name_a_module(tiny_det_recipe) -> None:
     model = build_model(tiny_det_recipe)
     with pytest.raises(EdgekitError, match="prune.ignore names no module of the model: heads"):
         prune_channels(model, torch.zeros(1, 3, 64, 64), PruneSpec(ratio=0.5, ignore=("heads",)))
+
+
+# the layers that make each architecture's outputs keep their channels (a recipe's prune.ignore where it has one);
+# lsa-net's location attention too: torch-pruning does not follow channels through its strip-mean outer product
+OUTPUT_LAYERS = {"sdc-squeezenet-mrf": ["head"], "unet": ["head"], "lsa-net": ["head", "lam"],
+                 "segdec-net": ["seg_head", "fc"]}
+
+
+@pytest.mark.parametrize("name", ["sdc-squeezenet-mrf", "raf-ssd", "ssd-resnet50", "unet", "lsa-net", "segdec-net"])
+def test_every_recipes_architecture_prunes_loads_and_exports_consistently(name, tmp_path) -> None:
+    import numpy as np
+    import onnxruntime as ort
+
+    from edgekit.stages.export import to_onnx
+
+    raw = load_recipe(name).resolved()
+    raw["preprocess"]["size"] = 64
+    raw["model"].setdefault("args", {})
+    if "image_size" in raw["model"]["args"]:
+        raw["model"]["args"]["image_size"] = 64
+    raw["model"]["pretrained"] = None
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    recipe = load_recipe(path)
+    torch.manual_seed(0)
+    model = build_model(recipe).eval()
+    x = torch.randn(1, *recipe.preprocess.input_shape)
+    with torch.no_grad():
+        before = model(x)
+    ignore = tuple((recipe.prune or {}).get("ignore", OUTPUT_LAYERS.get(name, [])))
+    stats = prune_channels(model, x, PruneSpec(ratio=0.3, round_to=8, ignore=ignore))
+    assert stats["macs_kept"] < 0.8 and stats["params_kept"] < 0.8
+    model.eval()
+    with torch.no_grad():
+        after = model(x)
+    before, after = (o if isinstance(o, (tuple, list)) else (o,) for o in (before, after))
+    assert [tuple(o.shape) for o in after] == [tuple(o.shape) for o in before]
+    save_checkpoint(tmp_path / "pruned.pt", model, recipe, pruning={"ratio": 0.3})
+    loaded = load_model(recipe, tmp_path / "pruned.pt")
+    with torch.no_grad():
+        again = loaded(x)
+    again = again if isinstance(again, (tuple, list)) else (again,)
+    assert all(torch.equal(u, v) for u, v in zip(after, again))
+    to_onnx(loaded, tuple(x.shape), tmp_path / "pruned.onnx", recipe)
+    session = ort.InferenceSession(str(tmp_path / "pruned.onnx"), providers=["CPUExecutionProvider"])
+    got = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    for want, out in zip(after, got):
+        scale = float(np.abs(want.numpy()).max()) + 1e-6
+        assert np.abs(out - want.numpy()).max() / scale < 1e-3
