@@ -21,11 +21,15 @@ import datetime as dt
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from edgekit.artifacts import write_json
+from edgekit import calibration
+from edgekit.artifacts import read_manifest, write_json
+from edgekit.data.images import read_grey
+from edgekit.int8 import openvino_nncf
 from edgekit.backends import get_backend
 from edgekit.backends.pytorch import TorchRunner
 from edgekit.checkpoint import load_model
@@ -34,7 +38,7 @@ from edgekit.errors import EdgekitError, run_reporting
 from edgekit.recipes import load_recipe
 from edgekit.report import markdown_table, print_table
 from edgekit.stages.bench import machine
-from edgekit.tasks import postprocessor
+from edgekit.tasks import get_task, postprocessor
 from edgekit.timing import measure
 
 HERE = Path(__file__).resolve().parent
@@ -48,9 +52,21 @@ def pruned_ratio(run: Path) -> float | None:
     return json.loads((run / "prune" / "manifest.json").read_text())["settings"]["prune"]["ratio"]
 
 
-def variants(runs: list[Path], threads: int, batch: int, recipe) -> list[tuple[str, object]]:
+def nncf_by_hand(run: Path, recipe, folder: Path) -> Path:
+    """What a user gets in five lines: default ``nncf.quantize`` on the build's FP32 model and its calibration
+    images, for OpenVINO (the row edgekit's own INT8 is held against)."""
+    target = folder / f"{run.name}-nncf-by-hand.xml"
+    if not target.is_file():
+        _, images = calibration.load(run / "calibration.yaml", recorded_source(run).root)
+        batches = [recipe.preprocess(read_grey(p))[None] for p in images]
+        openvino_nncf.quantize(run / "quantize" / "fp32.onnx", batches, target)
+    return target
+
+
+def variants(runs: list[Path], threads: int, batch: int, recipe, scratch: Path) -> list[tuple[str, object]]:
     """PyTorch eager FP32 of the (unpruned) trained model first, the baseline; then every run's
-    pruned eager model and its ONNX Runtime / OpenVINO FP32 and INT8 files."""
+    pruned eager model, its ONNX Runtime / OpenVINO FP32 and INT8 files, the OpenVINO INT8 artifact
+    the build compiled (Q/DQ or NNCF, as the quantize stage chose) and NNCF by hand."""
     shape = (batch, *recipe.preprocess.input_shape)
     out = []
     ckpt = runs[0] / "train" / "model.pt"
@@ -71,6 +87,11 @@ def variants(runs: list[Path], threads: int, batch: int, recipe) -> list[tuple[s
             (f"openvino fp32{tag}", ov.load(q / "fp32.onnx", threads, batch)),
             (f"openvino int8 (s8 q/dq){tag}", ov.load(q / "int8.onnx", threads, batch)),
         ]
+        built = run / "compile" / "openvino-int8"
+        if (built / "model.xml").is_file():
+            how = read_manifest(built)["settings"]["int8_encoding"]
+            out.append((f"openvino int8 (the build's artifact, {how}){tag}", ov.load(built / "model.xml", threads, batch)))
+        out.append((f"openvino int8 (nncf by hand){tag}", ov.load(nncf_by_hand(run, recipe, scratch), threads, batch)))
     return out
 
 
@@ -95,6 +116,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=4.0, help="time budget per variant and round")
     ap.add_argument("--name", help="results file name (default: <recipe>-<date>)")
+    ap.add_argument("--accuracy", action="store_true", help="also each variant's test-split figure (batch 1)")
     args = ap.parse_args()
 
     recipe = load_recipe(args.recipe, quick=args.quick)
@@ -113,8 +135,13 @@ def main() -> None:
         subprocess.run(cmd, check=False)
     post = postprocessor(recipe)
     rows = []
+    scratch = Path(tempfile.mkdtemp(prefix="bench-speed."))
+    figures: dict[str, float] = {}
     for batch in args.batches:
-        runners = variants(runs, args.threads, batch, recipe)
+        runners = variants(runs, args.threads, batch, recipe, scratch)
+        if args.accuracy and batch == 1:
+            task = get_task(recipe).validation(recipe, load_split(recipe, recorded_source(run)))
+            figures = {name: task.evaluate(r, name)[task.headline] for name, r in runners}
         x = test_images(run, recipe, batch)
         timed = [(name, lambda b, r=r: post(r.infer(b))) for name, r in runners]
         outputs = runners[0][1].infer(x)
@@ -125,15 +152,16 @@ def main() -> None:
                 rounds[name].append(measure(fn, x, warmup=5, iters=400, max_seconds=args.seconds))
         for name, res in rounds.items():
             best = sorted(res, key=lambda r: r["p50_ms"])[len(res) // 2]  # median round by p50
-            rows.append({"variant": name, **best})
+            rows.append({"variant": name, **best, "figure": figures.get(name) if batch == 1 else None})
         base = next((r for r in rows if r["batch"] == batch and r["variant"].startswith("pytorch")), None)
         for r in rows:
             if r["batch"] == batch and r["variant"] != "post-processing only":
                 r["x_pytorch_fp32"] = r["throughput_fps"] / base["throughput_fps"] if base else None
 
     headers = ["variant", "batch", "p50 ms", "p90 ms", "p99 ms", "fps", "x PyTorch FP32"]
+    headers += ["test figure (b=1)"] if args.accuracy else []
     table = [[r["variant"], r["batch"], r["p50_ms"], r["p90_ms"], r["p99_ms"], r["throughput_fps"],
-              r.get("x_pytorch_fp32")] for r in rows]
+              r.get("x_pytorch_fp32")] + ([r["figure"]] if args.accuracy else []) for r in rows]
     print_table(f"{recipe.name}: {args.threads} threads, post-processing included", headers, table)
     name = args.name or f"{recipe.name}-{dt.date.today().isoformat()}"
     results = {"recipe": recipe.name, "runs": [str(r) for r in runs], "threads": args.threads, "rounds": args.rounds,
