@@ -40,9 +40,9 @@ def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[Any]
 
 def summary_rows(results: dict) -> tuple[list[str], list[list[Any]]]:
     key, column = results["metric"]["key"], results["metric"]["column"]
-    headers = ["artifact", column, "drop vs FP32", "p50 ms (b=1)", "fps (b=1)"]
-    rows = [[r["artifact"], r[key], r.get("drop_vs_fp32"), r["speed"]["p50_ms"], r["speed"]["throughput_fps"]]
-            for r in results["rows"]]
+    headers = ["artifact", "computes in", column, "drop vs FP32", "p50 ms (b=1)", "fps (b=1)"]
+    rows = [[r["artifact"], r.get("compute") or r["precision"], r[key], r.get("drop_vs_fp32"), r["speed"]["p50_ms"],
+             r["speed"]["throughput_fps"]] for r in results["rows"]]
     return headers, rows
 
 

@@ -27,9 +27,10 @@ REQUIRED = ("name", "description", "kind", "backend", "fallback", "compute_capab
             "power_modes")
 OPTIONAL = ("aliases", "cpu_isa")
 # x86 instruction sets a cpu target may assume (Linux /proc/cpuinfo flag names): they decide the INT8
-# encoding (without VNNI, 8-bit weights are reduced to 7 bits)
+# encoding (without VNNI, 8-bit weights are reduced to 7 bits) and whether FP16 artifacts compute in bf16
 CPU_ISA = ("avx2", "fma", "avx512f", "avx_vnni", "avx512_vnni", "avx512_bf16", "amx_int8", "amx_bf16", "neon")
 VNNI = {"avx_vnni", "avx512_vnni", "amx_int8"}
+BF16 = {"avx512_bf16", "amx_bf16"}
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 _VERSION = re.compile(r"^\d+(\.\d+)*(\.(x|\*))?$")
@@ -122,6 +123,11 @@ class Target:
         """Whether the CPU multiplies 8-bit values without saturating 16-bit sums (VNNI, AMX): without
         it, ONNX Runtime and OpenVINO advise 7-bit weights (``reduce_range``)."""
         return self.kind != "cpu" or bool(VNNI & set(self.cpu_isa))
+
+    @property
+    def bf16(self) -> bool:
+        """Whether the CPU computes in bf16 (AVX512-BF16, AMX): its half-precision artifact runs in bf16."""
+        return self.kind == "cpu" and bool(BF16 & set(self.cpu_isa))
 
     def supports(self, precision: str) -> bool:
         """Whether ``precision`` is listed as fast here and, for INT8, has a route."""

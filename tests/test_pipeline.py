@@ -105,6 +105,11 @@ def test_compile_validate_bench_on_cpu_backends(stages, tiny_recipe, tiny_data, 
     done = compile_for_target(tiny_recipe, root / "quantize", load_target("intel-cpu"), tmp_path / "c",
                               ["fp32", "fp16", "int8"])
     assert [(d["backend"], d["precision"]) for d in done] == [("openvino", p) for p in ("fp32", "fp16", "int8")]
+    # the half-precision artifact computes in bf16 on a CPU target with bf16 (AMX), and says so
+    assert [d.get("compute") for d in done] == [None, "bf16", None]
+    from edgekit.backends import get_backend
+    assert [get_backend("openvino").load(tmp_path / "c" / f"openvino-{p}" / "model.xml", 1).precision
+            for p in ("fp32", "fp16")] == ["f32", "bf16"]
     done += compile_for_target(tiny_recipe, root / "quantize", load_target("cpu"), tmp_path / "c", ["int8"])
     assert read_manifest(tmp_path / "c" / "onnxruntime-int8")["settings"]["int8_encoding"] == "u8"
     res = validate(tiny_recipe, root / "quantize" / "fp32.onnx", [Path(d["path"]) for d in done], tiny_data,
@@ -113,6 +118,7 @@ def test_compile_validate_bench_on_cpu_backends(stages, tiny_recipe, tiny_data, 
     assert labels == ["fp32-reference", "openvino-fp32", "openvino-fp16", "openvino-int8", "onnxruntime-int8"]
     ov32 = res["rows"][1]
     assert ov32["drop_vs_fp32"] == pytest.approx(0.0, abs=1e-9)  # same model, another runtime: same answers
+    assert res["rows"][2]["compute"] == "bf16" and "| openvino-fp16 | bf16 |" in (tmp_path / "v" / "report.md").read_text()
     assert np.array(ov32["confusion"]).sum() == 12
     assert res["passed"] and not any(g["gate"].startswith("accuracy >= paper") for g in res["gates"])
     report = (tmp_path / "v" / "report.md").read_text()

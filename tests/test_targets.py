@@ -98,7 +98,8 @@ def test_non_jetson_targets():
     assert cuda.jetpack is None and cuda.tensorrt == VersionRange("8.6", "11.x")
     assert cuda.tensorrt.contains("11.2") and cuda.tensorrt.contains("8.6.1.6")
     intel = load_target("intel-cpu")
-    assert (intel.backend, intel.fallback, intel.precisions) == ("openvino", "onnxruntime", ("fp32", "int8"))
+    assert (intel.backend, intel.fallback, intel.precisions) == ("openvino", "onnxruntime", ("fp32", "fp16", "int8"))
+    assert intel.bf16 and intel.int8_dot and not load_target("cpu").bf16
     assert intel.tensorrt is None and intel.compute_capability is None
     cpu = load_target("cpu")
     assert (cpu.backend, cpu.fallback, cpu.precisions) == ("onnxruntime", None, ("fp32", "int8"))

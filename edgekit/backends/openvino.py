@@ -1,4 +1,6 @@
-"""OpenVINO on the CPU: ONNX -> IR; precision pinned (the CPU plugin otherwise picks bf16 on AMX).
+"""OpenVINO on the CPU: ONNX -> IR; precision pinned (the CPU plugin otherwise picks bf16 on AMX): f32,
+or bf16 where the artifact says so (an FP16 artifact for a CPU target with bf16, written in the IR's
+``runtime_options``).
 
 Device-side code as well (a camera's golden check and runtime load through it): Python 3.6+ syntax."""
 from pathlib import Path
@@ -13,11 +15,17 @@ INT8_ENCODING = "s8"       # the portable symmetric Q/DQ ONNX becomes FakeQuanti
 ARTIFACT = "model.xml"
 
 
-def compile(onnx_path: Path, out_dir: Path, precision: str) -> Path:
-    """ONNX (or an IR already quantized by NNCF, ``.xml``) -> ``model.xml`` + ``model.bin``."""
+HINT = ["runtime_options", "INFERENCE_PRECISION_HINT"]
+
+
+def compile(onnx_path: Path, out_dir: Path, precision: str, bf16: bool = False) -> Path:
+    """ONNX (or an IR already quantized by NNCF, ``.xml``) -> ``model.xml`` + ``model.bin``; ``bf16``: the
+    artifact computes in bf16 (for an FP16 artifact on a CPU with AVX512-BF16 or AMX)."""
     import openvino as ov
 
     model = ov.Core().read_model(str(onnx_path)) if Path(onnx_path).suffix == ".xml" else ov.convert_model(str(onnx_path))
+    if bf16:
+        model.set_rt_info("bf16", HINT)
     target = Path(out_dir) / ARTIFACT
     # FP16 artifacts keep FP16 weights; FP32/INT8 keep FP32 tensors so nothing is rounded silently.
     ov.save_model(model, str(target), compress_to_fp16=(precision == "fp16"))
@@ -40,9 +48,11 @@ class OpenVinoRunner:
         if batch and batch != shape[0]:
             model.reshape({model.input(0).get_any_name(): [batch] + list(shape[1:])})
             shape = (batch,) + tuple(shape[1:])
+        # never bf16 behind the user's back: only where the artifact was compiled to compute in it
+        self.precision = model.get_rt_info(HINT).astype(str) if model.has_rt_info(HINT) else "f32"
         config = {
             "INFERENCE_NUM_THREADS": threads,
-            "INFERENCE_PRECISION_HINT": "f32",   # never bf16 behind the user's back
+            "INFERENCE_PRECISION_HINT": self.precision,
             "PERFORMANCE_HINT": "LATENCY",
         }
         self.compiled = core.compile_model(model, "CPU", config)

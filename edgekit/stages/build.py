@@ -206,7 +206,8 @@ def steps(recipe: Recipe, target: Target, run_dir: Path, opts: BuildOptions, sou
         "compile", lambda: False,
         lambda: compiled.extend(compile_stage.compile_for_target(recipe, quant_dir, target, run_dir / "compile",
                                                                  precisions)),
-        lambda: ", ".join(f"{c['backend']}-{c['precision']}" for c in compiled),
+        lambda: ", ".join(f"{c['backend']}-{c['precision']}" + (f" ({c['compute']} compute)" if c.get("compute") else "")
+                          for c in compiled),
         lambda: 10.0 * len(precisions), always=True))
 
     def validate() -> None:

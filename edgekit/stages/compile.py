@@ -60,15 +60,18 @@ def source_file(quant_dir: Path, precision: str, encoding: str, backend: str = "
 def compile_backend(recipe: Recipe, quant_dir: Path, backend: str, precision: str, out: Path, target: Target) -> dict:
     module = get_backend(backend)
     src = source_file(quant_dir, precision, module.INT8_ENCODING, backend)
+    bf16 = backend == "openvino" and precision == "fp16" and target.bf16    # the CPU's half precision
     with staged_dir(out) as tmp:
-        artifact = module.compile(src, tmp, precision)
+        artifact = module.compile(src, tmp, precision, **({"bf16": True} if bf16 else {}))
         write_pipeline(recipe, tmp)
         settings = {"recipe": recipe.name, "target": target.name, "backend": backend, "precision": precision,
+                    "compute": "bf16" if bf16 else None,
                     "int8_encoding": (("nncf" if src.name == NNCF else module.INT8_ENCODING)
                                       if precision == "int8" else None)}
         results = {"file": artifact.name, "size_bytes": sum(p.stat().st_size for p in tmp.iterdir())}
         write_manifest(tmp, STAGE, {"source": src}, settings, results)
-    return {"backend": backend, "precision": precision, "path": str(out), "status": "compiled"}
+    return {"backend": backend, "precision": precision, "path": str(out), "status": "compiled",
+            **({"compute": "bf16"} if bf16 else {})}
 
 
 def device_kit(recipe: Recipe, quant_dir: Path, target: Target, out: Path, precisions: list[str]) -> dict:

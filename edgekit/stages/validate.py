@@ -30,6 +30,7 @@ class Built:
     backend: str
     precision: str
     file: Path
+    compute: str | None = None     # bf16: an FP16 artifact computing in the CPU's bf16
 
 
 def runnable(folder: Path) -> Built:
@@ -38,7 +39,8 @@ def runnable(folder: Path) -> Built:
     if m.get("stage") != "compile" or s.get("kind") == "device-kit":
         raise EdgekitError(f"{folder}: not a runnable compiled artifact"
                            + (" (a device kit: build its engines with `edgekit compile --kit`)" if s.get("kind") else ""))
-    return Built(f"{s['backend']}-{s['precision']}", s["backend"], s["precision"], Path(folder) / m["results"]["file"])
+    return Built(f"{s['backend']}-{s['precision']}", s["backend"], s["precision"], Path(folder) / m["results"]["file"],
+                 s.get("compute"))
 
 
 def required_fps(line: dict) -> float:
@@ -103,7 +105,8 @@ def validate(
         runner = get_backend(b.backend).load(b.file, threads)
         outs = [runner.infer(x[None]) for x in golden["input"]]
         golden.update({f"{b.label}:{name}": np.concatenate([o[i] for o in outs]) for i, name in enumerate(names)})
-        row = {"artifact": b.label, "backend": b.backend, "precision": b.precision, "file": str(b.file),
+        row = {"artifact": b.label, "backend": b.backend, "precision": b.precision, "compute": b.compute,
+               "file": str(b.file),
                **task.evaluate(runner, b.label)}
         row["speed"] = measure(task.pipeline(runner), task.x[:1], warmup=5, iters=50, max_seconds=5.0)
         row["robustness"] = {c: task.score(runner, xc, f"{b.label}: {c}") for c, xc in corrupted.items()}
