@@ -252,6 +252,7 @@ def test_a_users_own_file_loads(tmp_path):
     (_set("colour", "green"), "colour"),                       # a typo'd field is not ignored
     (_set("aliases", "jetson-orin"), "aliases"),
     (_set("power_modes", "MAXN"), "power_modes"),
+    (_set("cpu_isa", ["avx2"]), "cpu_isa"),                    # a jetson target: not a CPU's
 ])
 def test_bad_values_name_the_file_and_the_field(tmp_path, edit, field):
     data = _base()
@@ -262,6 +263,13 @@ def test_bad_values_name_the_file_and_the_field(tmp_path, edit, field):
     msg = str(err.value)
     assert msg.startswith(f"{path}: {field}: "), msg
     assert "\n" not in msg
+
+
+def test_cpu_isa_names_known_instruction_sets(tmp_path):
+    data = yaml.safe_load(load_target("cpu").path.read_text()) | {"cpu_isa": ["avx2", "avx512vnni"]}
+    path = _write(tmp_path, data)
+    with pytest.raises(EdgekitError, match=r"cpu_isa: 'avx512vnni' is not one of"):
+        load_target(str(path))
 
 
 def test_calibration_cache_is_refused_for_tensorrt_11(tmp_path):
