@@ -114,7 +114,10 @@ def summary(manifest: dict) -> str:
     line = f"{manifest['settings']['method']} calibration, Q/DQ INT8 + FP16"
     bound = manifest["results"].get("accuracy_bound")
     if bound:
-        line += (f"; held-aside {bound['fp32']:.2f} FP32 / {bound['final']:.2f} INT8, {bound['status']}")
+        line += f"; held-aside FP32 {bound['fp32']:.2f}, INT8 {bound['int8']:.2f}"
+        if bound["kept_float"]:
+            line += f" -> {bound['final']:.2f}"
+        line += f" ({bound['status']})"
     nncf = manifest["results"].get("openvino_int8")
     if nncf:
         line += f"; OpenVINO INT8 from {'NNCF' if nncf['chosen'] == 'nncf' else 'the Q/DQ model'}"
@@ -122,13 +125,14 @@ def summary(manifest: dict) -> str:
 
 
 def held_aside_bound(recipe: Recipe, held: SplitData, cfg: dict, threads: int) -> accuracy.Bound:
-    """The task's own headline figure on the held-aside images, each model run by ONNX Runtime."""
+    """The task's own headline figure on the held-aside images: ONNX models on ONNX Runtime, an OpenVINO IR
+    (NNCF's model) on OpenVINO."""
     from edgekit.backends import get_backend
     from edgekit.tasks import get_task
 
     task = get_task(recipe).validation(recipe, held)
 
-    def score(path: Path) -> float:       # an OpenVINO IR (NNCF's model) on OpenVINO, ONNX on ONNX Runtime
+    def score(path: Path) -> float:
         runner = get_backend("openvino" if Path(path).suffix == ".xml" else "onnxruntime").load(path, threads)
         return float(task.evaluate(runner, "held aside")[task.headline])
 
