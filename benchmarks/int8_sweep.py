@@ -38,12 +38,12 @@ def main() -> None:
     ap.add_argument("--per-class", type=int, nargs="+", default=[8, 16, 32], help="calibration images per class")
     ap.add_argument("--bounds", type=float, nargs="+", default=[], help="accuracy bounds (points) tried with the "
                     "recipe's method and size; 0 forces the per-layer search")
+    ap.add_argument("--recipe", help="recipe name or YAML file (default: the one build.json names)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--name", required=True)
     args = ap.parse_args()
 
-    build = json.loads((args.run / "build.json").read_text())
-    recipe = load_recipe(build["recipe"])
+    recipe = load_recipe(args.recipe or json.loads((args.run / "build.json").read_text())["recipe"])
     source = recorded_source(args.run)
     split = load_split(recipe, source)
     test = get_task(recipe).validation(recipe, split)

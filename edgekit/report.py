@@ -66,7 +66,7 @@ def validation_markdown(recipe, results: dict, task_sections: list[str]) -> str:
         out += [f"Pruning: {pr['ratio']:.0%} of the channels by {pr['importance']} importance, MACs kept "
                 f"{pr['macs_kept']:.1%}, parameters kept {pr['params_kept']:.1%}; {column} (PyTorch, test split) "
                 f"unpruned {pr['unpruned']:.2f}, right after pruning {pr['after_pruning']:.2f}, after "
-                f"{pr['finetune_epochs']} fine-tuning epochs {pr['fine_tuned']:.2f}. {pr['reason'].capitalize()}. "
+                f"{pr['finetune_epochs']} fine-tuning epochs {pr['fine_tuned']:.2f}. {pr['reason'][:1].upper()}{pr['reason'][1:]}. "
                 f"The FP32 reference below is the {'pruned' if pr['kept'] else 'unpruned'} model.", ""]
         if pr["table"]:
             out += [markdown_table(["model", "params", "MACs", "latency ms (b=1)", column],

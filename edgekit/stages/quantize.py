@@ -124,13 +124,27 @@ def summary(manifest: dict) -> str:
     return line
 
 
-def held_aside_bound(recipe: Recipe, held: SplitData, cfg: dict, threads: int) -> accuracy.Bound:
-    """The task's own headline figure on the held-aside images: ONNX models on ONNX Runtime, an OpenVINO IR
-    (NNCF's model) on OpenVINO."""
+def bounded_int8(fp32: Path, folder: Path, held: accuracy.Bound, write) -> dict:
+    """``int8.onnx`` in ``folder`` held to the accuracy bound; when layers had to stay in float, what that
+    cost in latency against every layer in INT8."""
+    record = accuracy.bounded(fp32, folder / FILES["int8"], lambda p, nodes: write(p, "s8", nodes), held)
+    if record["kept_float"]:
+        every = folder / "int8.all-layers.onnx"
+        write(every, "s8")
+        record["latency_ms"] = accuracy.latency_ms([every, folder / FILES["int8"]], held.threads,
+                                                   ["every layer INT8", "mixed"])
+        every.unlink()
+    return record
+
+
+def held_aside_bound(recipe: Recipe, data: SplitData, manifest: dict, cfg: dict, threads: int) -> accuracy.Bound:
+    """The bound INT8 is held to: the task's own headline figure on training images held aside from the
+    calibration set, ONNX models scored on ONNX Runtime, an OpenVINO IR (NNCF's model) on OpenVINO."""
     from edgekit.backends import get_backend
     from edgekit.tasks import get_task
 
-    task = get_task(recipe).validation(recipe, held)
+    task = get_task(recipe).validation(recipe, calibration.held_aside(recipe, data, manifest, cfg["per_class"],
+                                                                      cfg["seed"]))
 
     def score(path: Path) -> float:
         runner = get_backend("openvino" if Path(path).suffix == ".xml" else "onnxruntime").load(path, threads)
@@ -207,25 +221,16 @@ def quantize(
             qdq.write(fp32, path, cache, method, encoding, per_channel, reduce_range, exclude)
 
         bound = nncf = None
-        exclude: tuple[str, ...] = ()
         if settings["accuracy_bound"]:
-            cfg = settings["accuracy_bound"]
-            held = held_aside_bound(recipe, calibration.held_aside(recipe, data, manifest, cfg["per_class"], cfg["seed"]),
-                                    cfg, threads)
-            bound = accuracy.bounded(fp32, tmp / FILES["int8"], lambda p, nodes: write(p, "s8", nodes), held)
-            exclude = tuple(k["node"] for k in bound["kept_float"])
-            if exclude:
-                write(tmp / "int8.all-layers.onnx", "s8")
-                bound["latency_ms"] = accuracy.latency_ms([tmp / "int8.all-layers.onnx", tmp / FILES["int8"]],
-                                                          threads, ["every layer INT8", "mixed"])
-                (tmp / "int8.all-layers.onnx").unlink()
+            held = held_aside_bound(recipe, data, manifest, settings["accuracy_bound"], threads)
+            bound = bounded_int8(fp32, tmp, held, write)
             if openvino:
                 nncf = openvino_nncf.quantize(fp32, batches, tmp / NNCF)
                 nncf.update(openvino_nncf.choose(tmp / FILES["int8"], tmp / NNCF, held.score, bound["fp32"],
-                                                 cfg["max_drop"], threads))
+                                                 held.max_drop, threads))
         else:
             write(tmp / FILES["int8"], "s8")
-        write(tmp / FILES["int8-u8"], "u8", exclude)
+        write(tmp / FILES["int8-u8"], "u8", tuple(k["node"] for k in (bound or {}).get("kept_float", [])))
         seconds = time.perf_counter() - t0
         shutil.copyfile(cache, tmp / "calibration_ranges.json")
         for name in FILES:

@@ -1,0 +1,118 @@
+"""edgekit's accuracy-bounded INT8 against NNCF's ``quantize_with_accuracy_control`` on the same classifier,
+calibration images, held-aside images and bound.
+
+Both start from the build's FP32 model; both are held to the same drop on the same held-aside training
+images (never the test split); both results are then scored on the run's test split and timed at batch 1
+on OpenVINO, interleaved. Classification recipes (the validation function scores accuracy)::
+
+    python benchmarks/accuracy_control.py --run RUN --bound 0.5 --name sdc-squeezenet-mrf-accuracy-control
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+
+from edgekit import calibration
+from edgekit.artifacts import write_json
+from edgekit.backends import get_backend
+from edgekit.data.images import read_grey
+from edgekit.data.recipe_data import load_split, recorded_source
+from edgekit.errors import EdgekitError, run_reporting
+from edgekit.int8.accuracy import latency_ms, weighted_layers
+from edgekit.recipes import load_recipe
+from edgekit.report import markdown_table, print_table
+from edgekit.stages.bench import machine
+from edgekit.stages.quantize import FILES, quantize
+from edgekit.tasks import get_task
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def nncf_accuracy_control(fp32: Path, calib: list[np.ndarray], held_x: np.ndarray, held_y: np.ndarray, bound: float,
+                          out: Path) -> None:
+    import nncf
+    import openvino as ov
+
+    nncf.set_log_level(logging.ERROR)
+
+    def accuracy(compiled, items) -> float:      # percent, as edgekit's bound is in points
+        hits = [int(np.argmax(compiled(x[None])[0]) == y) for x, y in items]
+        return 100.0 * float(np.mean(hits))
+
+    model = nncf.quantize_with_accuracy_control(
+        ov.convert_model(str(fp32)), nncf.Dataset(calib), nncf.Dataset(list(zip(held_x, held_y))), accuracy,
+        max_drop=bound, drop_type=nncf.DropType.ABSOLUTE, subset_size=len(calib))
+    ov.save_model(model, str(out), compress_to_fp16=False)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--run", type=Path, required=True)
+    ap.add_argument("--bound", type=float, default=0.5, help="points of accuracy INT8 may lose on the held-aside images")
+    ap.add_argument("--recipe", help="recipe name or YAML file (default: the one build.json names)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--name", required=True)
+    args = ap.parse_args()
+
+    recipe = load_recipe(args.recipe or json.loads((args.run / "build.json").read_text())["recipe"])
+    if recipe.task != "classification":
+        raise EdgekitError(f"{recipe.path}: this comparison scores classifiers (task {recipe.task!r})")
+    recipe = dataclasses.replace(recipe, quantize={**recipe.quantize, "accuracy": {
+        **(recipe.quantize.get("accuracy") or {}), "max_drop": args.bound}})
+    source = recorded_source(args.run)
+    split = load_split(recipe, source)
+    manifest_path = args.run / "calibration.yaml"
+    manifest, images = calibration.load(manifest_path, source.root)
+    held = get_task(recipe).validation(recipe, calibration.held_aside(recipe, split, manifest, 16, 1))
+    test = get_task(recipe).validation(recipe, split)
+    fp32 = args.run / "export" / "model.onnx"
+    ov = get_backend("openvino")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="accuracy-control.") as tmp:
+        t0 = time.perf_counter()
+        res = quantize(recipe, fp32, manifest_path, source.root, Path(tmp) / "edgekit", data=split,
+                       threads=args.threads, cache_dir=Path(tmp) / "cache")
+        edgekit_s = time.perf_counter() - t0
+        ours = Path(tmp) / "edgekit" / FILES["int8"]
+        t0 = time.perf_counter()
+        theirs = Path(tmp) / "nncf-accuracy-control.xml"
+        nncf_accuracy_control(fp32, [recipe.preprocess(read_grey(p))[None] for p in images], held.x, held.y,
+                              args.bound, theirs)
+        nncf_s = time.perf_counter() - t0
+        ms = latency_ms([ours, theirs], args.threads, ["edgekit", "nncf"])
+        layers = len(weighted_layers(onnx.load(str(fp32))))
+        for label, path, seconds, floats in (
+                ("edgekit accuracy-bounded Q/DQ", ours, edgekit_s, len(res["accuracy_bound"]["kept_float"])),
+                ("NNCF quantize_with_accuracy_control", theirs, nncf_s, None)):
+            runner = ov.load(path, args.threads)
+            rows.append({"method": label, "held_aside": held.evaluate(runner, label)[held.headline],
+                         "test": test.evaluate(runner, label)[test.headline],
+                         "latency_ms": ms["edgekit" if path == ours else "nncf"], "seconds": round(seconds, 1),
+                         "float_layers": floats})
+    fp32_runner = ov.load(fp32, args.threads)
+    reference = {"held_aside": held.evaluate(fp32_runner, "fp32")[held.headline],
+                 "test": test.evaluate(fp32_runner, "fp32")[test.headline]}
+    headers = ["method", "float layers", "held-aside %", "test %", "OpenVINO ms (b=1)", "seconds"]
+    table = [[r["method"], "—" if r["float_layers"] is None else f"{r['float_layers']} of {layers}",
+              r["held_aside"], r["test"], r["latency_ms"], r["seconds"]] for r in rows]
+    title = (f"{recipe.name}: accuracy-bounded INT8, bound {args.bound:g} points "
+             f"(FP32 held-aside {reference['held_aside']:.2f}, test {reference['test']:.2f})")
+    print_table(title, headers, table)
+    results = {"recipe": recipe.name, "run": str(args.run), "bound": args.bound, "fp32": reference, "rows": rows,
+               "machine": machine(), "command": " ".join(sys.argv)}
+    write_json(RESULTS / f"{args.name}.json", results)
+    (RESULTS / f"{args.name}.md").write_text(f"# {title}\n\nMachine: {results['machine']}\n\n"
+                                             f"Command: `{results['command']}`\n\n{markdown_table(headers, table)}\n")
+
+
+if __name__ == "__main__":
+    run_reporting(main)
