@@ -76,7 +76,7 @@ def main() -> None:
                          "float_layers": len(b["kept_float"]), "qdq_test": figures["q/dq"], "nncf_test": figures["nncf"],
                          "qdq_ms": ms["q/dq"], "nncf_ms": ms["nncf"], "chosen": choice["chosen"],
                          "seconds": res["seconds"]})
-    headers = ["method", "images/class", "bound", "held-aside FP32 / INT8", "float layers", f"test {test.column} Q/DQ",
+    headers = ["method", "images/class", "bound", "held-aside FP32 / INT8 (bounded)", "float layers", f"test {test.column} Q/DQ",
                "test NNCF", "Q/DQ ms", "NNCF ms", "chosen", "quantize s"]
     table = [[r["method"], r["per_class"], r["bound"], f"{r['held_aside_fp32']:.2f} / {r['held_aside_int8']:.2f}",
               r["float_layers"], r["qdq_test"], r["nncf_test"], r["qdq_ms"], r["nncf_ms"], r["chosen"], r["seconds"]]
