@@ -50,6 +50,12 @@ def tail_pairs(path):
     return qdq.output_tail(onnx.load(str(path)))[0]
 
 
+def unread(model):
+    """Nodes none of whose outputs anything reads (what a removed Q/DQ pair must not leave behind)."""
+    read = {i for n in model.graph.node for i in n.input} | {o.name for o in model.graph.output}
+    return [n.name for n in model.graph.node if not any(o in read for o in n.output)]
+
+
 def test_graph_outputs_stay_float_on_every_encoding(tmp_path) -> None:
     fp32 = conv_net(tmp_path / "m.onnx")
     cache = tmp_path / "ranges.json"
@@ -65,7 +71,7 @@ def test_graph_outputs_stay_float_on_every_encoding(tmp_path) -> None:
         qdq.write(fp32, out, cache, "minmax", encoding)
         model = onnx.load(str(out))
         onnx.checker.check_model(model)
-        assert not tail_pairs(out)
+        assert not tail_pairs(out) and unread(model) == []
         producers = {o: n.op_type for n in model.graph.node for o in n.output}
         assert [producers[o.name] for o in model.graph.output] == ["Flatten", "Softmax"]
         assert sum(n.op_type == "QuantizeLinear" for n in model.graph.node) >= 2   # the convs' inputs
@@ -81,7 +87,7 @@ def test_classifier_and_u8_copy_of_a_build_have_no_qdq_on_outputs(tiny_quantized
         model = onnx.load(str(tiny_quantized / name))
         producers = {o: n.op_type for n in model.graph.node for o in n.output}
         assert all(producers[o.name] != "DequantizeLinear" for o in model.graph.output)
-        assert not tail_pairs(tiny_quantized / name)
+        assert not tail_pairs(tiny_quantized / name) and unread(model) == []
 
 
 def _range(cache, tensor):
@@ -184,6 +190,7 @@ def test_accuracy_bound_keeps_the_sensitive_layer_in_float_on_every_backend(tmp_
     producers = {o: n.op_type for n in model.graph.node for o in n.output}
     conv2 = next(n for n in model.graph.node if n.name == "conv2")
     assert producers[conv2.input[0]] == "Relu" and conv2.input[1] == "w2"     # float input, float weights
+    assert unread(model) == []
     assert sum(n.op_type == "QuantizeLinear" for n in model.graph.node) >= 3  # the rest stays INT8
     # the same mixed network on OpenVINO and on ONNX Runtime's u8 encoding
     write(tmp_path / "int8-u8.onnx", ("conv2",), "u8")

@@ -97,13 +97,13 @@ def float_inputs(model: onnx.ModelProto, nodes: set[str]) -> onnx.ModelProto:
 def _drop_unread(model: onnx.ModelProto, pairs: list[onnx.NodeProto], moved: set[str] = frozenset()) -> None:
     """Remove the DequantizeLinear nodes of ``pairs`` that nothing reads any more, then their QuantizeLinear
     nodes likewise (another consumer may keep its own pair, or share one). ``moved``: graph outputs that
-    another tensor is about to take over."""
+    another tensor is about to take over. Nodes are known by their output tensor, unique in a graph."""
     graph = model.graph
     outputs = {o.name for o in graph.output} - set(moved)
     for op in ("DequantizeLinear", "QuantizeLinear"):
+        candidates = {n.output[0] for n in pairs if n.op_type == op}
         read = {i for n in graph.node for i in n.input} | outputs
-        drop = {id(n) for n in pairs if n.op_type == op and n.output[0] not in read}
-        kept = [n for n in graph.node if id(n) not in drop]
+        kept = [n for n in graph.node if not (n.op_type == op and n.output[0] in candidates - read)]
         del graph.node[:]
         graph.node.extend(kept)
 
