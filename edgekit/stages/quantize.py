@@ -5,7 +5,9 @@ ranges calibrated once (cached by model + calibration-set hash + settings), then
 them: symmetric INT8 activations with per-channel symmetric INT8 weights and float biases, the one
 model TensorRT (>= 8), OpenVINO and ONNX Runtime all consume; and U8 activations, which ONNX
 Runtime's x86 kernels run fast. Graph outputs stay float; on a CPU target without VNNI the weights
-keep 7 bits.
+keep 7 bits. Given the recipe's split, INT8 is held to the accuracy bound on training images held
+aside from calibration (layers kept in float where needed), and for an OpenVINO target NNCF's own
+INT8 model competes with the Q/DQ model (``results.openvino_int8`` says which the compile stage takes).
 """
 from __future__ import annotations
 
