@@ -212,3 +212,14 @@ def test_accuracy_bound_costs_nothing_when_int8_is_within_it(tmp_path) -> None:
     record = accuracy.bounded(fp32, tmp_path / "int8.onnx", lambda p, n: qdq.write(fp32, p, tmp_path / "ranges.json",
                                                                                    "minmax", "s8", exclude=n), bound)
     assert record["kept_float"] == [] and len(calls) == 2 and record["status"].startswith("within bound with every")
+
+
+def test_openvino_gets_nncfs_model_when_faster_or_alone_within_the_bound() -> None:
+    from edgekit.int8.openvino_nncf import choose
+
+    fast, slow = {"qdq": 2.0, "nncf": 1.5}, {"qdq": 2.0, "nncf": 1.99}
+    assert choose(fast, {"qdq": 99.5, "nncf": 99.5}, 100.0, 1.0)["chosen"] == "nncf"
+    assert choose(slow, {"qdq": 99.5, "nncf": 99.5}, 100.0, 1.0)["chosen"] == "qdq"          # not 3 % faster
+    assert choose(fast, {"qdq": 99.5, "nncf": 98.0}, 100.0, 1.0)["chosen"] == "qdq"          # NNCF out of bound
+    alone = choose(slow, {"qdq": 97.9, "nncf": 99.0}, 100.0, 1.0)
+    assert alone["chosen"] == "nncf" and alone["reason"].startswith("only NNCF's model is within")

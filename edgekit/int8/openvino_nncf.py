@@ -4,17 +4,14 @@ same calibration images, and the choice between it and the portable Q/DQ model f
 NNCF places quantizers for OpenVINO's CPU plugin (which inputs of which ops, u8 activations after ReLU,
 bias correction, the overflow fix for CPUs without VNNI): often faster than the portable Q/DQ model,
 which puts Q/DQ pairs where TensorRT wants them. It is chosen only when it is faster by a margin and
-its figure on the held-aside images is within the same bound as the Q/DQ model's.
+its figure on the held-aside images is within the same bound as the Q/DQ model's (or it is the only
+one within it).
 """
 from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Callable
-
 import numpy as np
-
-from edgekit.int8.accuracy import latency_ms
 
 FASTER_BY = 0.03        # NNCF's model must be at least 3 % faster to be chosen over the portable one
 
@@ -33,19 +30,19 @@ def quantize(fp32_onnx: Path, batches: list[np.ndarray], out_xml: Path) -> dict:
             "calibration_images": len(batches)}
 
 
-def choose(qdq_model: Path, nncf_model: Path, score: Callable[[Path], float], fp32_score: float, max_drop: float,
-           threads: int) -> dict:
-    """Which INT8 model an OpenVINO target gets, with the measurements that decided it."""
-    latency = latency_ms([qdq_model, nncf_model], threads, ["qdq", "nncf"])
-    scores = {"qdq": score(qdq_model), "nncf": score(nncf_model)}
-    accurate = fp32_score - scores["nncf"] <= max_drop
+def choose(latency: dict[str, float], scores: dict[str, float], fp32_score: float, max_drop: float) -> dict:
+    """Which INT8 model an OpenVINO target gets (``qdq`` or ``nncf``), from their batch-1 latencies and
+    held-aside figures: NNCF's when it is within the bound and either faster by ``FASTER_BY`` or the only
+    one within the bound."""
+    within = {k: fp32_score - v <= max_drop for k, v in scores.items()}
     faster = latency["nncf"] <= latency["qdq"] * (1.0 - FASTER_BY)
-    chosen = "nncf" if accurate and faster else "qdq"
+    chosen = "nncf" if within["nncf"] and (faster or not within["qdq"]) else "qdq"
     why = (f"NNCF {latency['nncf']:.2f} ms vs Q/DQ {latency['qdq']:.2f} ms at batch 1; held-aside "
            f"{scores['nncf']:.2f} vs {scores['qdq']:.2f} (FP32 {fp32_score:.2f}, allowed drop {max_drop:g})")
     if chosen == "nncf":
-        reason = "NNCF's model is faster within the accuracy bound: " + why
-    elif not accurate:
+        reason = ("NNCF's model is faster within the accuracy bound: " if faster else
+                  "only NNCF's model is within the accuracy bound: ") + why
+    elif not within["nncf"]:
         reason = "NNCF's model drops more than the bound allows: " + why
     else:
         reason = f"NNCF's model is not {FASTER_BY:.0%} faster: " + why

@@ -228,8 +228,11 @@ def quantize(
             bound = bounded_int8(fp32, tmp, held, write)
             if openvino:
                 nncf = openvino_nncf.quantize(fp32, batches, tmp / NNCF)
-                nncf.update(openvino_nncf.choose(tmp / FILES["int8"], tmp / NNCF, held.score, bound["fp32"],
-                                                 held.max_drop, threads))
+                models = {"qdq": tmp / FILES["int8"], "nncf": tmp / NNCF}
+                nncf.update(openvino_nncf.choose(
+                    accuracy.latency_ms(list(models.values()), threads, list(models)),
+                    {k: (bound["final"] if k == "qdq" else held.score(path)) for k, path in models.items()},
+                    bound["fp32"], held.max_drop))
         else:
             write(tmp / FILES["int8"], "s8")
         write(tmp / FILES["int8-u8"], "u8", tuple(k["node"] for k in (bound or {}).get("kept_float", [])))
