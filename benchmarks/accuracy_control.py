@@ -24,7 +24,6 @@ import onnx
 from edgekit import calibration
 from edgekit.artifacts import write_json
 from edgekit.backends import get_backend
-from edgekit.data.images import read_grey
 from edgekit.data.recipe_data import load_split, recorded_source
 from edgekit.errors import EdgekitError, run_reporting
 from edgekit.int8.accuracy import latency_ms, weighted_layers
@@ -85,8 +84,7 @@ def main() -> None:
         ours = Path(tmp) / "edgekit" / FILES["int8"]
         t0 = time.perf_counter()
         theirs = Path(tmp) / "nncf-accuracy-control.xml"
-        nncf_accuracy_control(fp32, [recipe.preprocess(read_grey(p))[None] for p in images], held.x, held.y,
-                              args.bound, theirs)
+        nncf_accuracy_control(fp32, calibration.batches(recipe, images), held.x, held.y, args.bound, theirs)
         nncf_s = time.perf_counter() - t0
         ms = latency_ms([ours, theirs], args.threads, ["edgekit", "nncf"])
         layers = len(weighted_layers(onnx.load(str(fp32))))

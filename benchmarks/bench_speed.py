@@ -28,7 +28,6 @@ import numpy as np
 
 from edgekit import calibration
 from edgekit.artifacts import read_manifest, write_json
-from edgekit.data.images import read_grey
 from edgekit.int8 import openvino_nncf
 from edgekit.backends import get_backend
 from edgekit.backends.pytorch import TorchRunner
@@ -58,8 +57,7 @@ def nncf_by_hand(run: Path, recipe, folder: Path) -> Path:
     target = folder / f"{run.name}-nncf-by-hand.xml"
     if not target.is_file():
         _, images = calibration.load(run / "calibration.yaml", recorded_source(run).root)
-        batches = [recipe.preprocess(read_grey(p))[None] for p in images]
-        openvino_nncf.quantize(run / "quantize" / "fp32.onnx", batches, target)
+        openvino_nncf.quantize(run / "quantize" / "fp32.onnx", calibration.batches(recipe, images), target)
     return target
 
 

@@ -11,6 +11,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from edgekit.artifacts import atomic_write_text, sha256_file
@@ -71,6 +72,14 @@ def held_aside(recipe: Recipe, data: SplitData, manifest: dict[str, Any], per_cl
     strata = _strata(recipe, data)
     picked = stratified_sample([strata[i] for i in free], per_class, seed)
     return SplitData(data.dataset, [], [data.train[free[i]] for i in picked], "held aside from calibration")
+
+
+def batches(recipe: Recipe, images: list[Path]) -> list[np.ndarray]:
+    """Each calibration image as the model takes it: pre-processed, a batch of one."""
+    from edgekit.data.images import read_grey
+    from edgekit.progress import bar
+
+    return [recipe.preprocess(read_grey(p))[None] for p in bar(images, "calibration images")]
 
 
 def write(manifest: dict[str, Any], path: Path) -> Path:

@@ -20,6 +20,17 @@ def measure(fn: Callable[[np.ndarray], Any], batch: np.ndarray, warmup: int = 10
     return summarize(np.array(times) * 1000.0, batch.shape[0])
 
 
+def interleaved_p50(calls: Dict[str, Callable[[np.ndarray], Any]], batch: np.ndarray, rounds: int = 5,
+                    iters: int = 100, max_seconds: float = 2.0) -> Dict[str, float]:
+    """The best p50 latency (ms) of each call over ``rounds`` rounds that take turns in one process, so
+    that a machine's drift hits every call alike: for deciding which of two models is faster."""
+    best = {name: float("inf") for name in calls}
+    for _ in range(rounds):
+        for name, fn in calls.items():
+            best[name] = min(best[name], measure(fn, batch, warmup=5, iters=iters, max_seconds=max_seconds)["p50_ms"])
+    return {name: round(ms, 3) for name, ms in best.items()}
+
+
 def summarize(ms: np.ndarray, n: int) -> Dict[str, Any]:
     """Percentiles and throughput of per-call milliseconds for batches of ``n`` (and the calls themselves,
     for a histogram)."""

@@ -96,15 +96,11 @@ def bounded(fp32: Path, out: Path, write: Writer, bound: Bound) -> dict:
 
 
 def latency_ms(files: list[Path], threads: int, labels: list[str]) -> dict[str, float]:
-    """Batch-1 latency (p50, ms, best of 5 interleaved rounds) of model files on OpenVINO's CPU plugin, in one
-    process: what keeping layers in float costs, and which INT8 model of two is faster."""
+    """Batch-1 latency (best p50 of interleaved rounds, ms) of model files on OpenVINO's CPU plugin: what
+    keeping layers in float costs, and which INT8 model of two is faster."""
     from edgekit.backends import get_backend
-    from edgekit.timing import measure
+    from edgekit.timing import interleaved_p50
 
     runners = [get_backend("openvino").load(f, threads) for f in files]
     x = np.zeros(runners[0].input_shape, dtype=np.float32)
-    best = {label: float("inf") for label in labels}
-    for _ in range(5):
-        for label, runner in zip(labels, runners):
-            best[label] = min(best[label], measure(runner.infer, x, warmup=5, iters=100, max_seconds=2.0)["p50_ms"])
-    return {label: round(ms, 3) for label, ms in best.items()}
+    return interleaved_p50({label: runner.infer for label, runner in zip(labels, runners)}, x)

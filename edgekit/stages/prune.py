@@ -31,7 +31,7 @@ from edgekit.stages.export import to_onnx
 from edgekit.stages.train import CHECKPOINT, fit, manifest_settings, pick_device
 from edgekit.targets import Target
 from edgekit.tasks import get_task
-from edgekit.timing import measure
+from edgekit.timing import interleaved_p50
 
 STAGE = "prune"
 DEFAULT_MAX_DROP = 1.0
@@ -117,7 +117,7 @@ def prune(
 
 def latency_ms(recipe: Recipe, models: dict[str, torch.nn.Module], backend: str, target: Target | None,
                threads: int) -> dict[str, float]:
-    """Batch-1 FP32 latency (p50, best of 3 interleaved rounds) of each model on ``backend``; for
+    """Batch-1 FP32 latency (best p50 of 3 interleaved rounds, ms) of each model on ``backend``; for
     ``estimate``, the target's data-sheet figure from each model's MACs at its fastest precision."""
     example = torch.zeros(1, *recipe.preprocess.input_shape)
     if backend == "estimate":
@@ -136,12 +136,7 @@ def latency_ms(recipe: Recipe, models: dict[str, torch.nn.Module], backend: str,
             folder = Path(tmp) / name
             folder.mkdir()
             runners[name] = module.load(module.compile(onnx_path, folder, "fp32"), threads)
-        x = example.numpy()
-        best = {name: float("inf") for name in models}
-        for _ in range(3):
-            for name, runner in runners.items():
-                best[name] = min(best[name], measure(runner.infer, x, warmup=3, iters=30, max_seconds=2.0)["p50_ms"])
-    return {name: round(ms, 3) for name, ms in best.items()}
+        return interleaved_p50({name: runner.infer for name, runner in runners.items()}, example.numpy(), rounds=3)
 
 
 def decision(recipe: Recipe, unpruned: torch.nn.Module, pruned: torch.nn.Module, before: float, after: float,

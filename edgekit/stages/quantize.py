@@ -26,11 +26,9 @@ from onnxruntime.quantization.shape_inference import quant_pre_process
 
 from edgekit import calibration
 from edgekit.artifacts import sha256_file, sha256_json, staged_dir, write_manifest
-from edgekit.data.images import read_grey
 from edgekit.errors import EdgekitError
 from edgekit.data.recipe_data import SplitData
 from edgekit.int8 import accuracy, openvino_nncf, qdq, ranges
-from edgekit.progress import bar
 from edgekit.recipes import Recipe
 from edgekit.stages.export import check_onnx
 
@@ -206,8 +204,7 @@ def quantize(
 
     images = ranges.canonical_order(images, [e["sha256"] for e in manifest["images"]])
     openvino = bool(settings["openvino_int8"])
-    batches = ([] if cache_hit and not openvino else
-               [recipe.preprocess(read_grey(p))[None] for p in bar(images, "calibration images")])
+    batches = [] if cache_hit and not openvino else calibration.batches(recipe, images)
     with _quiet_root_logger(), staged_dir(out) as tmp:
         fp32 = tmp / FILES["fp32"]
         quant_pre_process(str(onnx_path), str(fp32), skip_symbolic_shape=True)
