@@ -133,7 +133,8 @@ def main() -> None:
         subprocess.run(cmd, check=False)
     post = postprocessor(recipe)
     rows = []
-    scratch = Path(tempfile.mkdtemp(prefix="bench-speed."))
+    scratch_dir = tempfile.TemporaryDirectory(prefix="bench-speed.")     # NNCF by hand's IR, made once
+    scratch = Path(scratch_dir.name)
     figures: dict[str, float] = {}
     for batch in args.batches:
         runners = variants(runs, args.threads, batch, recipe, scratch)
@@ -156,6 +157,7 @@ def main() -> None:
             if r["batch"] == batch and r["variant"] != "post-processing only":
                 r["x_pytorch_fp32"] = r["throughput_fps"] / base["throughput_fps"] if base else None
 
+    scratch_dir.cleanup()
     headers = ["variant", "batch", "p50 ms", "p90 ms", "p99 ms", "fps", "x PyTorch FP32"]
     headers += ["test figure (b=1)"] if args.accuracy else []
     table = [[r["variant"], r["batch"], r["p50_ms"], r["p90_ms"], r["p99_ms"], r["throughput_fps"],

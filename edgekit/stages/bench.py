@@ -13,6 +13,7 @@ from edgekit.backends import get_backend, is_available
 from edgekit.backends.base import onnx_input_shape, read_onnx
 from edgekit.errors import EdgekitError
 from edgekit.plots import latency_histogram
+from edgekit.targets import CPU_ISA
 from edgekit.progress import bar
 from edgekit.timing import measure
 
@@ -39,18 +40,18 @@ def resolve(artifact: Path, backends: list[str] | None) -> list[tuple[str, Path]
     return [(b, artifact) for b in names]
 
 
-SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "amx_bf16")
 
 
 def cpu_model() -> tuple[str, list[str]]:
-    """The CPU's model name and the instruction-set extensions that decide INT8 speed (Linux)."""
+    """The CPU's model name and the instruction-set extensions that decide INT8 and bf16 speed (Linux): the
+    ones a target's ``cpu_isa`` may name."""
     try:
         info = Path("/proc/cpuinfo").read_text()
     except OSError:
         return platform.processor() or platform.machine(), []
     name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
     flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
-    return name or platform.machine(), [f for f in SPEED_FLAGS if f in flags]
+    return name or platform.machine(), [f for f in CPU_ISA if f in flags]
 
 
 def machine() -> dict:

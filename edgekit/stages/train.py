@@ -238,7 +238,6 @@ def fit(
     }
     if results_after is not None:
         results.update(results_after(model, final[task.headline]))
-        model.to(dev)
     with staged_dir(out) as tmp:
         save_checkpoint(tmp / CHECKPOINT, model.to("cpu", memory_format=torch.contiguous_format), recipe, **extra)
         write_json(tmp / "history.json", history)
