@@ -33,7 +33,8 @@ def epochs_line(label: str, rec: dict) -> str:
     r = rec["results"]
     # runs trained before the headline's key was recorded: the test figure equal to the headline
     key = r["headline"].get("key") or next(k for k, v in r["test"].items() if v == r["headline"]["value"])
-    where = r["device"] if r["device"] != "cpu" else f"CPU, {r['torch_threads']} threads"
+    where = (r["device"] if r["device"] != "cpu" else f"CPU, {r['torch_threads']} threads") + (
+        ", bf16 autocast" if r.get("autocast") == "bf16" else "")
     return (f"{label}: {r['epochs']} epochs in {r['train_seconds_total'] / 60:.1f} min ({where}), "
             + (f"pretrained tensors loaded: {r['pretrained_tensors_loaded']}; " if "pretrained_tensors_loaded" in r else "")
             + f"split {r['data']['train']} train / {r['data']['test']} test; {r['headline']['metric']} per epoch: "

@@ -504,6 +504,9 @@ def build(
     epochs: Annotated[Optional[int], typer.Option(help="Override the recipe's epochs")] = None,
     prune: Annotated[bool, typer.Option("--prune/--no-prune", help="Apply the recipe's channel pruning + "
                                         "fine-tuning (when it has a prune section)")] = True,
+    sparsity: Annotated[bool, typer.Option("--sparsity/--no-sparsity", help="Apply the recipe's 2:4 sparsity + "
+                                           "fine-tuning (when it has a sparsity section and the target's GPU has "
+                                           "Sparse Tensor Cores)")] = True,
     method: Annotated[Optional[str], typer.Option(help="Calibration method (recipe default)")] = None,
     robustness: Annotated[bool, typer.Option("--robustness")] = False,
     quick: Annotated[bool, typer.Option("--quick", help="The recipe's short profile: fewer images and epochs, "
@@ -521,8 +524,8 @@ def build(
     run_dir = runs / f"{r.name}{'-quick' if quick else ''}{mixed}--{t.name}"
     opts = BuildOptions(data=data, test_data=test_data, split_file=split_file,
                         pretrained=resolve_pretrained(r, pretrained), checkpoint=checkpoint, onnx=onnx,
-                        calibration=calibration, epochs=epochs, prune=prune, method=method, robustness=robustness,
-                        threads=threads, seed=seed)
+                        calibration=calibration, epochs=epochs, prune=prune, sparsity=sparsity, method=method,
+                        robustness=robustness, threads=threads, seed=seed)
     res = run(r, t, run_dir, opts, on_plan=lambda rows: _print_plan(rows, r, t.name, quick))
     _print_preflight(res["artifacts"])
     print_table("build", ["stage", "status", "seconds", "result"],

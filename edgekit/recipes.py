@@ -12,10 +12,11 @@ from edgekit.errors import EdgekitError
 from edgekit.resources import bundled_dir
 from edgekit.preprocess import Preprocess
 from edgekit.pruning import PruneSpec
+from edgekit.sparsity import SparsitySpec
 
 TASKS = ("classification", "detection", "segmentation", "segmentation+decision")
 REQUIRED = ("name", "task", "paper", "model", "data", "preprocess", "train", "quantize", "validate")
-OPTIONAL = ("description", "detection", "segmentation", "decision", "prune", "quick", "extends")
+OPTIONAL = ("description", "detection", "segmentation", "decision", "prune", "sparsity", "quick", "extends")
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ class Recipe:
     segmentation: dict[str, Any] = field(default_factory=dict)
     decision: dict[str, Any] = field(default_factory=dict)   # segmentation+decision: supervision, loss, threshold
     prune: dict[str, Any] = field(default_factory=dict)   # structured pruning + fine-tuning (edgekit.pruning)
+    sparsity: dict[str, Any] = field(default_factory=dict)  # 2:4 sparsity + fine-tuning (edgekit.sparsity)
     quick: bool = False                 # the recipe's ``quick:`` overrides are applied
     has_quick: bool = False             # the recipe has a ``quick:`` profile
 
@@ -48,7 +50,7 @@ class Recipe:
         out = {"name": self.name, "task": self.task, "description": self.description,
                **{k: copy.deepcopy(getattr(self, k)) for k in ("paper", "model", "data", "train", "quantize",
                                                                 "validate", "detection", "segmentation", "decision",
-                                                                "prune")},
+                                                                "prune", "sparsity")},
                "preprocess": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.preprocess).items()}}
         return {k: v for k, v in out.items() if v or k in REQUIRED}
 
@@ -164,13 +166,18 @@ def _parse(path: Path, quick: bool = False) -> Recipe:
     if not isinstance(prune, dict):
         raise EdgekitError(f"{path}: prune: must be a mapping")
     PruneSpec.from_recipe(prune, str(path))  # refuse a malformed section when the recipe loads
+    sparsity = raw.get("sparsity") or {}
+    if not isinstance(sparsity, dict):
+        raise EdgekitError(f"{path}: sparsity: must be a mapping")
+    SparsitySpec.from_recipe(sparsity, str(path))
     if "classes" not in raw["data"]:
         raise EdgekitError(f"{path}: data.classes: missing")
     return Recipe(
         name=raw["name"], task=raw["task"], description=raw.get("description", ""), paper=raw["paper"],
         model=raw["model"], data=raw["data"], preprocess=pre, train=raw["train"], quantize=raw["quantize"],
         validate=raw["validate"], path=path, detection=raw.get("detection", {}),
-        segmentation=raw.get("segmentation", {}), decision=raw.get("decision", {}), prune=prune, quick=quick,
+        segmentation=raw.get("segmentation", {}), decision=raw.get("decision", {}), prune=prune, sparsity=sparsity,
+        quick=quick,
         has_quick=isinstance(raw.get("quick"), dict),
     )
 

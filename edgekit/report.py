@@ -72,6 +72,16 @@ def validation_markdown(recipe, results: dict, task_sections: list[str]) -> str:
             out += [markdown_table(["model", "params", "MACs", "latency ms (b=1)", column],
                                    [[r["model"], f"{r['params']:,}", f"{r['macs']:,}", r["latency_ms"],
                                      round(r["metric"], 2)] for r in pr["table"]]), ""]
+    sp = results.get("sparsity")
+    if sp:
+        out += [f"2:4 sparsity: masks on {sum(r['sparse'] for r in sp['layers'])} of {len(sp['layers'])} layers "
+                f"({sp['macs_share']:.0%} of the MACs); {column} (PyTorch, test split) dense {sp['dense']:.2f}, right "
+                f"after masking {sp['after_masking']:.2f}, after {sp['finetune_epochs']} fine-tuning epochs "
+                f"{sp['fine_tuned']:.2f}. {sp['reason'][:1].upper()}{sp['reason'][1:]}. Its speed is measured on the "
+                "device (the kit builds with TensorRT's sparse-weights flag).", "",
+                markdown_table(["layer", "weight shape", "MACs", "2:4", "left dense because"],
+                               [[r["layer"], "x".join(map(str, r["shape"])), f"{r['macs']:,}", "yes" if r["sparse"] else "no",
+                                 r["reason"]] for r in sp["layers"]]), ""]
     out += ["## Gates", "", markdown_table(*gate_rows(results)), "",
             f"Overall: **{'PASS' if results['passed'] else 'FAIL'}**", ""]
     paper = recipe.paper

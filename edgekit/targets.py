@@ -7,6 +7,7 @@ cores, memory, TensorRT workspace and the data-sheet peak throughput used for es
 """
 from __future__ import annotations
 
+import platform
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,6 +129,15 @@ class Target:
     def bf16(self) -> bool:
         """Whether the CPU computes in bf16 (AVX512-BF16, AMX): its half-precision artifact runs in bf16."""
         return self.kind == "cpu" and bool(BF16 & set(self.cpu_isa))
+
+    @property
+    def sparse_tensor_cores(self) -> bool:
+        """Whether the GPU runs 2:4 sparse weights on Sparse Tensor Cores (Ampere, compute capability 8.0, and
+        newer: Jetson Orin, RTX 30xx/A-series on; not Xavier's Volta nor Nano's Maxwell)."""
+        if self.kind == "cpu" or not self.compute_capability:
+            return False
+        major, minor = (int(x) for x in self.compute_capability.split("."))
+        return (major, minor) >= (8, 0)
 
     def supports(self, precision: str) -> bool:
         """Whether ``precision`` is listed as fast here and, for INT8, has a route."""
@@ -430,3 +440,15 @@ def load_target(name_or_path: str | Path) -> Target:
     aliases = ", ".join(f"{a} -> {t.name}" for t in targets for a in t.aliases)
     raise EdgekitError(f"unknown target {text!r} (known: {names}; aliases: {aliases or 'none'}; "
                        "or give a path to your own target .yaml)")
+
+
+def host_cpu() -> tuple[str, list[str]]:
+    """This machine's CPU model name and the instruction-set extensions that decide INT8 and bf16 speed (Linux): the
+    ones a target's ``cpu_isa`` may name."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine(), []
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    return name or platform.machine(), [f for f in CPU_ISA if f in flags]

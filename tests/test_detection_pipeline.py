@@ -122,6 +122,7 @@ def test_a_pruning_that_does_not_pay_is_declined(run, tiny_det_recipe, tiny_data
 
     from edgekit.recipes import load_recipe
     from edgekit.stages import prune as prune_stage
+    from edgekit.stages import train as train_stage
 
     raw = yaml.safe_load(tiny_det_recipe.path.read_text())
     raw["prune"].update(min_speedup=50.0, finetune={"epochs": 1})       # no pruning makes it 50x faster
@@ -133,7 +134,7 @@ def test_a_pruning_that_does_not_pay_is_declined(run, tiny_det_recipe, tiny_data
     decision = m["results"]["decision"]
     assert not decision["kept"] and decision["reason"].startswith("pruning DECLINED")
     assert decision["speed_on"] == "onnxruntime" and 0 < decision["speedup"] < 50
-    assert prune_stage.chosen_checkpoint(tmp_path / "prune", unpruned) == unpruned
+    assert train_stage.chosen_checkpoint(tmp_path / "prune", unpruned) == unpruned
     # a Jetson not at hand: the data-sheet estimate from the MACs decides
     assert prune_stage.speed_backend(load_target("jetson-orin")) == "estimate"
     model = load_model(recipe, unpruned)

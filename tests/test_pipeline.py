@@ -210,3 +210,16 @@ def test_lr_schedules_warm_up_then_decay_as_named():
     cosine = {**base, "schedule": "cosine", "min_lr_factor": 0.1}
     assert lr_factor(cosine, 20, 4) == pytest.approx(0.1 + 0.9 * 0.5)  # half-way
     assert lr_factor(cosine, 40, 4) == pytest.approx(0.1)  # the end
+
+
+def test_bf16_autocast_trains_only_where_the_cpu_computes_in_bf16(monkeypatch):
+    import torch
+
+    from edgekit.stages import train as train_stage
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(train_stage, "host_cpu", lambda: ("Xeon", ["avx512_vnni", "amx_int8", "amx_bf16"]))
+    assert train_stage.autocast_bf16({"amp": True}, cpu) and not train_stage.autocast_bf16({}, cpu)
+    monkeypatch.setattr(train_stage, "host_cpu", lambda: ("EPYC", ["avx2", "fma"]))
+    assert not train_stage.autocast_bf16({"amp": True}, cpu)
+    assert train_stage.autocast_bf16({"amp": True}, torch.device("cuda"))

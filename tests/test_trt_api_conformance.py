@@ -76,6 +76,7 @@ def exercise(version: str, tmp_path: Path, recorder: Recorder) -> None:
     build_engine(trt, EngineRequest(onnx, "fp32", 256))
     build_engine(trt, EngineRequest(onnx, "fp16", 256, dla_core=0, timing_cache=tmp_path / "timing.cache"))
     build_engine(trt, EngineRequest(onnx, "fp16", 256, timing_cache=tmp_path / "timing.cache"))
+    build_engine(trt, EngineRequest(onnx, "fp16", 256, sparse_weights=True))
     if has_precision_flags(trt) or version.startswith("11"):
         build_engine(trt, EngineRequest(onnx, "int8", 256))
     if has_calibrators(trt):

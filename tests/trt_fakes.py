@@ -376,7 +376,7 @@ def make_trt(version: str, dla_cores: int = 0, cuda: FakeCuda | None = None, fai
 
     trt.Logger = Logger
     strongly_typed_only = major >= 11
-    flags = {"GPU_FALLBACK": 3, "REFIT": 4}
+    flags = {"GPU_FALLBACK": 3, "REFIT": 4, "SPARSE_WEIGHTS": 5}
     if not strongly_typed_only:
         flags.update(FP16=0, INT8=1)
     trt.BuilderFlag = _Enum(**flags)

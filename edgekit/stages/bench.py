@@ -13,7 +13,7 @@ from edgekit.backends import get_backend, is_available
 from edgekit.backends.base import onnx_input_shape, read_onnx
 from edgekit.errors import EdgekitError
 from edgekit.plots import latency_histogram
-from edgekit.targets import CPU_ISA
+from edgekit.targets import host_cpu
 from edgekit.progress import bar
 from edgekit.timing import measure
 
@@ -42,20 +42,8 @@ def resolve(artifact: Path, backends: list[str] | None) -> list[tuple[str, Path]
 
 
 
-def cpu_model() -> tuple[str, list[str]]:
-    """The CPU's model name and the instruction-set extensions that decide INT8 and bf16 speed (Linux): the
-    ones a target's ``cpu_isa`` may name."""
-    try:
-        info = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return platform.processor() or platform.machine(), []
-    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
-    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
-    return name or platform.machine(), [f for f in CPU_ISA if f in flags]
-
-
 def machine() -> dict:
-    name, flags = cpu_model()
+    name, flags = host_cpu()
     return {"platform": platform.platform(), "processor": name, "isa": flags,
             "cpus": os.cpu_count(), "python": platform.python_version()}
 

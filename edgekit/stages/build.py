@@ -1,4 +1,4 @@
-"""``edgekit build``: data -> train -> prune -> export -> calibrate -> quantize -> compile -> validate.
+"""``edgekit build``: data -> train -> prune -> sparsify -> export -> calibrate -> quantize -> compile -> validate.
 
 Every input the user named is checked before any work starts (a bad one is one error line and
 nothing is written). Then the build prints its plan: each stage, reused or to run, with a time
@@ -28,6 +28,7 @@ from edgekit.stages import compile as compile_stage
 from edgekit.stages import export as export_stage
 from edgekit.stages import prune as prune_stage
 from edgekit.stages import quantize as quantize_stage
+from edgekit.stages import sparsify as sparsify_stage
 from edgekit.stages import train as train_stage
 from edgekit.stages import validate as validate_stage
 from edgekit.targets import Target
@@ -44,6 +45,7 @@ class BuildOptions:
     calibration: Path | None = None     # an existing calibration manifest
     epochs: int | None = None
     prune: bool = True                  # apply the recipe's prune section (when it has one)
+    sparsity: bool = True               # apply the recipe's 2:4 sparsity (when it has one and the target can use it)
     method: str | None = None
     robustness: bool = False
     threads: int | None = None
@@ -136,6 +138,7 @@ def steps(recipe: Recipe, target: Target, run_dir: Path, opts: BuildOptions, sou
     checkpoint = Path(opts.checkpoint) if opts.checkpoint else None
     onnx_path = Path(opts.onnx) if opts.onnx else None
     pruned_dir: Path | None = None
+    sparse_dir: Path | None = None
     if opts.onnx is None:
         if opts.checkpoint is None:
             train_dir = run_dir / "train"
@@ -148,24 +151,35 @@ def steps(recipe: Recipe, target: Target, run_dir: Path, opts: BuildOptions, sou
                                           opts.threads),
                 lambda: "{metric} {value:.2f}".format(**read_manifest(train_dir)["results"]["headline"]),
                 lambda: training_seconds(step_s(), settings["batch_size"], n_train, n_test, settings["epochs"])))
+        ckpt: Callable[[], Path] = lambda c=checkpoint: c  # noqa: E731 - the checkpoint the next stage reads
         if opts.prune and prune_stage.prune_spec(recipe):
-            prune_dir, before = run_dir / "prune", checkpoint
+            prune_dir, before = run_dir / "prune", ckpt
             tune = prune_stage.prune_settings(recipe, opts.seed, target=target)
             pruned_dir = prune_dir
-            # the pruned checkpoint goes on only when pruning paid (known once the stage has run)
-            chosen = lambda: prune_stage.chosen_checkpoint(prune_dir, before)  # noqa: E731
             out.append(Step(
                 "prune",
-                lambda: is_fresh(prune_dir, prune_stage.STAGE, {"checkpoint": before, **source.inputs()}, tune),
-                lambda: prune_stage.prune(recipe, before, source, prune_dir, opts.seed, threads=opts.threads,
+                lambda: is_fresh(prune_dir, prune_stage.STAGE, {"checkpoint": before(), **source.inputs()}, tune),
+                lambda: prune_stage.prune(recipe, before(), source, prune_dir, opts.seed, threads=opts.threads,
                                           target=target),
                 lambda: prune_stage.summary(read_manifest(prune_dir)),
                 # the pruned network is several times cheaper than the probe's: a generous upper estimate
                 lambda: training_seconds(step_s(), tune["batch_size"], n_train, n_test, tune["epochs"]) / 2
                 + 2 * forward_s(n_test),
                 after=tuple(s.name for s in out)))
+            # the pruned checkpoint goes on only when pruning paid (known once the stage has run)
+            ckpt = lambda: train_stage.chosen_checkpoint(prune_dir, before())  # noqa: E731
+        if opts.sparsity and sparsify_stage.applies(recipe, target):
+            sparse_dir, dense = run_dir / "sparsify", ckpt
+            sparse = sparsify_stage.sparsity_settings(recipe, opts.seed)
+            out.append(Step(
+                "sparsify",
+                lambda: is_fresh(sparse_dir, sparsify_stage.STAGE, {"checkpoint": dense(), **source.inputs()}, sparse),
+                lambda: sparsify_stage.sparsify(recipe, dense(), source, sparse_dir, opts.seed, threads=opts.threads),
+                lambda: sparsify_stage.summary(read_manifest(sparse_dir)),
+                lambda: training_seconds(step_s(), sparse["batch_size"], n_train, n_test, sparse["epochs"]),
+                after=tuple(s.name for s in out)))
+            ckpt = lambda: train_stage.chosen_checkpoint(sparse_dir, dense())  # noqa: E731
         export_dir = run_dir / "export"
-        ckpt = chosen if pruned_dir else (lambda c=checkpoint: c)
         onnx_path = export_dir / export_stage.MODEL
         out.append(Step(
             "export",
@@ -220,7 +234,8 @@ def steps(recipe: Recipe, target: Target, run_dir: Path, opts: BuildOptions, sou
         results["validation"] = validate_stage.validate(
             recipe, quant_dir / quantize_stage.FILES["fp32"], runnable, source, run_dir / "validate",
             opts.robustness, opts.threads, opts.seed, gate_fps=not pending,
-            pruning=read_manifest(pruned_dir) if pruned_dir else None)
+            pruning=read_manifest(pruned_dir) if pruned_dir else None,
+            sparsity=read_manifest(sparse_dir) if sparse_dir else None)
 
     passes = (1 + (6 if opts.robustness else 0)) * (1 + len(precisions))
     out.append(Step("validate", lambda: False, validate,
@@ -246,6 +261,8 @@ def build(recipe: Recipe, target: Target, run_dir: Path, opts: BuildOptions,
     """Check the inputs, plan (``on_plan`` sees it before work starts), then run the chain."""
     run_dir = Path(run_dir).absolute()
     check_inputs(recipe, opts)
+    if opts.onnx is None and opts.sparsity and sparsify_stage.applies(recipe, target):
+        sparsify_stage.check_available()
     source = data_source(recipe, run_dir, opts)
     split = load_split(recipe, source)           # every image decoded and every box checked, up front
     if opts.calibration is not None:

@@ -19,7 +19,6 @@ from pathlib import Path
 
 import torch
 
-from edgekit.artifacts import read_manifest
 from edgekit.backends import get_backend, is_available
 from edgekit.backends.tensorrt.preflight import estimate
 from edgekit.checkpoint import load_model
@@ -158,12 +157,6 @@ def decision(recipe: Recipe, unpruned: torch.nn.Module, pruned: torch.nn.Module,
               "latency_ms": ms["pruned"], "metric": after}]
     return {"kept": kept, "reason": reason, "speedup": round(speedup, 3), "drop": drop, "speed_on": backend,
             "table": table}
-
-
-def chosen_checkpoint(prune_dir: Path, unpruned: Path) -> Path:
-    """The checkpoint the build goes on with: the pruned one only when pruning paid."""
-    decided = read_manifest(prune_dir)["results"].get("decision", {"kept": True})
-    return Path(prune_dir) / CHECKPOINT if decided["kept"] else Path(unpruned)
 
 
 def summary(manifest: dict) -> str:

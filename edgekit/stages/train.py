@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from edgekit.artifacts import staged_dir, write_json, write_manifest
+from edgekit.artifacts import read_manifest, staged_dir, write_json, write_manifest
 from edgekit.checkpoint import build_model, save_checkpoint
 from edgekit.data.recipe_data import DataSource, as_source, load_split
 from edgekit.errors import EdgekitError
@@ -23,6 +23,7 @@ from edgekit.estimate import human
 from edgekit.progress import bar
 from edgekit.recipes import Recipe
 from edgekit.tasks import get_task
+from edgekit.targets import BF16, host_cpu
 
 STAGE = "train"
 CHECKPOINT = "model.pt"
@@ -75,6 +76,12 @@ def manifest_settings(recipe: Recipe, pretrained: Path | None, epochs: int | Non
         raise EdgekitError(f"{recipe.path}: train.optimizer {settings['optimizer']!r} is not one of "
                            f"{', '.join(OPTIMIZERS)}")
     return {"recipe": recipe.name, "seed": seed, **settings, **({"decision": recipe.decision} if recipe.decision else {})}
+
+
+def autocast_bf16(settings: dict, dev: torch.device) -> bool:
+    """Whether training runs under bf16 autocast: ``amp`` asked for, on a GPU or on a CPU that computes in
+    bf16 (AVX512-BF16, AMX); elsewhere emulated bf16 would be slower than FP32, so ``amp`` is ignored."""
+    return bool(settings.get("amp")) and (dev.type == "cuda" or bool(BF16 & set(host_cpu()[1])))
 
 
 def lr_factor(settings: dict, step: int, steps_per_epoch: int) -> float:
@@ -142,10 +149,12 @@ def fit(
     results_extra: dict | None = None,
     checkpoint_extra: dict | None = None,
     results_after: Callable[[torch.nn.Module, float], dict] | None = None,
+    finish: Callable[[torch.nn.Module], torch.nn.Module] | None = None,
 ) -> dict:
     """Train ``model`` by ``settings`` into the artifact folder ``out`` of ``stage`` (train, or prune's
-    fine-tuning); resumes from ``<out>.ckpt/last.pt`` when that holds the same settings. ``results_after``
-    adds to the results from the trained model and its headline figure, before the artifact is written."""
+    fine-tuning); resumes from ``<out>.ckpt/last.pt`` when that holds the same settings. ``finish`` turns the
+    trained model into the one saved (2:4 masks folded into the weights); ``results_after`` adds to the
+    results from that model and its headline figure, before the artifact is written."""
     if threads:
         torch.set_num_threads(threads)
     torch.set_flush_denormal(True)  # tiny activations late in training otherwise slow CPU math several-fold
@@ -161,7 +170,7 @@ def fit(
     workers = settings.get("workers", 0) if dev.type == "cuda" else 0
     steps_per_epoch = math.ceil(len(data.train) / bs)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(settings, step, steps_per_epoch))
-    amp = bool(settings.get("amp")) and dev.type == "cuda"
+    amp = autocast_bf16(settings, dev)
 
     resume_dir = Path(f"{out}.ckpt")
     resume_dir.mkdir(parents=True, exist_ok=True)
@@ -231,11 +240,14 @@ def fit(
         "train_seconds_this_run": round(seconds, 1),
         "train_seconds_total": round(sum(h["seconds"] for h in history), 1),
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+        "autocast": "bf16" if amp else None,
         "data": data.describe(),
         "torch_threads": torch.get_num_threads(),
         **(task.describe() if hasattr(task, "describe") else {}),
         **(results_extra or {}),
     }
+    if finish is not None:
+        model = finish(model)
     if results_after is not None:
         results.update(results_after(model, final[task.headline]))
     with staged_dir(out) as tmp:
@@ -245,3 +257,10 @@ def fit(
     last.unlink(missing_ok=True)
     resume_dir.rmdir()
     return json.loads((out / "manifest.json").read_text())
+
+
+def chosen_checkpoint(stage_dir: Path, before: Path) -> Path:
+    """The checkpoint a build goes on with after a stage that fine-tunes a compressed model (prune,
+    sparsify): the stage's own only when its ``results.decision`` kept it, else the one it started from."""
+    decided = read_manifest(stage_dir)["results"].get("decision", {"kept": True})
+    return Path(stage_dir) / CHECKPOINT if decided["kept"] else Path(before)

@@ -64,6 +64,18 @@ def pruning_record(manifest: dict | None) -> dict | None:
             "table": decision.get("table", [])}
 
 
+def sparsity_record(manifest: dict | None) -> dict | None:
+    """What the sparsify stage masked, what it cost and whether the 2:4 model went on (None without one)."""
+    if not manifest:
+        return None
+    r = manifest["results"]
+    s, decision = r["sparsity"], r["decision"]
+    return {"max_drop": manifest["settings"]["sparsity"]["max_drop"], "dense": s["before"],
+            "after_masking": s["after_masking"], "fine_tuned": r["headline"]["value"], "finetune_epochs": r["epochs"],
+            "macs_share": s["macs_share"], "layers": s["layers"], "drop": decision["drop"], "kept": decision["kept"],
+            "reason": decision["reason"]}
+
+
 def validate(
     recipe: Recipe,
     reference_onnx: Path,
@@ -75,12 +87,14 @@ def validate(
     seed: int = 0,
     gate_fps: bool = True,
     pruning: dict | None = None,
+    sparsity: dict | None = None,
 ) -> dict:
     """Evaluate the FP32 reference and each artifact on the test split; write report.md + results.json.
 
     ``gate_fps=False`` when the artifacts are a fallback run off the target (a Jetson build on a
     workstation): their fps is then reported, not gated. ``pruning`` (the prune stage's manifest)
-    adds the gate on what pruning cost: the reference is then the pruned, fine-tuned FP32 model."""
+    adds the gate on what pruning cost: the reference is then the pruned, fine-tuned FP32 model; ``sparsity``
+    (the sparsify stage's) likewise for 2:4 sparsity, and its layer table."""
     threads = threads or os.cpu_count() or 1
     source = as_source(data_source)
     data = load_split(recipe, source)
@@ -131,6 +145,10 @@ def validate(
     if pruned and pruned["kept"]:
         gates.insert(0, {"artifact": "fp32-reference", "gate": f"{task.column} drop vs unpruned <= {pruned['max_drop']}",
                          "value": round(pruned["drop"], 2), "pass": bool(pruned["drop"] <= pruned["max_drop"] + 1e-9)})
+    sparse = sparsity_record(sparsity)
+    if sparse and sparse["kept"]:
+        gates.insert(0, {"artifact": "fp32-reference", "gate": f"{task.column} drop vs dense (2:4) <= {sparse['max_drop']}",
+                         "value": round(sparse["drop"], 2), "pass": bool(sparse["drop"] <= sparse["max_drop"] + 1e-9)})
     comparable = not builtin
     figure = paper.get(task.paper_key)
     tolerance = gates_cfg.get("paper_tolerance", 1.0)
@@ -155,6 +173,7 @@ def validate(
         "paper": paper_rows,
         "gates": gates,
         "pruning": pruned,
+        "sparsity": sparse,
         "passed": all(g["pass"] for g in gates),
         "notes": ([] if comparable else ["built-in generated data: paper figures are not comparable"])
         + ["fps: batch 1 on this machine's CPU, post-processing included; the paper's figure is on its own "

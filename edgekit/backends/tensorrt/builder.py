@@ -37,6 +37,7 @@ class EngineRequest(NamedTuple):
     calibration_cache: Optional[Path] = None
     dla_core: Optional[int] = None
     timing_cache: Optional[Path] = None
+    sparse_weights: bool = False        # 2:4-sparse weights: let TensorRT pick sparse kernels (Ampere and newer)
 
 
 class EngineBuild(NamedTuple):
@@ -170,6 +171,9 @@ def build_engine(trt: ModuleType, request: EngineRequest, logger: Any = None) ->
                 cache = Path(request.calibration_cache).read_bytes()
                 calibrator = cache_calibrator(trt, cache)
                 config.int8_calibrator = calibrator
+
+    if request.sparse_weights and hasattr(trt.BuilderFlag, "SPARSE_WEIGHTS"):
+        flag("SPARSE_WEIGHTS")    # TensorRT checks each layer's weights and logs which ran sparse
 
     dla_fallback: List[str] = []
     if request.dla_core is not None:

@@ -31,6 +31,7 @@ from edgekit.backends.tensorrt.kit_build import (KIT_FILE, ONNX, RANGES, build_f
                                                  kit_file, read_kit)
 from edgekit.backends.tensorrt.version import JETPACK_TENSORRT, TrtVersion, jetpack_python
 from edgekit.errors import EdgekitError
+from edgekit.sparsity import onnx_sparse_layers
 from edgekit.targets import Target
 
 __all__ = ["KIT_FILE", "build_from_kit", "native_device", "plan", "read_kit", "write_kit"]
@@ -59,7 +60,8 @@ def trtexec_line(precision: str, route: str | None, version: TrtVersion, target:
     source = kit_file(precision, route, version, strongly_typed, kit)
     flags = " --stronglyTyped" if strongly_typed else {"fp32": "", "fp16": " --fp16", "int8": " --int8 --fp16"}[precision]
     calib = f" --calib={cache_name(version)}" if route == "calibration-cache" else ""
-    return f"trtexec --onnx={source}{flags}{calib} {common}{on_dla}"
+    sparse = " --sparsity=enable" if kit.get("sparse_weights") else ""
+    return f"trtexec --onnx={source}{flags}{calib}{sparse} {common}{on_dla}"
 
 
 def plan(target: Target, precisions: list[str]) -> tuple[list[str], dict[str, str], dict[str, dict[str, str]]]:
@@ -100,12 +102,15 @@ def write_kit(quant_dir: Path, target: Target, out: Path, precisions: list[str],
         (tmp / "preflight.json").write_text(json.dumps(check, indent=2) + "\n")
         (tmp / "preflight.md").write_text(preflight.markdown(check))
         int8_routes = {str(v): int8_route(v) for v in versions} if target.int8_route != "none" else {}
+        # 2:4 weights are read from the model itself, whoever made them: the engines get the sparse-weights flag
+        sparse = onnx_sparse_layers(tmp / ONNX["fp32"]) if target.sparse_tensor_cores else []
         kit = {"target": target.name, "precisions": routed, "skipped": skipped, "routes": routes,
                "int8_routes": int8_routes,
                "workspace_mb": target.workspace_mb, "dla_cores": target.dla_cores,
                "compute_capability": target.compute_capability,
                "calibration_sha256": sha256_file(tmp / RANGES),
-               "calibration_caches": caches, "opset": kit_opset, "opset_copies": copies}
+               "calibration_caches": caches, "opset": kit_opset, "opset_copies": copies,
+               "sparse_weights": bool(sparse), "sparse_layers": sparse}
         (tmp / KIT_FILE).write_text(json.dumps(kit, indent=2) + "\n")
         commands = {str(v): {p: trtexec_line(p, routes[str(v)][p], v, target, False, kit) for p in routed}
                     for v in versions}
@@ -148,6 +153,10 @@ def instructions(target: Target, kit: dict[str, Any], commands: dict[str, dict[s
              "numpy, TensorRT's bindings (`python3-libnvinfer`) and pycuda or cuda-python, and needs no install "
              "(`edgekit compile --kit .` does the same where edgekit itself is installed).", ""]
     lines += route_table(target, kit)
+    if kit.get("sparse_weights"):
+        lines += [f"2:4 sparse weights in {len(kit['sparse_layers'])} layers of the model: every engine is built with "
+                  "TensorRT's sparse-weights flag (`--sparsity=enable`), which lets it choose Sparse Tensor Core kernels "
+                  "where they are faster; `trtexec ... --verbose` lists the layers it ran sparse.", ""]
     lines += ["or, with TensorRT's own tool (one line per precision, for your TensorRT version):", ""]
     for version, per in commands.items():
         lines += [f"TensorRT {version}:", "", "```sh", *per.values(), "```", ""]

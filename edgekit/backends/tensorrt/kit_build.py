@@ -135,7 +135,8 @@ def build_from_kit(kit_dir: Path, out_root: Path, precisions: Optional[List[str]
             cache = device_cache(kit_dir, kit, version, tmp / CACHE) if route == "calibration-cache" else None
             request = EngineRequest(onnx=source, precision=precision, workspace_mb=kit["workspace_mb"],
                                     int8_route=route or "qdq", calibration_cache=cache, dla_core=dla_core,
-                                    timing_cache=out_root / timing_cache_name(device))
+                                    timing_cache=out_root / timing_cache_name(device),
+                                    sparse_weights=bool(kit.get("sparse_weights")))
             built = build_engine(trt, request)
             (tmp / ENGINE_FILE).write_bytes(built.plan)
             for extra in ("pipeline.json", "recipe.yaml", "priors.npy"):
