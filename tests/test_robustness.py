@@ -132,3 +132,38 @@ def test_motion_blur_preserves_flat_images_and_uses_the_kernel(image):
     assert np.allclose(out[50, 10:-10], np.rint(np.convolve(row, np.full(5, 0.2), "same"))[10:-10], atol=1)
     with pytest.raises(EdgekitError, match="length"):
         rb.motion_kernel(0, 10)
+
+
+def test_robustness_augmentation_is_reproducible_and_wider_than_the_test_conditions(image):
+    from edgekit.data.augment import RobustConfig, degrade
+
+    cfg = RobustConfig.from_config(True)
+    assert cfg.illumination > 1.0 and cfg.snr_db[0] < 20 and cfg.snr_db[1] > 35 and cfg.blur > 5
+    a = degrade(image, np.random.default_rng([0, 1, 2]), cfg)
+    b = degrade(image, np.random.default_rng([0, 1, 2]), cfg)
+    assert a.dtype == np.uint8 and a.shape == image.shape and np.array_equal(a, b)
+    changed = [not np.array_equal(degrade(image, np.random.default_rng(i), cfg), image) for i in range(16)]
+    assert 8 <= sum(changed) < 16        # 1 - 0.5**3 of the draws degrade; some stay clean
+    with pytest.raises(ValueError, match="unknown"):
+        RobustConfig.from_config({"gamma": 2})
+    with pytest.raises(ValueError, match="out of range"):
+        RobustConfig.from_config({"snr_db": [40, 20]})
+
+
+def test_classifier_trains_on_degraded_batches_when_the_recipe_asks(tiny_recipe, tiny_data):
+    from dataclasses import replace
+
+    from edgekit.data.recipe_data import load_split
+    from edgekit.tasks.classification.train import ClassificationTraining
+
+    split = load_split(tiny_recipe, tiny_data)
+    plain = ClassificationTraining(tiny_recipe, split, seed=0)
+    robust = ClassificationTraining(replace(tiny_recipe, train={**tiny_recipe.train, "robust_augment": True}),
+                                    split, seed=0)
+    (xp, yp), (xr, yr) = next(plain.batches(0, 8)), next(robust.batches(0, 8))
+    assert np.array_equal(yp, yr) and xp.shape == xr.shape and not np.allclose(xp, xr)
+    again = next(robust.batches(0, 8))[0]
+    assert np.array_equal(xr, again) and not np.array_equal(xr, next(robust.batches(1, 8))[0])
+    with pytest.raises(EdgekitError, match="robust_augment"):
+        ClassificationTraining(replace(tiny_recipe, train={**tiny_recipe.train, "robust_augment": {"p": 2}}),
+                               split, seed=0)

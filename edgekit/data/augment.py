@@ -1,4 +1,5 @@
-"""Training augmentation for detection (seeds/000: flips, random crops, noise).
+"""Training augmentation: detection's flips, crops and noise (seeds/000), and the robustness augmentation a
+classifier may train with (the line's lighting, camera noise and strip motion).
 
 Works on the raw grey image before pre-processing (which resizes to the network input), with
 boxes as normalised corners. Every draw comes from the caller's generator, so an epoch's
@@ -9,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from edgekit.data import robustness
 
 
 @dataclass(frozen=True)
@@ -71,3 +74,39 @@ def augment(image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, rng: np.ra
         sigma = rng.uniform(0, cfg.noise_max_sigma)
         image = np.clip(image + rng.normal(0, sigma, image.shape), 0, 255).astype(np.uint8)
     return np.ascontiguousarray(image), boxes, labels
+
+
+@dataclass(frozen=True)
+class RobustConfig:
+    """Degradations drawn from ranges wider than seeds/002's test conditions (illumination +-0.4 / +-1,
+    20 / 35 dB, blur 2 / 5 px), each applied with probability ``p``, by the same code that makes the test
+    conditions (``edgekit.data.robustness``) but on training images only."""
+    p: float = 0.5                      # probability of each degradation, drawn independently
+    illumination: float = 1.2           # gain-field luminance range alpha drawn from U(0, this)
+    snr_db: tuple[float, float] = (15.0, 45.0)   # camera noise SNR drawn from this range (dB, eq. 5)
+    blur: float = 7.0                   # motion-blur length drawn from U(1, this) px, at a random angle
+
+    @classmethod
+    def from_config(cls, cfg: dict | bool | None) -> "RobustConfig | None":
+        if not cfg:
+            return None
+        if cfg is True:
+            return cls()
+        unknown = set(cfg) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown robustness augmentation option(s): {', '.join(sorted(unknown))}")
+        out = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()})
+        if not 0 < out.p <= 1 or out.illumination < 0 or out.blur < 1 or out.snr_db[0] > out.snr_db[1]:
+            raise ValueError(f"robustness augmentation out of range: {cfg}")
+        return out
+
+
+def degrade(image: np.ndarray, rng: np.random.Generator, cfg: RobustConfig) -> np.ndarray:
+    """One training image (uint8) under a random draw of illumination, noise and motion blur."""
+    if rng.random() < cfg.p:
+        image = robustness.illuminate(image, rng.uniform(0.0, cfg.illumination), rng)
+    if rng.random() < cfg.p:
+        image = robustness.motion_blur(image, rng.uniform(1.0, cfg.blur), rng.uniform(0.0, 360.0))
+    if rng.random() < cfg.p:
+        image = robustness.add_noise(image, rng.uniform(*cfg.snr_db), rng)
+    return image
