@@ -54,6 +54,12 @@ class Recipe:
                "preprocess": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.preprocess).items()}}
         return {k: v for k, v in out.items() if v or k in REQUIRED}
 
+    def on_builtin_data(self) -> "Recipe":
+        """This recipe as it trains on the built-in generated data: ``data.builtin.train`` (a shorter schedule
+        for the demo; a real dataset's belongs in ``train``) merged into ``train``."""
+        overrides = self.data.get("builtin", {}).get("train")
+        return replace(self, train=merged(self.train, overrides)) if overrides else self
+
     def with_pixel_labels(self, count: float) -> "Recipe":
         """This recipe in mixed supervision with ``count`` pixel-labelled positives (or that fraction of them)."""
         return replace(self, decision={**self.decision, "supervision": "mixed", "pixel_labels": count})

@@ -59,7 +59,9 @@ def validation_markdown(recipe, results: dict, task_sections: list[str]) -> str:
             f"({'built-in generated data' if results['builtin_data'] else 'user data'}); "
             f"{results['threads']} CPU threads.", "",
             f"Test split: {d['test']} images, chosen by {d['split']} "
-            f"({', '.join(f'{c} {n}' for c, n in d['test_per_class'].items())}).", ""]
+            f"({', '.join(f'{c} {n}' for c, n in d['test_per_class'].items())})"
+            + (f"; split id `{d['split_id']}` (builds with the same id scored the same images)" if d.get("split_id") else "")
+            + ".", ""]
     out += ["## Summary", "", markdown_table(*summary_rows(results)), ""]
     pr = results.get("pruning")
     if pr:

@@ -142,3 +142,14 @@ def test_flipped_copies_are_found(tmp_path) -> None:
         paths.append(tmp_path / f"{name}.jpg")
     found = clusters(paths)
     assert found[0] == found[1] and found[2] == found[3] and len(set(found)) == 3
+
+
+def test_split_id_names_the_test_images_not_the_machine(tiny_recipe, tiny_data):
+    from dataclasses import replace
+
+    from edgekit.data.recipe_data import load_split
+
+    a, b = load_split(tiny_recipe, tiny_data), load_split(tiny_recipe, tiny_data)
+    assert a.split_id == b.split_id == a.describe()["split_id"] and len(a.split_id) == 12
+    other = replace(tiny_recipe, data={**tiny_recipe.data, "split": {"test_fraction": 0.2, "seed": 7}})
+    assert load_split(other, tiny_data).split_id != a.split_id

@@ -16,6 +16,7 @@ of training, and the notes say how many.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,11 +103,19 @@ class SplitData:
     split: str = ""            # how the test split was chosen, in words
     test_root: Path | None = None
 
+    @property
+    def split_id(self) -> str:
+        """A fingerprint of the test images' names (sorted): two builds with the same id scored the same
+        images, on any machine and whichever way the split was chosen."""
+        names = "\n".join(sorted(Path(s.path).stem for s in self.test))
+        return hashlib.sha256(names.encode()).hexdigest()[:12]
+
     def describe(self) -> dict:
         return {
             "root": str(self.dataset.root),
             "images": len(self.dataset.samples),
             "split": self.split,
+            "split_id": self.split_id,
             **({"test_root": str(self.test_root)} if self.test_root else {}),
             "train": len(self.train),
             "test": len(self.test),

@@ -260,6 +260,8 @@ def build(recipe: Recipe, target: Target, run_dir: Path, opts: BuildOptions,
           on_plan: Callable[[list[dict[str, Any]]], None] | None = None) -> dict:
     """Check the inputs, plan (``on_plan`` sees it before work starts), then run the chain."""
     run_dir = Path(run_dir).absolute()
+    if opts.data is None:
+        recipe = recipe.on_builtin_data()
     check_inputs(recipe, opts)
     if opts.onnx is None and opts.sparsity and sparsify_stage.applies(recipe, target):
         sparsify_stage.check_available()
