@@ -14,6 +14,18 @@ import numpy as np
 from edgekit.data import robustness
 
 
+def _from_config(cls, cfg: dict | bool | None):
+    """A recipe's augmentation entry: false / absent -> None, true -> the defaults, a mapping -> those fields."""
+    if not cfg:
+        return None
+    if cfg is True:
+        return cls()
+    unknown = set(cfg) - set(cls.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"unknown augmentation option(s): {', '.join(sorted(unknown))}")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()})
+
+
 @dataclass(frozen=True)
 class AugmentConfig:
     hflip: float = 0.5          # probability of a horizontal flip
@@ -25,14 +37,7 @@ class AugmentConfig:
 
     @classmethod
     def from_config(cls, cfg: dict | bool | None) -> "AugmentConfig | None":
-        if not cfg:
-            return None
-        if cfg is True:
-            return cls()
-        unknown = set(cfg) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown augmentation option(s): {', '.join(sorted(unknown))}")
-        return cls(**cfg)
+        return _from_config(cls, cfg)
 
 
 def random_crop(image: np.ndarray, boxes: np.ndarray, labels: np.ndarray, rng: np.random.Generator,
@@ -88,15 +93,8 @@ class RobustConfig:
 
     @classmethod
     def from_config(cls, cfg: dict | bool | None) -> "RobustConfig | None":
-        if not cfg:
-            return None
-        if cfg is True:
-            return cls()
-        unknown = set(cfg) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ValueError(f"unknown robustness augmentation option(s): {', '.join(sorted(unknown))}")
-        out = cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()})
-        if not 0 < out.p <= 1 or out.illumination < 0 or out.blur < 1 or out.snr_db[0] > out.snr_db[1]:
+        out = _from_config(cls, cfg)
+        if out and (not 0 < out.p <= 1 or out.illumination < 0 or out.blur < 1 or out.snr_db[0] > out.snr_db[1]):
             raise ValueError(f"robustness augmentation out of range: {cfg}")
         return out
 

@@ -27,7 +27,7 @@ from edgekit.errors import EdgekitError
 from edgekit.pruning import PruneSpec, count_macs, prune_channels
 from edgekit.recipes import Recipe
 from edgekit.stages.export import to_onnx
-from edgekit.stages.train import CHECKPOINT, fit, manifest_settings, pick_device
+from edgekit.stages.train import CHECKPOINT, finetune_settings, fit, pick_device
 from edgekit.targets import Target
 from edgekit.tasks import get_task
 from edgekit.timing import interleaved_p50
@@ -58,10 +58,7 @@ def prune_settings(recipe: Recipe, seed: int = 0, epochs: int | None = None, dev
     spec = prune_spec(recipe)
     if spec is None:
         raise EdgekitError(f"{recipe.path}: the recipe prunes nothing (no prune.ratio > 0)")
-    settings = manifest_settings(recipe, None, None, seed, device, from_weights=True)
-    settings.update(recipe.prune.get("finetune", {}))
-    if epochs is not None:
-        settings["epochs"] = epochs
+    settings = finetune_settings(recipe, recipe.prune, seed, epochs, device)
     settings["prune"] = {**spec.__dict__, "ignore": list(spec.ignore),
                          "max_drop": float(recipe.prune.get("max_drop", DEFAULT_MAX_DROP)),
                          "min_speedup": float(recipe.prune.get("min_speedup", DEFAULT_MIN_SPEEDUP)),

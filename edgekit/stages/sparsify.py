@@ -19,7 +19,7 @@ from edgekit.data.recipe_data import DataSource, as_source, load_split
 from edgekit.errors import EdgekitError
 from edgekit.recipes import Recipe
 from edgekit.sparsity import SparsitySpec, apply_masks, fold, layer_table, sparse_share
-from edgekit.stages.train import CHECKPOINT, fit, manifest_settings, pick_device
+from edgekit.stages.train import finetune_settings, fit, pick_device
 from edgekit.targets import Target
 from edgekit.tasks import get_task
 
@@ -50,10 +50,7 @@ def sparsity_settings(recipe: Recipe, seed: int = 0, epochs: int | None = None, 
     spec = sparsity_spec(recipe)
     if spec is None:
         raise EdgekitError(f"{recipe.path}: the recipe has no sparsity section")
-    settings = manifest_settings(recipe, None, None, seed, device, from_weights=True)
-    settings.update(recipe.sparsity.get("finetune", {}))
-    if epochs is not None:
-        settings["epochs"] = epochs
+    settings = finetune_settings(recipe, recipe.sparsity, seed, epochs, device)
     settings["sparsity"] = {**spec.__dict__, "ignore": list(spec.ignore)}
     return settings
 

@@ -78,6 +78,17 @@ def manifest_settings(recipe: Recipe, pretrained: Path | None, epochs: int | Non
     return {"recipe": recipe.name, "seed": seed, **settings, **({"decision": recipe.decision} if recipe.decision else {})}
 
 
+def finetune_settings(recipe: Recipe, section: dict, seed: int, epochs: int | None = None,
+                      device: str = "auto") -> dict:
+    """A compress stage's recovery run (prune, sparsify): the recipe's training from a trained model, then the
+    section's ``finetune`` overrides, then ``epochs``."""
+    settings = manifest_settings(recipe, None, None, seed, device, from_weights=True)
+    settings.update(section.get("finetune", {}))
+    if epochs is not None:
+        settings["epochs"] = epochs
+    return settings
+
+
 def autocast_bf16(settings: dict, dev: torch.device) -> bool:
     """Whether training runs under bf16 autocast: ``amp`` asked for, on a GPU or on a CPU that computes in
     bf16 (AVX512-BF16, AMX); elsewhere emulated bf16 would be slower than FP32, so ``amp`` is ignored."""
