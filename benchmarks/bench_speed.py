@@ -44,11 +44,12 @@ HERE = Path(__file__).resolve().parent
 
 
 def pruned_ratio(run: Path) -> float | None:
-    """The pruning ratio the run's last build applied (None: not pruned)."""
+    """The pruning ratio of the model the run's last build exported (None: not pruned, or pruning declined)."""
     build = json.loads((run / "build.json").read_text())
     if not any(st["stage"] == "prune" for st in build["stages"]):
         return None
-    return json.loads((run / "prune" / "manifest.json").read_text())["settings"]["prune"]["ratio"]
+    prune = read_manifest(run / "prune")
+    return prune["settings"]["prune"]["ratio"] if prune["results"].get("decision", {"kept": True})["kept"] else None
 
 
 def nncf_by_hand(run: Path, recipe, folder: Path) -> Path:
