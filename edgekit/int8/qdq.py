@@ -96,7 +96,7 @@ def float_inputs(model: onnx.ModelProto, nodes: set[str]) -> onnx.ModelProto:
 
 def _drop_unread(model: onnx.ModelProto, pairs: list[onnx.NodeProto], moved: set[str] = frozenset()) -> None:
     """Remove the DequantizeLinear nodes of ``pairs`` that nothing reads any more, then their QuantizeLinear
-    nodes likewise (another consumer may keep its own pair, or share one). ``moved``: graph outputs that
+    nodes likewise (another consumer may keep its own pair, or share one), then initializers left unread. ``moved``: graph outputs that
     another tensor is about to take over. Nodes are known by their output tensor, unique in a graph."""
     graph = model.graph
     outputs = {o.name for o in graph.output} - set(moved)
@@ -106,6 +106,11 @@ def _drop_unread(model: onnx.ModelProto, pairs: list[onnx.NodeProto], moved: set
         kept = [n for n in graph.node if not (n.op_type == op and n.output[0] in candidates - read)]
         del graph.node[:]
         graph.node.extend(kept)
+    # the scales and zero points only the removed pairs read (else every runtime warns about them on load)
+    read = {i for n in graph.node for i in n.input} | outputs | {i.name for i in graph.input}
+    used = [t for t in graph.initializer if t.name in read]
+    del graph.initializer[:]
+    graph.initializer.extend(used)
 
 
 def float_outputs(model: onnx.ModelProto) -> onnx.ModelProto:
