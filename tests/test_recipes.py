@@ -36,7 +36,7 @@ def test_builtin_data_takes_the_recipes_demo_schedule():
     recipe = load_recipe("sdc-squeezenet-mrf")
     demo = recipe.on_builtin_data()
     assert (recipe.train["epochs"], recipe.train["step_epochs"]) == (30, 20)
-    assert (demo.train["epochs"], demo.train["step_epochs"]) == (10, 7) and demo.train["lr"] == recipe.train["lr"]
+    assert (demo.train["epochs"], demo.train["step_epochs"]) == (7, 5) and demo.train["lr"] == recipe.train["lr"]
     quick = load_recipe("sdc-squeezenet-mrf", quick=True)
     assert quick.train["epochs"] == quick.on_builtin_data().train["epochs"] == 4
     assert load_recipe("raf-ssd").on_builtin_data() == load_recipe("raf-ssd")
