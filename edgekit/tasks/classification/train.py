@@ -35,7 +35,7 @@ class ClassificationTraining:
         order = np.random.default_rng([self.seed, epoch]).permutation(len(self.y_train))
         for i in range(0, len(order), batch_size):
             idx = order[i : i + batch_size]
-            if self.robust:      # image i of epoch e degraded by generator (seed, e, i): reproducible
+            if self.robust:      # image j of epoch e degraded by generator (seed, e, j): reproducible
                 x = self.pre.batch([degrade(self.raw_train[j], np.random.default_rng([self.seed, epoch, int(j)]),
                                             self.robust) for j in idx])
             else:
