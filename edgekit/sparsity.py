@@ -49,8 +49,8 @@ class SparsitySpec:
         pattern = str(section.get("pattern", PATTERN))
         if pattern != PATTERN:
             raise EdgekitError(f"{where}: sparsity.pattern {pattern!r}: only {PATTERN} (Sparse Tensor Cores) exists")
-        spec = cls(pattern, int(section.get("min_channels", 64)), tuple(section.get("ignore", ())),
-                   float(section.get("max_drop", 1.0)))
+        spec = cls(pattern, int(section.get("min_channels", cls.min_channels)), tuple(section.get("ignore", ())),
+                   float(section.get("max_drop", cls.max_drop)))
         if spec.min_channels < 16:
             raise EdgekitError(f"{where}: sparsity.min_channels must be >= 16 (the Tensor Core tile), "
                                f"got {spec.min_channels}")
