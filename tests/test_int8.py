@@ -225,3 +225,28 @@ def test_openvino_gets_nncfs_model_when_faster_or_alone_within_the_bound() -> No
     assert choose(fast, {"qdq": 99.5, "nncf": 98.0}, 100.0, 1.0)["chosen"] == "qdq"          # NNCF out of bound
     alone = choose(slow, {"qdq": 97.9, "nncf": 99.0}, 100.0, 1.0)
     assert alone["chosen"] == "nncf" and alone["reason"].startswith("only NNCF's model is within")
+
+
+def _input_fq_high(xml) -> float:
+    import openvino as ov
+
+    for op in ov.Core().read_model(str(xml)).get_ordered_ops():
+        if op.get_type_name() == "FakeQuantize" and op.input_value(0).get_node().get_type_name() == "Parameter":
+            return float(np.abs(op.input_value(2).get_node().get_data()).max())
+    raise AssertionError("no FakeQuantize on the input")
+
+
+def test_nncf_activation_ranges_follow_the_calibration_method(tmp_path) -> None:
+    from edgekit.int8 import openvino_nncf
+
+    fp32 = conv_net(tmp_path / "m.onnx")
+    batches = [np.random.default_rng(i).uniform(-1, 1, (1, 3, 16, 16)).astype(np.float32) for i in range(8)]
+    batches[3].flat[7] = 8.0                          # one image with a far larger value than the rest
+    highs = {}
+    for method in (None, "minmax", "percentile"):
+        record = openvino_nncf.quantize(fp32, batches, tmp_path / f"{method}.xml", method, 99.0)
+        highs[method] = _input_fq_high(tmp_path / f"{method}.xml")
+        assert record["activation_ranges"].startswith(method or "NNCF's default")
+    assert highs["minmax"] == pytest.approx(8.0, rel=0.01)        # the global maximum, as the Q/DQ model's
+    assert highs[None] < 2.5                                       # NNCF's default: the mean of per-image maxima
+    assert highs["percentile"] < 1.0                               # each image's 99th percentile, averaged

@@ -6,6 +6,12 @@ bias correction, the overflow fix for CPUs without VNNI): often faster than the 
 which puts Q/DQ pairs where TensorRT wants them. It is chosen only when it is faster by a margin and
 its figure on the held-aside images is within the same bound as the Q/DQ model's (or it is the only
 one within it).
+
+Its activation ranges follow the recipe's calibration method, as the Q/DQ model's do. NNCF's default
+(the *mean* over the calibration images of each image's min and max) clips every activation larger than
+an average image produces: on sdc-squeezenet-mrf trained on real NEU-DET it shrank the logits of
+confident images by up to half (mean |logit error| 37 % of the mean |logit|, against 3.6 % with the
+global min/max) and flipped one test image of 288, at the same speed.
 """
 from __future__ import annotations
 
@@ -13,21 +19,48 @@ import logging
 from pathlib import Path
 import numpy as np
 
+from edgekit.int8.ranges import DEFAULT_PERCENTILE
+
 FASTER_BY = 0.03        # NNCF's model must be at least 3 % faster to be chosen over the portable one
+# edgekit's calibration method -> NNCF's activation range estimator (weights: NNCF's per-channel min/max)
+RANGES = {"minmax": "MINMAX",          # global min and max over the calibration images, as the Q/DQ model's
+          "entropy": "HISTOGRAM",      # NNCF's histogram search for the range with the least quantization error
+          "percentile": "QUANTILE"}    # the recipe's percentile of each image's values, averaged over images
 
 
-def quantize(fp32_onnx: Path, batches: list[np.ndarray], out_xml: Path) -> dict:
-    """``nncf.quantize`` with its defaults (performance preset, fast bias correction) on the calibration
-    images, saved as OpenVINO IR (FP32 weights kept where not quantized)."""
+def range_estimator(method: str, percentile: float | None = None):
+    """NNCF's activation range estimator for an edgekit calibration method."""
+    from nncf.quantization.range_estimator import (AggregatorType, RangeEstimatorParameters,
+                                                   RangeEstimatorParametersSet, StatisticsCollectorParameters,
+                                                   StatisticsType)
+
+    if RANGES[method] != "QUANTILE":
+        return getattr(RangeEstimatorParametersSet, RANGES[method])
+    tail = (100.0 - (percentile or DEFAULT_PERCENTILE)) / 100.0
+    side = StatisticsCollectorParameters(statistics_type=StatisticsType.QUANTILE, aggregator_type=AggregatorType.MEAN,
+                                         quantile_outlier_prob=tail)
+    return RangeEstimatorParameters(min=side, max=side)
+
+
+def quantize(fp32_onnx: Path, batches: list[np.ndarray], out_xml: Path, method: str | None = None,
+             percentile: float | None = None) -> dict:
+    """``nncf.quantize`` on the calibration images (performance preset, fast bias correction), activation
+    ranges by ``method`` (``None``: NNCF's default, what a user gets in five lines), saved as OpenVINO IR
+    (FP32 weights kept where not quantized)."""
     import nncf
     import openvino as ov
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
 
     nncf.set_log_level(logging.ERROR)
     model = ov.convert_model(str(fp32_onnx))
-    quantized = nncf.quantize(model, nncf.Dataset(batches), subset_size=len(batches))
+    options = {} if method is None else {"advanced_parameters": AdvancedQuantizationParameters(
+        activations_range_estimator_params=range_estimator(method, percentile))}
+    quantized = nncf.quantize(model, nncf.Dataset(batches), subset_size=len(batches), **options)
     ov.save_model(quantized, str(out_xml), compress_to_fp16=False)
-    return {"tool": f"nncf {nncf.__version__}", "call": "nncf.quantize(model, dataset) with its defaults",
-            "calibration_images": len(batches)}
+    ranges = ("NNCF's default (mean over images of each image's min/max)" if method is None else
+              f"{method}: NNCF's {RANGES[method]} estimator")
+    return {"tool": f"nncf {nncf.__version__}", "call": "nncf.quantize(model, dataset, advanced_parameters)",
+            "activation_ranges": ranges, "calibration_images": len(batches)}
 
 
 def choose(latency: dict[str, float], scores: dict[str, float], fp32_score: float, max_drop: float) -> dict:

@@ -83,8 +83,8 @@ def quantize_settings(recipe: Recipe, method: str | None = None, per_channel: bo
             "biases": "float in the int8 (s8) model, int32 in the uint8 copy",
             "older_opsets": "fp32.opset<N>.onnx from the export's copies, for older TensorRT parsers",
             "accuracy_bound": accuracy_settings(recipe) if bounded else None,
-            "openvino_int8": ("the faster within the bound of the Q/DQ model and NNCF's (nncf.quantize, defaults)"
-                              if openvino and bounded else None)}
+            "openvino_int8": ("the faster within the bound of the Q/DQ model and NNCF's (nncf.quantize, activation "
+                              "ranges by the same method)" if openvino and bounded else None)}
 
 
 def opset_copies(onnx_path: Path, folder: Path) -> dict[str, str]:
@@ -224,7 +224,7 @@ def quantize(
             held = held_aside_bound(recipe, data, manifest, settings["accuracy_bound"], threads)
             bound = bounded_int8(fp32, tmp, held, write)
             if openvino:
-                nncf = openvino_nncf.quantize(fp32, batches, tmp / NNCF)
+                nncf = openvino_nncf.quantize(fp32, batches, tmp / NNCF, method, settings["calibrator"].get("percentile"))
                 models = {"qdq": tmp / FILES["int8"], "nncf": tmp / NNCF}
                 nncf.update(openvino_nncf.choose(
                     accuracy.latency_ms(list(models.values()), threads, list(models)),
