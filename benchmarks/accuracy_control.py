@@ -1,5 +1,5 @@
-"""edgekit's accuracy-bounded INT8 against NNCF's ``quantize_with_accuracy_control`` on the same classifier,
-calibration images, held-aside images and bound.
+"""edgekit's accuracy-bounded INT8 (the portable Q/DQ model, and the model an OpenVINO target gets) against
+NNCF's ``quantize_with_accuracy_control`` on the same classifier, calibration images, held-aside images and bound.
 
 Both start from the build's FP32 model; both are held to the same drop on the same held-aside training
 images (never the test split); both results are then scored on the run's test split and timed at batch 1
@@ -30,7 +30,7 @@ from edgekit.int8.accuracy import latency_ms, weighted_layers
 from edgekit.recipes import load_recipe
 from edgekit.report import markdown_table, print_table
 from edgekit.stages.bench import machine
-from edgekit.stages.quantize import FILES, quantize
+from edgekit.stages.quantize import FILES, NNCF, quantize
 from edgekit.tasks import get_task
 
 RESULTS = Path(__file__).parent / "results"
@@ -79,23 +79,25 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="accuracy-control.") as tmp:
         t0 = time.perf_counter()
         res = quantize(recipe, fp32, manifest_path, source.root, Path(tmp) / "edgekit", data=split,
-                       threads=args.threads, cache_dir=Path(tmp) / "cache")
+                       threads=args.threads, cache_dir=Path(tmp) / "cache", openvino=True)
         edgekit_s = time.perf_counter() - t0
-        ours = Path(tmp) / "edgekit" / FILES["int8"]
+        chosen = res["openvino_int8"]["chosen"]
         t0 = time.perf_counter()
         theirs = Path(tmp) / "nncf-accuracy-control.xml"
         nncf_accuracy_control(fp32, calibration.batches(recipe, images), held.x, held.y, args.bound, theirs)
         nncf_s = time.perf_counter() - t0
-        ms = latency_ms([ours, theirs], args.threads, ["edgekit", "nncf"])
+        models = {"edgekit accuracy-bounded Q/DQ": (Path(tmp) / "edgekit" / FILES["int8"],
+                                                    len(res["accuracy_bound"]["kept_float"]), edgekit_s),
+                  f"edgekit's OpenVINO INT8 (the build's choice: {chosen})": (
+                      Path(tmp) / "edgekit" / (NNCF if chosen == "nncf" else FILES["int8"]), None, edgekit_s),
+                  "NNCF quantize_with_accuracy_control": (theirs, None, nncf_s)}
+        ms = latency_ms([path for path, _, _ in models.values()], args.threads, list(models))
         layers = len(weighted_layers(onnx.load(str(fp32))))
-        for label, path, seconds, floats in (
-                ("edgekit accuracy-bounded Q/DQ", ours, edgekit_s, len(res["accuracy_bound"]["kept_float"])),
-                ("NNCF quantize_with_accuracy_control", theirs, nncf_s, None)):
+        for label, (path, floats, seconds) in models.items():
             runner = ov.load(path, args.threads)
             rows.append({"method": label, "held_aside": held.evaluate(runner, label)[held.headline],
                          "test": test.evaluate(runner, label)[test.headline],
-                         "latency_ms": ms["edgekit" if path == ours else "nncf"], "seconds": round(seconds, 1),
-                         "float_layers": floats})
+                         "latency_ms": ms[label], "seconds": round(seconds, 1), "float_layers": floats})
     fp32_runner = ov.load(fp32, args.threads)
     reference = {"held_aside": held.evaluate(fp32_runner, "fp32")[held.headline],
                  "test": test.evaluate(fp32_runner, "fp32")[test.headline]}
