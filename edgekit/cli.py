@@ -184,14 +184,13 @@ def prune(
 ) -> None:
     """Remove channels by the recipe's prune section, fine-tune (resumes like train), and measure whether
     it pays."""
+    from edgekit.report import prune_table
     from edgekit.stages.prune import prune as run
 
     m = run(load_recipe(recipe), checkpoint, _source(data, test_data, split_file), dest, seed, epochs, threads,
             target=load_target(target) if target else None)
     res, p, d = m["results"], m["results"]["pruning"], m["results"]["decision"]
-    print_table("prune", ["model", "params", "MACs", "latency ms (b=1)", p["metric"]],
-                [[r["model"], f"{r['params']:,}", f"{r['macs']:,}", r["latency_ms"], round(r["metric"], 2)]
-                 for r in d["table"]], out)
+    print_table("prune", *prune_table(d["table"], p["metric"]), out)
     print(d["reason"])
 
 

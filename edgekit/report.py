@@ -50,6 +50,15 @@ def gate_rows(results: dict) -> tuple[list[str], list[list[Any]]]:
     return ["artifact", "gate", "value", "result"], [[g["artifact"], g["gate"], g["value"], g["pass"]] for g in results["gates"]]
 
 
+def prune_table(table: list[dict], metric: str) -> tuple[list[str], list[list]]:
+    """Pruning's before/after table's headers and rows (the build's table and the validation report)."""
+    int8 = any("latency_int8_ms" in r for r in table)
+    headers = ["model", "params", "MACs", "FP32 ms (b=1)", *(["INT8 ms (b=1)"] if int8 else []), metric]
+    rows = [[r["model"], f"{r['params']:,}", f"{r['macs']:,}", r["latency_ms"],
+             *([r["latency_int8_ms"]] if int8 else []), round(r["metric"], 2)] for r in table]
+    return headers, rows
+
+
 def validation_markdown(recipe, results: dict, task_sections: list[str]) -> str:
     """The report's frame (data, summary, gates, paper, robustness, notes) around the task's sections."""
     column = results["metric"]["column"]
@@ -71,9 +80,7 @@ def validation_markdown(recipe, results: dict, task_sections: list[str]) -> str:
                 f"{pr['finetune_epochs']} fine-tuning epochs {pr['fine_tuned']:.2f}. {pr['reason'][:1].upper()}{pr['reason'][1:]}. "
                 f"The FP32 reference below is the {'pruned' if pr['kept'] else 'unpruned'} model.", ""]
         if pr["table"]:
-            out += [markdown_table(["model", "params", "MACs", "latency ms (b=1)", column],
-                                   [[r["model"], f"{r['params']:,}", f"{r['macs']:,}", r["latency_ms"],
-                                     round(r["metric"], 2)] for r in pr["table"]]), ""]
+            out += [markdown_table(*prune_table(pr["table"], column)), ""]
     sp = results.get("sparsity")
     if sp:
         out += [f"2:4 sparsity: masks on {sum(r['sparse'] for r in sp['layers'])} of {len(sp['layers'])} layers "
