@@ -117,6 +117,7 @@ def prune(
         return {"decision": decision(recipe, unpruned, tuned.cpu().eval(), before, after, stats, settings["prune"],
                                      target, threads or 1, images)}
 
+    torch.manual_seed(seed)      # dropout's draws: the same fine-tuning on every run
     manifest = fit(recipe, model, data, out, settings, STAGE, {"checkpoint": checkpoint, **as_source(data).inputs()},
                    seed, threads, device, results_extra={"pruning": record},
                    checkpoint_extra={"pruning": settings["prune"]}, results_after=decide)

@@ -84,6 +84,7 @@ def sparsify(recipe: Recipe, checkpoint: Path, data: DataSource | Path, out: Pat
                              "reason": ("2:4 model kept: " if kept else "2:4 sparsity DECLINED, the dense model "
                                         "goes on: ") + why}}
 
+    torch.manual_seed(seed)      # dropout's draws: the same fine-tuning on every run
     manifest = fit(recipe, model, data, out, settings, STAGE, {"checkpoint": checkpoint, **as_source(data).inputs()},
                    seed, threads, device, results_extra={"sparsity": record}, checkpoint_extra=carried, results_after=decide,
                    finish=fold)
