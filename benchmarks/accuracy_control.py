@@ -9,11 +9,8 @@ on OpenVINO, interleaved. Classification recipes (the validation function scores
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import logging
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,19 +19,13 @@ import numpy as np
 import onnx
 
 from edgekit import calibration
-from edgekit.artifacts import write_json
 from edgekit.backends import get_backend
 from edgekit.data.recipe_data import load_split, recorded_source
 from edgekit.errors import EdgekitError, run_reporting
 from edgekit.int8.accuracy import latency_ms, weighted_layers
-from edgekit.recipes import load_recipe
-from edgekit.report import markdown_table, print_table
-from edgekit.stages.bench import machine
 from edgekit.stages.quantize import FILES, NNCF, quantize
 from edgekit.tasks import get_task
-
-RESULTS = Path(__file__).parent / "results"
-
+from run_tables import publish, run_arguments, run_recipe
 
 def nncf_accuracy_control(fp32: Path, calib: list[np.ndarray], held_x: np.ndarray, held_y: np.ndarray, bound: float,
                           out: Path) -> None:
@@ -54,15 +45,10 @@ def nncf_accuracy_control(fp32: Path, calib: list[np.ndarray], held_x: np.ndarra
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--run", type=Path, required=True)
+    ap = run_arguments(__doc__)
     ap.add_argument("--bound", type=float, default=0.5, help="points of accuracy INT8 may lose on the held-aside images")
-    ap.add_argument("--recipe", help="recipe name or YAML file (default: the one build.json names)")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--name", required=True)
     args = ap.parse_args()
-
-    recipe = load_recipe(args.recipe or json.loads((args.run / "build.json").read_text())["recipe"])
+    recipe = run_recipe(args)
     if recipe.task != "classification":
         raise EdgekitError(f"{recipe.path}: this comparison scores classifiers (task {recipe.task!r})")
     recipe = dataclasses.replace(recipe, quantize={**recipe.quantize, "accuracy": {
@@ -106,13 +92,8 @@ def main() -> None:
               r["held_aside"], r["test"], r["latency_ms"], r["seconds"]] for r in rows]
     title = (f"{recipe.name}: accuracy-bounded INT8, bound {args.bound:g} points "
              f"(FP32 held-aside {reference['held_aside']:.2f}, test {reference['test']:.2f})")
-    print_table(title, headers, table)
-    results = {"recipe": recipe.name, "run": str(args.run), "bound": args.bound, "fp32": reference, "rows": rows,
-               "machine": machine(), "command": " ".join(sys.argv)}
-    write_json(RESULTS / f"{args.name}.json", results)
-    (RESULTS / f"{args.name}.md").write_text(f"# {title}\n\nMachine: {results['machine']}\n\n"
-                                             f"Command: `{results['command']}`\n\n{markdown_table(headers, table)}\n")
-
+    publish(args.name, title, headers, table, {"recipe": recipe.name, "run": str(args.run), "bound": args.bound,
+                                               "fp32": reference, "rows": rows})
 
 if __name__ == "__main__":
     run_reporting(main)

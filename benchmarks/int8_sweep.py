@@ -9,41 +9,28 @@ JSON and Markdown in ``benchmarks/results/``; recipe defaults are chosen from it
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import sys
 import tempfile
 from pathlib import Path
 
 from edgekit import calibration
-from edgekit.artifacts import write_json
 from edgekit.backends import get_backend
 from edgekit.data.recipe_data import load_split, recorded_source
 from edgekit.errors import run_reporting
 from edgekit.int8.accuracy import latency_ms
-from edgekit.recipes import load_recipe
-from edgekit.report import markdown_table, print_table
-from edgekit.stages.bench import machine
 from edgekit.stages.quantize import FILES, NNCF, quantize
 from edgekit.tasks import get_task
-
-RESULTS = Path(__file__).parent / "results"
-
+from run_tables import publish, run_arguments, run_recipe
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--run", type=Path, required=True, help="a finished `edgekit build` run folder")
+    ap = run_arguments(__doc__)
     ap.add_argument("--methods", nargs="+", default=["minmax", "entropy", "percentile"])
     ap.add_argument("--per-class", type=int, nargs="+", default=[8, 16, 32], help="calibration images per class")
     ap.add_argument("--bounds", type=float, nargs="+", default=[], help="accuracy bounds (points) tried with the "
                     "recipe's method and size; 0 forces the per-layer search")
-    ap.add_argument("--recipe", help="recipe name or YAML file (default: the one build.json names)")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--name", required=True)
     args = ap.parse_args()
-
-    recipe = load_recipe(args.recipe or json.loads((args.run / "build.json").read_text())["recipe"])
+    recipe = run_recipe(args)
     source = recorded_source(args.run)
     split = load_split(recipe, source)
     test = get_task(recipe).validation(recipe, split)
@@ -82,14 +69,8 @@ def main() -> None:
               r["float_layers"], r["qdq_test"], r["nncf_test"], r["qdq_ms"], r["nncf_ms"], r["chosen"], r["seconds"]]
              for r in rows]
     title = f"{recipe.name}: INT8 settings (test FP32 {reference:.2f}, OpenVINO, batch 1, {args.threads} threads)"
-    print_table(title, headers, table)
-    results = {"recipe": recipe.name, "run": str(args.run), "fp32_test": reference, "machine": machine(),
-               "command": " ".join(sys.argv), "rows": rows}
-    write_json(RESULTS / f"{args.name}.json", results)
-    (RESULTS / f"{args.name}.md").write_text(
-        f"# {title}\n\nMachine: {results['machine']}\n\nCommand: `{results['command']}`\n\n"
-        f"{markdown_table(headers, table)}\n")
-
+    publish(args.name, title, headers, table, {"recipe": recipe.name, "run": str(args.run), "fp32_test": reference,
+                                               "rows": rows})
 
 if __name__ == "__main__":
     run_reporting(main)

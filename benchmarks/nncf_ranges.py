@@ -10,27 +10,20 @@ mean |FP32|, on the test images) and the batch-1 OpenVINO latency, interleaved::
 """
 from __future__ import annotations
 
-import argparse
-import json
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from edgekit import calibration
-from edgekit.artifacts import write_json
 from edgekit.backends import get_backend
 from edgekit.data.recipe_data import load_split, recorded_source
 from edgekit.errors import run_reporting
 from edgekit.int8 import openvino_nncf, ranges
 from edgekit.int8.accuracy import latency_ms
-from edgekit.recipes import load_recipe
-from edgekit.report import markdown_table, print_table
-from edgekit.stages.bench import machine
 from edgekit.tasks import get_task
+from run_tables import publish, run_arguments, run_recipe
 
-RESULTS = Path(__file__).parent / "results"
 ESTIMATORS = [None, *openvino_nncf.RANGES]          # None: NNCF's default
 
 
@@ -42,14 +35,8 @@ def output_error(runner, reference: list[np.ndarray], x: np.ndarray) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--run", type=Path, required=True, help="a finished `edgekit build` run folder")
-    ap.add_argument("--recipe", help="recipe name or YAML file (default: the one build.json names)")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--name", required=True)
-    args = ap.parse_args()
-
-    recipe = load_recipe(args.recipe or json.loads((args.run / "build.json").read_text())["recipe"])
+    args = run_arguments(__doc__).parse_args()
+    recipe = run_recipe(args)
     source = recorded_source(args.run)
     test = get_task(recipe).validation(recipe, load_split(recipe, source))
     manifest, images = calibration.load(args.run / "calibration.yaml", source.root)
@@ -77,13 +64,8 @@ def main() -> None:
     table = [[r["estimator"], r["test"], f"{100 * r['output_error']:.1f} %", r["latency_ms"]] for r in rows]
     title = (f"{recipe.name}: NNCF activation ranges ({len(batches)} calibration images, test FP32 "
              f"{fp32_figure:.2f}, {args.threads} threads)")
-    print_table(title, headers, table)
-    results = {"recipe": recipe.name, "run": str(args.run), "fp32_test": fp32_figure, "rows": rows,
-               "machine": machine(), "command": " ".join(sys.argv)}
-    write_json(RESULTS / f"{args.name}.json", results)
-    (RESULTS / f"{args.name}.md").write_text(f"# {title}\n\nMachine: {results['machine']}\n\n"
-                                             f"Command: `{results['command']}`\n\n{markdown_table(headers, table)}\n")
-
+    publish(args.name, title, headers, table, {"recipe": recipe.name, "run": str(args.run), "fp32_test": fp32_figure,
+                                               "rows": rows})
 
 if __name__ == "__main__":
     run_reporting(main)

@@ -1,0 +1,40 @@
+"""What the benchmarks that study one finished build share: their arguments (the run, its recipe, threads,
+the result's name), the recipe the run was built from, and how a table is published — printed, and written
+as ``results/NAME.json`` and ``results/NAME.md`` with the machine and the command that made it."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from edgekit.artifacts import write_json
+from edgekit.recipes import Recipe, load_recipe
+from edgekit.report import markdown_table, print_table
+from edgekit.stages.bench import machine
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def run_arguments(doc: str) -> argparse.ArgumentParser:
+    """A parser with ``--run``, ``--recipe``, ``--threads`` and ``--name``; the script adds its own."""
+    ap = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    ap.add_argument("--run", type=Path, required=True, help="a finished `edgekit build` run folder")
+    ap.add_argument("--recipe", help="recipe name or YAML file (default: the one build.json names)")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--name", required=True, help="results/NAME.json and .md")
+    return ap
+
+
+def run_recipe(args: argparse.Namespace) -> Recipe:
+    """The recipe ``--recipe`` names, else the one the run was built from."""
+    return load_recipe(args.recipe or json.loads((args.run / "build.json").read_text())["recipe"])
+
+
+def publish(name: str, title: str, headers: list[str], table: list[list], results: dict) -> None:
+    """Print the table; write ``results`` (with the machine and the command added) and the table."""
+    print_table(title, headers, table)
+    results = {**results, "machine": machine(), "command": " ".join(sys.argv)}
+    write_json(RESULTS / f"{name}.json", results)
+    (RESULTS / f"{name}.md").write_text(f"# {title}\n\nMachine: {results['machine']}\n\n"
+                                        f"Command: `{results['command']}`\n\n{markdown_table(headers, table)}\n")
