@@ -162,29 +162,41 @@ def sensitive_net(path, size=16, seed=0):
     return path
 
 
+class SensitiveCase:
+    """``sensitive_net`` with 40 calibration and 40 held-aside images, its min-max ranges, a Q/DQ writer and the
+    bound (2 points of the held-aside images' FP32 classes)."""
+
+    def __init__(self, folder) -> None:
+        from edgekit.int8 import accuracy
+
+        self.folder, self.fp32 = folder, sensitive_net(folder / "m.onnx")
+        rng = np.random.default_rng(5)
+        xs = [rng.normal(0, 1, (1, 3, 16, 16)).astype(np.float32) for _ in range(80)]
+        self.calibration_images, self.held = xs[:40], xs[40:]
+        ranges.calibrate(self.fp32, self.calibration_images, "minmax", folder / "ranges.json")
+        self.truth = self.classes(self.fp32)
+        self.bound = accuracy.Bound(lambda path: 100.0 * float((self.classes(path) == self.truth).mean()), self.held,
+                                    max_drop=2.0)
+
+    def classes(self, path, backend=None):
+        from edgekit.backends import get_backend
+
+        backend = backend or ("openvino" if str(path).endswith(".xml") else "onnxruntime")
+        runner = get_backend(backend).load(path, 1)
+        return np.array([runner.infer(x)[0].argmax() for x in self.held])
+
+    def write(self, path, nodes, encoding="s8"):
+        qdq.write(self.fp32, path, self.folder / "ranges.json", "minmax", encoding, exclude=nodes)
+
+
 def test_accuracy_bound_keeps_the_sensitive_layer_in_float_on_every_backend(tmp_path) -> None:
     import onnxruntime as ort
-    from edgekit.backends import get_backend
     from edgekit.int8 import accuracy
 
-    fp32 = sensitive_net(tmp_path / "m.onnx")
-    rng = np.random.default_rng(5)
-    xs = [rng.normal(0, 1, (1, 3, 16, 16)).astype(np.float32) for _ in range(80)]
-    calibration_images, held = xs[:40], xs[40:]
-    ranges.calibrate(fp32, calibration_images, "minmax", tmp_path / "ranges.json")
-
-    def classes(path, backend="onnxruntime"):
-        runner = get_backend(backend).load(path, 1)
-        return np.array([runner.infer(x)[0].argmax() for x in held])
-
-    truth = classes(fp32)
+    case = SensitiveCase(tmp_path)
+    fp32, write, classes, truth = case.fp32, case.write, case.classes, case.truth
     assert len(set(truth)) == 3
-
-    def write(path, nodes, encoding="s8"):
-        qdq.write(fp32, path, tmp_path / "ranges.json", "minmax", encoding, exclude=nodes)
-
-    bound = accuracy.Bound(lambda path: 100.0 * float((classes(path) == truth).mean()), held, max_drop=2.0)
-    record = accuracy.bounded(fp32, tmp_path / "int8.onnx", write, bound)
+    record = accuracy.bounded(fp32, tmp_path / "int8.onnx", write, case.bound)
     assert record["int8"] < 70.0                              # every layer INT8: the crushed channels decide
     assert [k["node"] for k in record["kept_float"]] == ["conv2"] and record["final"] >= 98.0
     assert record["status"] == "within bound with 1 of 4 layers in float"
@@ -202,6 +214,35 @@ def test_accuracy_bound_keeps_the_sensitive_layer_in_float_on_every_backend(tmp_
     write(every, ())
     assert (classes(every, "openvino") == truth).mean() < 0.7
     ort.InferenceSession(str(tmp_path / "int8-u8.onnx"))
+
+
+def test_nncf_model_is_held_to_the_same_bound_by_the_same_ranking(tmp_path) -> None:
+    import openvino as ov
+    from edgekit.int8 import accuracy, openvino_nncf
+
+    case = SensitiveCase(tmp_path)
+    case.bound.max_float = 0.5          # NNCF's model of this network needs two of its four layers in float
+    probes = []
+    ranked = accuracy.ranking(case.fp32, lambda path, nodes: probes.append(nodes) or case.write(path, nodes), case.bound)
+    qdq_record = accuracy.bounded(case.fp32, tmp_path / "int8.onnx", case.write, case.bound, ranked)
+    record = openvino_nncf.bounded(case.fp32, case.calibration_images, tmp_path / "nncf.xml", case.bound, ranked,
+                                   "minmax")
+    bound = record["accuracy_bound"]
+    assert bound["int8"] < 70.0                                # NNCF's every-layer model crushes the same channels
+    assert [k["node"] for k in bound["kept_float"]][0] == "conv2" and bound["final"] >= 98.0
+    assert bound["status"].startswith("within bound")
+    assert [k["node"] for k in qdq_record["kept_float"]] == ["conv2"]
+    assert len(probes) == 1 + 4                                # one ranking (the full model, then each layer) for both
+    assert "ignored_scope" in record["call"]
+    # in NNCF's IR the float layers read their float inputs; the other convolutions read quantized ones
+    model = ov.Core().read_model(str(tmp_path / "nncf.xml"))
+    floats = set(openvino_nncf.openvino_layers(model, [k["node"] for k in bound["kept_float"]]))
+    feeds = {op.get_friendly_name(): op.input_value(0).get_node().get_type_name()
+             for op in model.get_ops() if op.get_type_name() == "Convolution"}
+    assert {feeds[name] for name in floats} <= {"Relu", "Parameter"}
+    assert {feeds[name] for name in set(feeds) - floats} == {"FakeQuantize"}
+    with pytest.raises(Exception, match="no OpenVINO convolution"):
+        openvino_nncf.openvino_layers(model, ["relu1"])
 
 
 def test_accuracy_bound_costs_nothing_when_int8_is_within_it(tmp_path) -> None:

@@ -1,13 +1,14 @@
 """Accuracy-bounded INT8: when the INT8 model loses more than the recipe allows on images held aside from
 the calibration set, the layers most responsible stay in float until the loss is within bounds.
 
-Ranking: each quantized layer (a Conv, ConvTranspose, Gemm or MatMul with weights) is left in float alone,
-and ranked by how much that brings the model's outputs on the held-aside images back towards FP32's
-(normalised mean squared error, as NNCF ranks without a metric). Then layers join the float set in that
-order, the task's own figure on the held-aside images measured after each, until the drop from FP32 is
-within ``max_drop`` or ``max_float`` of the layers are float. The float layers are simply not quantized
-in the Q/DQ model (their inputs and weights carry no Q/DQ pair), so TensorRT, OpenVINO and ONNX Runtime
-all run the same mixed-precision network.
+Ranking: each quantized layer (a Conv, ConvTranspose, Gemm or MatMul with weights) is left in float alone in
+the Q/DQ model, and ranked by how much that brings the model's outputs on the held-aside images back towards
+FP32's (normalised mean squared error, as NNCF ranks without a metric). Then layers join the float set in
+that order, the task's own figure on the held-aside images measured after each, until the drop from FP32 is
+within ``max_drop`` or ``max_float`` of the layers are float. The float layers are simply not quantized in
+the Q/DQ model (their inputs and weights carry no Q/DQ pair), so TensorRT, OpenVINO and ONNX Runtime all run
+the same mixed-precision network. The same ranking bounds NNCF's model for an OpenVINO target
+(``edgekit.int8.openvino_nncf.bounded``: the float layers go to NNCF's ignored scope).
 """
 from __future__ import annotations
 
@@ -58,9 +59,39 @@ def output_error(reference: list[list[np.ndarray]], candidate: list[list[np.ndar
     return float(np.mean(errors))
 
 
-def bounded(fp32: Path, out: Path, write: Writer, bound: Bound) -> dict:
-    """Write the full INT8 model to ``out``; if it drops more than the bound allows, find the layers to keep
-    in float and write the mixed model there instead. Returns the record for the artifact's manifest."""
+Ranking = Callable[[], list[tuple[float, str]]]   # layers, most responsible first, with the error share each recovers
+
+
+def ranking(fp32: Path, write: Writer, bound: Bound) -> Ranking:
+    """The quantized layers of ``fp32`` by how much keeping each alone in float brings the Q/DQ model's outputs
+    on the held-aside images back towards FP32's (share of the output error recovered), most first. Computed
+    on the first call, then remembered: one ranking serves every INT8 model of the network (the Q/DQ model
+    and NNCF's), so it is paid once and only when a model is out of bounds."""
+    ranked: list[tuple[float, str]] = []
+
+    def ranked_layers() -> list[tuple[float, str]]:
+        if ranked:
+            return ranked
+        layers = weighted_layers(onnx.load(str(fp32)))
+        reference = _outputs(fp32, bound.inputs, bound.threads)
+        with tempfile.TemporaryDirectory(prefix="edgekit-sensitivity.") as tmp:
+            probe = Path(tmp) / "probe.onnx"
+            write(probe, ())
+            baseline = output_error(reference, _outputs(probe, bound.inputs, bound.threads))
+            for layer in bar(layers, "INT8 sensitivity per layer"):
+                write(probe, (layer,))
+                gain = baseline - output_error(reference, _outputs(probe, bound.inputs, bound.threads))
+                ranked.append((gain / baseline if baseline else 0.0, layer))
+        ranked.sort(key=lambda pair: -pair[0])
+        return ranked
+
+    return ranked_layers
+
+
+def bounded(fp32: Path, out: Path, write: Writer, bound: Bound, ranked: Ranking | None = None) -> dict:
+    """Write the full INT8 model to ``out``; if it drops more than the bound allows, keep the layers ``ranked``
+    names first (by default this Q/DQ model's own ranking) in float, one more at a time, until it is within
+    the bound, and write that mixed model there instead. Returns the record for the artifact's manifest."""
     write(out, ())
     ref, full = bound.score(fp32), bound.score(out)
     record = {"held_aside_images": len(bound.inputs), "max_drop": bound.max_drop, "fp32": ref, "int8": full,
@@ -68,21 +99,12 @@ def bounded(fp32: Path, out: Path, write: Writer, bound: Bound) -> dict:
     if ref - full <= bound.max_drop:
         record["status"] = "within bound with every layer in INT8"
         return record
-    layers = weighted_layers(onnx.load(str(fp32)))
-    reference = _outputs(fp32, bound.inputs, bound.threads)
-    baseline = output_error(reference, _outputs(out, bound.inputs, bound.threads))
-    ranked = []
-    with tempfile.TemporaryDirectory(prefix="edgekit-sensitivity.") as tmp:
-        probe = Path(tmp) / "probe.onnx"
-        for layer in bar(layers, "INT8 sensitivity per layer"):
-            write(probe, (layer,))
-            ranked.append((baseline - output_error(reference, _outputs(probe, bound.inputs, bound.threads)), layer))
-    ranked.sort(key=lambda pair: -pair[0])
+    layers = (ranked or ranking(fp32, write, bound))()
     limit = max(1, int(bound.max_float * len(layers)))
     kept: list[dict] = []
     score = full
-    for gain, layer in ranked[:limit]:
-        kept.append({"node": layer, "output_error_recovered": round(gain / baseline, 4) if baseline else 0.0})
+    for recovered, layer in bar(layers[:limit], "keeping the most sensitive layers in float"):
+        kept.append({"node": layer, "output_error_recovered": round(recovered, 4)})
         write(out, tuple(k["node"] for k in kept))
         score = bound.score(out)
         kept[-1]["score_after"] = score

@@ -3,9 +3,10 @@ same calibration images, and the choice between it and the portable Q/DQ model f
 
 NNCF places quantizers for OpenVINO's CPU plugin (which inputs of which ops, u8 activations after ReLU,
 bias correction, the overflow fix for CPUs without VNNI): often faster than the portable Q/DQ model,
-which puts Q/DQ pairs where TensorRT wants them. It is chosen only when it is faster by a margin and
-its figure on the held-aside images is within the same bound as the Q/DQ model's (or it is the only
-one within it).
+which puts Q/DQ pairs where TensorRT wants them. It is held to the same accuracy bound as the Q/DQ model
+(the network's most sensitive layers, ranked once, go to NNCF's ignored scope until its figure on the
+held-aside images is within it), and chosen only when it is faster by a margin within the bound (or the
+only one within it).
 
 Its activation ranges follow the recipe's calibration method, as the Q/DQ model's do. NNCF's default
 (the *mean* over the calibration images of each image's min and max) clips every activation larger than
@@ -19,8 +20,12 @@ import logging
 from pathlib import Path
 import numpy as np
 
+from edgekit.errors import EdgekitError
+from edgekit.int8 import accuracy
 from edgekit.int8.ranges import DEFAULT_PERCENTILE
 
+# OpenVINO ops that carry a layer's weights (what NNCF's ignored scope names to keep a layer in float)
+WEIGHTED_OPS = {"Convolution", "GroupConvolution", "ConvolutionBackpropData", "GroupConvolutionBackpropData", "MatMul"}
 FASTER_BY = 0.03        # NNCF's model must be at least 3 % faster to be chosen over the portable one
 # edgekit's calibration method -> NNCF's activation range estimator (weights: NNCF's per-channel min/max)
 RANGES = {"minmax": "MINMAX",          # global min and max over the calibration images, as the Q/DQ model's
@@ -42,11 +47,28 @@ def range_estimator(method: str, percentile: float | None = None):
     return RangeEstimatorParameters(min=side, max=side)
 
 
+def openvino_layers(model, onnx_nodes: tuple[str, ...] | list[str]) -> list[str]:
+    """The OpenVINO op computing each named ONNX layer: the op of that name, or, for a layer with a bias (which
+    OpenVINO splits into the weighted op and an ``Add`` that keeps the ONNX node's name), the op that Add reads."""
+    ops = {op.get_friendly_name(): op for op in model.get_ops()}
+    found = []
+    for name in onnx_nodes:
+        op = ops.get(name)
+        if op is not None and op.get_type_name() == "Add":
+            op = next((i.get_source_output().get_node() for i in op.inputs()
+                       if i.get_source_output().get_node().get_type_name() in WEIGHTED_OPS), None)
+        if op is None or op.get_type_name() not in WEIGHTED_OPS:
+            raise EdgekitError(f"layer {name!r}: no OpenVINO convolution or matrix multiplication computes it")
+        found.append(op.get_friendly_name())
+    return found
+
+
 def quantize(fp32_onnx: Path, batches: list[np.ndarray], out_xml: Path, method: str | None = None,
-             percentile: float | None = None) -> dict:
+             percentile: float | None = None, ignored: tuple[str, ...] | list[str] = ()) -> dict:
     """``nncf.quantize`` on the calibration images (performance preset, fast bias correction), activation
-    ranges by ``method`` (``None``: NNCF's default, what a user gets in five lines), saved as OpenVINO IR
-    (FP32 weights kept where not quantized)."""
+    ranges by ``method`` (``None``: NNCF's default, what a user gets in five lines), the ONNX layers named in
+    ``ignored`` left in float (NNCF's ignored scope), saved as OpenVINO IR (FP32 weights kept where not
+    quantized)."""
     import nncf
     import openvino as ov
     from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
@@ -55,12 +77,28 @@ def quantize(fp32_onnx: Path, batches: list[np.ndarray], out_xml: Path, method: 
     model = ov.convert_model(str(fp32_onnx))
     options = {} if method is None else {"advanced_parameters": AdvancedQuantizationParameters(
         activations_range_estimator_params=range_estimator(method, percentile))}
+    if ignored:
+        options["ignored_scope"] = nncf.IgnoredScope(names=openvino_layers(model, ignored))
     quantized = nncf.quantize(model, nncf.Dataset(batches), subset_size=len(batches), **options)
     ov.save_model(quantized, str(out_xml), compress_to_fp16=False)
     ranges = ("NNCF's default (mean over images of each image's min/max)" if method is None else
               f"{method}: NNCF's {RANGES[method]} estimator")
-    return {"tool": f"nncf {nncf.__version__}", "call": "nncf.quantize(model, dataset, advanced_parameters)",
-            "activation_ranges": ranges, "calibration_images": len(batches)}
+    call = f"nncf.quantize({', '.join(['model', 'dataset', 'subset_size', *options])})"
+    return {"tool": f"nncf {nncf.__version__}", "call": call, "activation_ranges": ranges,
+            "calibration_images": len(batches)}
+
+
+def bounded(fp32_onnx: Path, batches: list[np.ndarray], out_xml: Path, held: accuracy.Bound,
+            ranked: accuracy.Ranking, method: str | None = None, percentile: float | None = None) -> dict:
+    """NNCF's model held to the same bound as the Q/DQ model: every layer in INT8 if that is within it, else
+    the layers of the network's ranking (``accuracy.ranking``) join NNCF's ignored scope one at a time."""
+    record: dict = {}
+
+    def write(path: Path, nodes: tuple[str, ...]) -> None:
+        record.update(quantize(fp32_onnx, batches, path, method, percentile, nodes))
+
+    record["accuracy_bound"] = accuracy.bounded(fp32_onnx, out_xml, write, held, ranked)
+    return record
 
 
 def choose(latency: dict[str, float], scores: dict[str, float], fp32_score: float, max_drop: float) -> dict:

@@ -6,8 +6,9 @@ them: symmetric INT8 activations with per-channel symmetric INT8 weights and flo
 model TensorRT (>= 8), OpenVINO and ONNX Runtime all consume; and U8 activations, which ONNX
 Runtime's x86 kernels run fast. Graph outputs stay float; on a CPU target without VNNI the weights
 keep 7 bits. Given the recipe's split, INT8 is held to the accuracy bound on training images held
-aside from calibration (layers kept in float where needed), and for an OpenVINO target NNCF's own
-INT8 model competes with the Q/DQ model (``results.openvino_int8`` says which the compile stage takes).
+aside from calibration (layers kept in float where needed), and for an OpenVINO target NNCF's own INT8
+model, held to the same bound, competes with the Q/DQ model (``results.openvino_int8`` says which the
+compile stage takes).
 """
 from __future__ import annotations
 
@@ -84,7 +85,8 @@ def quantize_settings(recipe: Recipe, method: str | None = None, per_channel: bo
             "older_opsets": "fp32.opset<N>.onnx from the export's copies, for older TensorRT parsers",
             "accuracy_bound": accuracy_settings(recipe) if bounded else None,
             "openvino_int8": ("the faster within the bound of the Q/DQ model and NNCF's (nncf.quantize, activation "
-                              "ranges by the same method)" if openvino and bounded else None)}
+                              "ranges by the same method, held to the same bound: the ranked layers in its ignored "
+                              "scope)" if openvino and bounded else None)}
 
 
 def opset_copies(onnx_path: Path, folder: Path) -> dict[str, str]:
@@ -120,14 +122,16 @@ def summary(manifest: dict) -> str:
         line += f" ({bound['status']})"
     nncf = manifest["results"].get("openvino_int8")
     if nncf:
+        floats = len(nncf["accuracy_bound"]["kept_float"]) if nncf["chosen"] == "nncf" else 0
         line += f"; OpenVINO INT8 from {'NNCF' if nncf['chosen'] == 'nncf' else 'the Q/DQ model'}"
+        line += f" ({floats} layers in float)" if floats else ""
     return line
 
 
-def bounded_int8(fp32: Path, folder: Path, held: accuracy.Bound, write) -> dict:
+def bounded_int8(fp32: Path, folder: Path, held: accuracy.Bound, write, ranked: accuracy.Ranking) -> dict:
     """``int8.onnx`` in ``folder`` held to the accuracy bound; when layers had to stay in float, what that
     cost in latency against every layer in INT8."""
-    record = accuracy.bounded(fp32, folder / FILES["int8"], lambda p, nodes: write(p, "s8", nodes), held)
+    record = accuracy.bounded(fp32, folder / FILES["int8"], lambda p, nodes: write(p, "s8", nodes), held, ranked)
     if record["kept_float"]:
         every = folder / "int8.all-layers.onnx"
         write(every, "s8")
@@ -222,14 +226,15 @@ def quantize(
         bound = nncf = None
         if settings["accuracy_bound"]:
             held = held_aside_bound(recipe, data, manifest, settings["accuracy_bound"], threads)
-            bound = bounded_int8(fp32, tmp, held, write)
+            ranked = accuracy.ranking(fp32, lambda p, nodes: write(p, "s8", nodes), held)
+            bound = bounded_int8(fp32, tmp, held, write, ranked)
             if openvino:
-                nncf = openvino_nncf.quantize(fp32, batches, tmp / NNCF, method, settings["calibrator"].get("percentile"))
+                nncf = openvino_nncf.bounded(fp32, batches, tmp / NNCF, held, ranked, method,
+                                             settings["calibrator"].get("percentile"))
                 models = {"qdq": tmp / FILES["int8"], "nncf": tmp / NNCF}
                 nncf.update(openvino_nncf.choose(
                     accuracy.latency_ms(list(models.values()), threads, list(models)),
-                    {k: (bound["final"] if k == "qdq" else held.score(path)) for k, path in models.items()},
-                    bound["fp32"], held.max_drop))
+                    {"qdq": bound["final"], "nncf": nncf["accuracy_bound"]["final"]}, bound["fp32"], held.max_drop))
         else:
             write(tmp / FILES["int8"], "s8")
         write(tmp / FILES["int8-u8"], "u8", tuple(k["node"] for k in (bound or {}).get("kept_float", [])))
