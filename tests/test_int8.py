@@ -231,6 +231,9 @@ def test_nncf_model_is_held_to_the_same_bound_by_the_same_ranking(tmp_path) -> N
     assert bound["int8"] < 70.0                                # NNCF's every-layer model crushes the same channels
     assert [k["node"] for k in bound["kept_float"]][0] == "conv2" and bound["final"] >= 98.0
     assert bound["status"].startswith("within bound")
+    # NNCF's other activation ranges were tried first, every layer in INT8: none rescues the crushed channels
+    assert set(bound["alternatives"]) == {"entropy ranges", "NNCF default ranges"}
+    assert max(bound["alternatives"].values()) < 98.0
     assert [k["node"] for k in qdq_record["kept_float"]] == ["conv2"]
     assert len(probes) == 1 + 4                                # one ranking (the full model, then each layer) for both
     assert "ignored_scope" in record["call"]
@@ -243,6 +246,25 @@ def test_nncf_model_is_held_to_the_same_bound_by_the_same_ranking(tmp_path) -> N
     assert {feeds[name] for name in set(feeds) - floats} == {"FakeQuantize"}
     with pytest.raises(Exception, match="no OpenVINO convolution"):
         openvino_nncf.openvino_layers(model, ["relu1"])
+
+
+def test_accuracy_bound_tries_the_every_layer_alternatives_before_float_layers(tmp_path) -> None:
+    from edgekit.int8 import accuracy
+
+    fp32, out = tmp_path / "fp32.onnx", tmp_path / "int8.onnx"
+    held = {"recipe's ranges": 97.0, "a": 98.5, "b": 99.5}           # held-aside figures; FP32 100, 1 point allowed
+
+    def score(path):
+        return 100.0 if path == fp32 else held[path.read_text()]
+
+    def no_ranking():
+        raise AssertionError("no layer was to be ranked: an alternative is within the bound")
+
+    record = accuracy.bounded(fp32, out, lambda path, nodes: path.write_text("recipe's ranges"),
+                              accuracy.Bound(score, [], max_drop=1.0), no_ranking,
+                              {name: (lambda path, name=name: path.write_text(name)) for name in ("a", "b")})
+    assert record["status"] == "within bound with every layer in INT8 (b)" and out.read_text() == "b"
+    assert record["alternatives"] == {"a": 98.5, "b": 99.5} and record["kept_float"] == [] and record["final"] == 99.5
 
 
 def test_accuracy_bound_costs_nothing_when_int8_is_within_it(tmp_path) -> None:

@@ -88,10 +88,13 @@ def ranking(fp32: Path, write: Writer, bound: Bound) -> Ranking:
     return ranked_layers
 
 
-def bounded(fp32: Path, out: Path, write: Writer, bound: Bound, ranked: Ranking | None = None) -> dict:
-    """Write the full INT8 model to ``out``; if it drops more than the bound allows, keep the layers ``ranked``
-    names first (by default this Q/DQ model's own ranking) in float, one more at a time, until it is within
-    the bound, and write that mixed model there instead. Returns the record for the artifact's manifest."""
+def bounded(fp32: Path, out: Path, write: Writer, bound: Bound, ranked: Ranking | None = None,
+            alternatives: dict[str, Callable[[Path], None]] | None = None) -> dict:
+    """Write the full INT8 model to ``out``; if it drops more than the bound allows, try the every-layer
+    ``alternatives`` (other writers of the same network, e.g. other activation ranges: no speed lost) in
+    order, then keep the layers ``ranked`` names first (by default this Q/DQ model's own ranking) in float,
+    one more at a time, until it is within the bound, and write that mixed model there instead. Returns the
+    record for the artifact's manifest."""
     write(out, ())
     ref, full = bound.score(fp32), bound.score(out)
     record = {"held_aside_images": len(bound.inputs), "max_drop": bound.max_drop, "fp32": ref, "int8": full,
@@ -99,6 +102,12 @@ def bounded(fp32: Path, out: Path, write: Writer, bound: Bound, ranked: Ranking 
     if ref - full <= bound.max_drop:
         record["status"] = "within bound with every layer in INT8"
         return record
+    for name, alternative in (alternatives or {}).items():
+        alternative(out)
+        score = record.setdefault("alternatives", {})[name] = bound.score(out)
+        if ref - score <= bound.max_drop:
+            record.update(final=score, status=f"within bound with every layer in INT8 ({name})")
+            return record
     layers = (ranked or ranking(fp32, write, bound))()
     limit = max(1, int(bound.max_float * len(layers)))
     kept: list[dict] = []

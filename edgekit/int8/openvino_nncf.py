@@ -4,9 +4,9 @@ same calibration images, and the choice between it and the portable Q/DQ model f
 NNCF places quantizers for OpenVINO's CPU plugin (which inputs of which ops, u8 activations after ReLU,
 bias correction, the overflow fix for CPUs without VNNI): often faster than the portable Q/DQ model,
 which puts Q/DQ pairs where TensorRT wants them. It is held to the same accuracy bound as the Q/DQ model
-(the network's most sensitive layers, ranked once, go to NNCF's ignored scope until its figure on the
-held-aside images is within it), and chosen only when it is faster by a margin within the bound (or the
-only one within it).
+(out of bounds, NNCF's other activation range estimators are tried first, then the network's most sensitive
+layers, ranked once, go to NNCF's ignored scope until its figure on the held-aside images is within it), and
+chosen only when it is faster by a margin within the bound (or the only one within it).
 
 Its activation ranges follow the recipe's calibration method, as the Q/DQ model's do. NNCF's default
 (the *mean* over the calibration images of each image's min and max) clips every activation larger than
@@ -26,6 +26,10 @@ from edgekit.int8.ranges import DEFAULT_PERCENTILE
 
 # OpenVINO ops that carry a layer's weights (what NNCF's ignored scope names to keep a layer in float)
 WEIGHTED_OPS = {"Convolution", "GroupConvolution", "ConvolutionBackpropData", "GroupConvolutionBackpropData", "MatMul"}
+# tried in this order, every layer in INT8, when NNCF's model with the recipe's ranges is out of bounds and
+# before any layer is kept in float (the ranges cost no speed; float layers do). Not per-image percentiles:
+# the least accurate on both real-NEU models (benchmarks/results/*-nncf-ranges.md).
+OTHER_RANGES = ("minmax", "entropy", None)
 FASTER_BY = 0.03        # NNCF's model must be at least 3 % faster to be chosen over the portable one
 # edgekit's calibration method -> NNCF's activation range estimator (weights: NNCF's per-channel min/max)
 RANGES = {"minmax": "MINMAX",          # global min and max over the calibration images, as the Q/DQ model's
@@ -90,14 +94,18 @@ def quantize(fp32_onnx: Path, batches: list[np.ndarray], out_xml: Path, method: 
 
 def bounded(fp32_onnx: Path, batches: list[np.ndarray], out_xml: Path, held: accuracy.Bound,
             ranked: accuracy.Ranking, method: str | None = None, percentile: float | None = None) -> dict:
-    """NNCF's model held to the same bound as the Q/DQ model: every layer in INT8 if that is within it, else
-    the layers of the network's ranking (``accuracy.ranking``) join NNCF's ignored scope one at a time."""
+    """NNCF's model held to the same bound as the Q/DQ model: every layer in INT8 with the recipe's activation
+    ranges if that is within it; else with NNCF's other range estimators (``OTHER_RANGES``, each as fast);
+    else, with the recipe's ranges, the layers of the network's ranking (``accuracy.ranking``) join NNCF's
+    ignored scope one at a time."""
     record: dict = {}
 
-    def write(path: Path, nodes: tuple[str, ...]) -> None:
-        record.update(quantize(fp32_onnx, batches, path, method, percentile, nodes))
+    def write(path: Path, nodes: tuple[str, ...] = (), ranges: str | None = method) -> None:
+        record.update(quantize(fp32_onnx, batches, path, ranges, percentile, nodes))
 
-    record["accuracy_bound"] = accuracy.bounded(fp32_onnx, out_xml, write, held, ranked)
+    others = {f"{other or 'NNCF default'} ranges": (lambda path, other=other: write(path, ranges=other))
+              for other in OTHER_RANGES if other != method}
+    record["accuracy_bound"] = accuracy.bounded(fp32_onnx, out_xml, write, held, ranked, others)
     return record
 
 
