@@ -85,8 +85,8 @@ def quantize_settings(recipe: Recipe, method: str | None = None, per_channel: bo
             "older_opsets": "fp32.opset<N>.onnx from the export's copies, for older TensorRT parsers",
             "accuracy_bound": accuracy_settings(recipe) if bounded else None,
             "openvino_int8": ("the faster within the bound of the Q/DQ model and NNCF's (nncf.quantize, activation "
-                              "ranges by the same method, held to the same bound: the ranked layers in its ignored "
-                              "scope)" if openvino and bounded else None)}
+                              "ranges by the same method, held to the same bound: NNCF's other range estimators, "
+                              "then the ranked layers in its ignored scope)" if openvino and bounded else None)}
 
 
 def opset_copies(onnx_path: Path, folder: Path) -> dict[str, str]:
