@@ -60,13 +60,16 @@ def main() -> None:
             b, choice = res["accuracy_bound"], res["openvino_int8"]
             rows.append({"method": method, "per_class": per_class, "bound": bound,
                          "held_aside_fp32": b["fp32"], "held_aside_int8": b["final"],
-                         "float_layers": len(b["kept_float"]), "qdq_test": figures["q/dq"], "nncf_test": figures["nncf"],
+                         "float_layers": len(b["kept_float"]), "nncf_float_layers": len(choice["accuracy_bound"]["kept_float"]),
+                         "nncf_ranges": choice["activation_ranges"].split(" (")[0].split(":")[0],
+                         "qdq_test": figures["q/dq"], "nncf_test": figures["nncf"],
                          "qdq_ms": ms["q/dq"], "nncf_ms": ms["nncf"], "chosen": choice["chosen"],
                          "seconds": res["seconds"]})
-    headers = ["method", "images/class", "bound", "held-aside FP32 / INT8 (bounded)", "float layers", f"test {test.column} Q/DQ",
-               "test NNCF", "Q/DQ ms", "NNCF ms", "chosen", "quantize s"]
+    headers = ["method", "images/class", "bound", "held-aside FP32 / INT8 (bounded)", "float layers Q/DQ / NNCF",
+               "NNCF ranges", f"test {test.column} Q/DQ", "test NNCF", "Q/DQ ms", "NNCF ms", "chosen", "quantize s"]
     table = [[r["method"], r["per_class"], r["bound"], f"{r['held_aside_fp32']:.2f} / {r['held_aside_int8']:.2f}",
-              r["float_layers"], r["qdq_test"], r["nncf_test"], r["qdq_ms"], r["nncf_ms"], r["chosen"], r["seconds"]]
+              f"{r['float_layers']} / {r['nncf_float_layers']}", r["nncf_ranges"], r["qdq_test"], r["nncf_test"],
+              r["qdq_ms"], r["nncf_ms"], r["chosen"], r["seconds"]]
              for r in rows]
     title = f"{recipe.name}: INT8 settings (test FP32 {reference:.2f}, OpenVINO, batch 1, {args.threads} threads)"
     publish(args.name, title, headers, table, {"recipe": recipe.name, "run": str(args.run), "fp32_test": reference,

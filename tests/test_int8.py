@@ -263,7 +263,7 @@ def test_accuracy_bound_tries_the_every_layer_alternatives_before_float_layers(t
     record = accuracy.bounded(fp32, out, lambda path, nodes: path.write_text("recipe's ranges"),
                               accuracy.Bound(score, [], max_drop=1.0), no_ranking,
                               {name: (lambda path, name=name: path.write_text(name)) for name in ("a", "b")})
-    assert record["status"] == "within bound with every layer in INT8 (b)" and out.read_text() == "b"
+    assert record["status"] == "within bound with every layer in INT8, b" and out.read_text() == "b"
     assert record["alternatives"] == {"a": 98.5, "b": 99.5} and record["kept_float"] == [] and record["final"] == 99.5
 
 

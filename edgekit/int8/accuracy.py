@@ -106,7 +106,7 @@ def bounded(fp32: Path, out: Path, write: Writer, bound: Bound, ranked: Ranking 
         alternative(out)
         score = record.setdefault("alternatives", {})[name] = bound.score(out)
         if ref - score <= bound.max_drop:
-            record.update(final=score, status=f"within bound with every layer in INT8 ({name})")
+            record.update(final=score, status=f"within bound with every layer in INT8, {name}")
             return record
     layers = (ranked or ranking(fp32, write, bound))()
     limit = max(1, int(bound.max_float * len(layers)))

@@ -122,9 +122,9 @@ def summary(manifest: dict) -> str:
         line += f" ({bound['status']})"
     nncf = manifest["results"].get("openvino_int8")
     if nncf:
-        floats = len(nncf["accuracy_bound"]["kept_float"]) if nncf["chosen"] == "nncf" else 0
         line += f"; OpenVINO INT8 from {'NNCF' if nncf['chosen'] == 'nncf' else 'the Q/DQ model'}"
-        line += f" ({floats} layers in float)" if floats else ""
+        how = nncf["accuracy_bound"]["status"].removeprefix("within bound with ")
+        line += f" ({how})" if nncf["chosen"] == "nncf" and how != "every layer in INT8" else ""
     return line
 
 
