@@ -290,6 +290,20 @@ def test_openvino_gets_nncfs_model_when_faster_or_alone_within_the_bound() -> No
     assert alone["chosen"] == "nncf" and alone["reason"].startswith("only NNCF's model is within")
 
 
+def test_build_table_line_says_how_nncfs_model_got_within_the_bound() -> None:
+    from edgekit.stages.quantize import summary
+
+    def line(status, chosen="nncf"):
+        return summary({"settings": {"method": "minmax"}, "results": {"accuracy_bound": None, "openvino_int8": {
+            "chosen": chosen, "accuracy_bound": {"status": status}}}})
+
+    assert line("within bound with every layer in INT8").endswith("OpenVINO INT8 from NNCF")
+    assert line("within bound with every layer in INT8, entropy ranges").endswith(
+        "from NNCF (every layer in INT8, entropy ranges)")
+    assert line("within bound with 4 of 82 layers in float").endswith("from NNCF (4 of 82 layers in float)")
+    assert line("within bound with 4 of 82 layers in float", "qdq").endswith("from the Q/DQ model")
+
+
 def _input_fq_high(xml) -> float:
     import openvino as ov
 

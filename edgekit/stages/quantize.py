@@ -123,8 +123,8 @@ def summary(manifest: dict) -> str:
     nncf = manifest["results"].get("openvino_int8")
     if nncf:
         line += f"; OpenVINO INT8 from {'NNCF' if nncf['chosen'] == 'nncf' else 'the Q/DQ model'}"
-        how = nncf["accuracy_bound"]["status"].removeprefix("within bound with ")
-        line += f" ({how})" if nncf["chosen"] == "nncf" and how != "every layer in INT8" else ""
+        how = nncf.get("accuracy_bound", {}).get("status", "").removeprefix("within bound with ")  # (older runs: none)
+        line += f" ({how})" if nncf["chosen"] == "nncf" and how not in ("", "every layer in INT8") else ""
     return line
 
 
