@@ -61,7 +61,7 @@ def main() -> None:
             rows.append({"method": method, "per_class": per_class, "bound": bound,
                          "held_aside_fp32": b["fp32"], "held_aside_int8": b["final"],
                          "float_layers": len(b["kept_float"]), "nncf_float_layers": len(choice["accuracy_bound"]["kept_float"]),
-                         "nncf_ranges": choice["activation_ranges"].split(" (")[0].split(":")[0],
+                         "nncf_ranges": choice["method"],
                          "qdq_test": figures["q/dq"], "nncf_test": figures["nncf"],
                          "qdq_ms": ms["q/dq"], "nncf_ms": ms["nncf"], "chosen": choice["chosen"],
                          "seconds": res["seconds"]})

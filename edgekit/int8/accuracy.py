@@ -13,7 +13,7 @@ the same mixed-precision network. The same ranking bounds NNCF's model for an Op
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -34,6 +34,13 @@ class Bound:
     max_drop: float                     # points below FP32 allowed
     max_float: float = 0.25             # at most this share of the quantized layers kept in float
     threads: int = 2
+    _fp32: dict = field(default_factory=dict, repr=False)
+
+    def fp32_score(self, fp32: Path) -> float:
+        """The FP32 model's figure, scored once for every INT8 model held to it (the Q/DQ model, NNCF's)."""
+        if fp32 not in self._fp32:
+            self._fp32[fp32] = self.score(fp32)
+        return self._fp32[fp32]
 
 
 def weighted_layers(model: onnx.ModelProto) -> list[str]:
@@ -96,7 +103,7 @@ def bounded(fp32: Path, out: Path, write: Writer, bound: Bound, ranked: Ranking 
     one more at a time, until it is within the bound, and write that mixed model there instead. Returns the
     record for the artifact's manifest."""
     write(out, ())
-    ref, full = bound.score(fp32), bound.score(out)
+    ref, full = bound.fp32_score(fp32), bound.score(out)
     record = {"held_aside_images": len(bound.inputs), "max_drop": bound.max_drop, "fp32": ref, "int8": full,
               "kept_float": [], "final": full}
     if ref - full <= bound.max_drop:

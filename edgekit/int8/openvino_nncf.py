@@ -88,8 +88,8 @@ def quantize(fp32_onnx: Path, batches: list[np.ndarray], out_xml: Path, method: 
     ranges = ("NNCF's default (mean over images of each image's min/max)" if method is None else
               f"{method}: NNCF's {RANGES[method]} estimator")
     call = f"nncf.quantize({', '.join(['model', 'dataset', 'subset_size', *options])})"
-    return {"tool": f"nncf {nncf.__version__}", "call": call, "activation_ranges": ranges,
-            "calibration_images": len(batches)}
+    return {"tool": f"nncf {nncf.__version__}", "call": call, "method": method or "NNCF default",
+            "activation_ranges": ranges, "calibration_images": len(batches)}
 
 
 def bounded(fp32_onnx: Path, batches: list[np.ndarray], out_xml: Path, held: accuracy.Bound,
