@@ -300,6 +300,8 @@ def validate(
 def _finish_validation(res: dict, folder: Path) -> None:
     print_table("validation", *summary_rows(res), out)
     print_table("gates", *gate_rows(res), out)
+    for warned in res.get("warned", []):
+        out.print(f"warn: {warned}: too few test images to decide (see the gate's evidence)")
     out.print(f"report: {folder / 'report.md'}\nJSON: {folder / 'results.json'}")
     if not res["passed"]:
         raise typer.Exit(1)

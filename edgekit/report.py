@@ -47,7 +47,14 @@ def summary_rows(results: dict) -> tuple[list[str], list[list[Any]]]:
 
 
 def gate_rows(results: dict) -> tuple[list[str], list[list[Any]]]:
-    return ["artifact", "gate", "value", "result"], [[g["artifact"], g["gate"], g["value"], g["pass"]] for g in results["gates"]]
+    """The gates: each one's outcome (pass, warn: too few images to show it within, FAIL) and the paired evidence
+    behind it (the drop's interval, the answers that changed, what one image weighs)."""
+    return (["artifact", "gate", "value", "result", "evidence"],
+            [[g["artifact"], g["gate"], g["value"], _outcome(g), g.get("detail", "")] for g in results["gates"]])
+
+
+def _outcome(gate: dict) -> str:
+    return {"pass": "pass", "warn": "warn", "fail": "FAIL"}[gate.get("status", "pass" if gate["pass"] else "fail")]
 
 
 def prune_table(table: list[dict], metric: str) -> tuple[list[str], list[list]]:
@@ -91,8 +98,13 @@ def validation_markdown(recipe, results: dict, task_sections: list[str]) -> str:
                 markdown_table(["layer", "weight shape", "MACs", "2:4", "left dense because"],
                                [[r["layer"], "x".join(map(str, r["shape"])), f"{r['macs']:,}", "yes" if r["sparse"] else "no",
                                  r["reason"]] for r in sp["layers"]]), ""]
+    warned = results.get("warned", [])
     out += ["## Gates", "", markdown_table(*gate_rows(results)), "",
-            f"Overall: **{'PASS' if results['passed'] else 'FAIL'}**", ""]
+            f"Overall: **{'FAIL' if not results['passed'] else 'PASS with warnings' if warned else 'PASS'}**", "",
+            "Accuracy gates compare each artifact with the FP32 model image by image on the same test images: "
+            "pass when the drop's 95 % interval lies within the allowed drop, FAIL when it lies beyond it, warn "
+            "when the test set is too small to show either (the evidence says how many images would decide). "
+            "Right/wrong answers use the exact McNemar interval, other figures a paired bootstrap over images.", ""]
     paper = recipe.paper
     out += [f"## Against the paper ({paper.get('ref', '')})", ""]
     if any(p["paper"] is not None or p["paper_fps"] is not None for p in results["paper"]):

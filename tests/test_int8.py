@@ -13,6 +13,7 @@ from onnx import TensorProto, helper, numpy_helper
 from edgekit import calibration
 from edgekit.artifacts import read_manifest
 from edgekit.int8 import qdq, ranges
+from edgekit.stats import Answers
 from edgekit.stages.quantize import quantize
 from edgekit.targets import load_target
 
@@ -175,7 +176,7 @@ class SensitiveCase:
         self.calibration_images, self.held = xs[:40], xs[40:]
         ranges.calibrate(self.fp32, self.calibration_images, "minmax", folder / "ranges.json")
         self.truth = self.classes(self.fp32)
-        self.bound = accuracy.Bound(lambda path: 100.0 * float((self.classes(path) == self.truth).mean()), self.held,
+        self.bound = accuracy.Bound(lambda path: Answers.right_or_wrong(self.classes(path) == self.truth), self.held,
                                     max_drop=2.0)
 
     def classes(self, path, backend=None):
@@ -254,8 +255,10 @@ def test_accuracy_bound_tries_the_every_layer_alternatives_before_float_layers(t
     fp32, out = tmp_path / "fp32.onnx", tmp_path / "int8.onnx"
     held = {"recipe's ranges": 97.0, "a": 98.5, "b": 99.5}           # held-aside figures; FP32 100, 1 point allowed
 
-    def score(path):
-        return 100.0 if path == fp32 else held[path.read_text()]
+    def score(path):       # 200 held-aside images: FP32 answers all right; 99.5 is one image lost, within 1 point
+        right = np.ones(200)
+        right[:round(2 * (100.0 - (100.0 if path == fp32 else held[path.read_text()])))] = 0
+        return Answers.right_or_wrong(right)
 
     def no_ranking():
         raise AssertionError("no layer was to be ranked: an alternative is within the bound")
@@ -273,7 +276,8 @@ def test_accuracy_bound_costs_nothing_when_int8_is_within_it(tmp_path) -> None:
     fp32 = conv_net(tmp_path / "m.onnx")
     ranges.calibrate(fp32, wide_tailed(), "minmax", tmp_path / "ranges.json")
     calls = []
-    bound = accuracy.Bound(lambda path: calls.append(path) or 100.0, wide_tailed(4), max_drop=1.0)
+    bound = accuracy.Bound(lambda path: calls.append(path) or Answers.right_or_wrong(np.ones(4)), wide_tailed(4),
+                           max_drop=1.0)
     record = accuracy.bounded(fp32, tmp_path / "int8.onnx", lambda p, n: qdq.write(fp32, p, tmp_path / "ranges.json",
                                                                                    "minmax", "s8", exclude=n), bound)
     assert record["kept_float"] == [] and len(calls) == 2 and record["status"].startswith("within bound with every")
@@ -283,10 +287,11 @@ def test_openvino_gets_nncfs_model_when_faster_or_alone_within_the_bound() -> No
     from edgekit.int8.openvino_nncf import choose
 
     fast, slow = {"qdq": 2.0, "nncf": 1.5}, {"qdq": 2.0, "nncf": 1.99}
-    assert choose(fast, {"qdq": 99.5, "nncf": 99.5}, 100.0, 1.0)["chosen"] == "nncf"
-    assert choose(slow, {"qdq": 99.5, "nncf": 99.5}, 100.0, 1.0)["chosen"] == "qdq"          # not 3 % faster
-    assert choose(fast, {"qdq": 99.5, "nncf": 98.0}, 100.0, 1.0)["chosen"] == "qdq"          # NNCF out of bound
-    alone = choose(slow, {"qdq": 97.9, "nncf": 99.0}, 100.0, 1.0)
+    both, qdq_only, nncf_only = {"qdq": True, "nncf": True}, {"qdq": True, "nncf": False}, {"qdq": False, "nncf": True}
+    assert choose(fast, {"qdq": 99.5, "nncf": 99.5}, both, 100.0, 1.0)["chosen"] == "nncf"
+    assert choose(slow, {"qdq": 99.5, "nncf": 99.5}, both, 100.0, 1.0)["chosen"] == "qdq"          # not 3 % faster
+    assert choose(fast, {"qdq": 99.5, "nncf": 98.0}, qdq_only, 100.0, 1.0)["chosen"] == "qdq"      # NNCF out of bound
+    alone = choose(slow, {"qdq": 97.9, "nncf": 99.0}, nncf_only, 100.0, 1.0)
     assert alone["chosen"] == "nncf" and alone["reason"].startswith("only NNCF's model is within")
 
 

@@ -5,7 +5,9 @@ Ranking: each quantized layer (a Conv, ConvTranspose, Gemm or MatMul with weight
 the Q/DQ model, and ranked by how much that brings the model's outputs on the held-aside images back towards
 FP32's (normalised mean squared error, as NNCF ranks without a metric). Then layers join the float set in
 that order, the task's own figure on the held-aside images measured after each, until the drop from FP32 is
-within ``max_drop`` or ``max_float`` of the layers are float. The float layers are simply not quantized in
+within ``max_drop`` or ``max_float`` of the layers are float. "Within" is the validation gate's rule on the
+held-aside images (``edgekit.stats.paired_drop``): the INT8 model's answers compared with FP32's image by image,
+the drop's 95 % interval inside ``max_drop``. The float layers are simply not quantized in
 the Q/DQ model (their inputs and weights carry no Q/DQ pair), so TensorRT, OpenVINO and ONNX Runtime all run
 the same mixed-precision network. The same ranking bounds NNCF's model for an OpenVINO target
 (``edgekit.int8.openvino_nncf.bounded``: the float layers go to NNCF's ignored scope).
@@ -21,6 +23,7 @@ import numpy as np
 import onnx
 
 from edgekit.progress import bar
+from edgekit.stats import Answers, paired_drop
 
 WEIGHTED_OPS = {"Conv", "ConvTranspose", "Gemm", "MatMul"}
 Writer = Callable[[Path, tuple[str, ...]], None]     # (out file, nodes kept in float) -> a Q/DQ model
@@ -29,18 +32,23 @@ Writer = Callable[[Path, tuple[str, ...]], None]     # (out file, nodes kept in 
 @dataclass
 class Bound:
     """What the INT8 model is held to, on images held aside from calibration (never the test split)."""
-    score: Callable[[Path], float]      # the task's figure of a model file on the held-aside images (higher is better)
+    answers: Callable[[Path], Answers]  # the task's answers of a model file on the held-aside images
     inputs: list[np.ndarray]            # the same images, pre-processed, for the per-layer output error
     max_drop: float                     # points below FP32 allowed
     max_float: float = 0.25             # at most this share of the quantized layers kept in float
     threads: int = 2
     _fp32: dict = field(default_factory=dict, repr=False)
 
-    def fp32_score(self, fp32: Path) -> float:
-        """The FP32 model's figure, scored once for every INT8 model held to it (the Q/DQ model, NNCF's)."""
+    def fp32_answers(self, fp32: Path) -> Answers:
+        """The FP32 model's answers, computed once for every INT8 model held to it (the Q/DQ model, NNCF's)."""
         if fp32 not in self._fp32:
-            self._fp32[fp32] = self.score(fp32)
+            self._fp32[fp32] = self.answers(fp32)
         return self._fp32[fp32]
+
+    def check(self, fp32: Path, model: Path) -> tuple[float, dict]:
+        """``model``'s figure and the paired evidence of its drop from FP32 (``status`` "pass": within)."""
+        answers = self.answers(model)
+        return answers.value, paired_drop(self.fp32_answers(fp32), answers, self.max_drop)
 
 
 def weighted_layers(model: onnx.ModelProto) -> list[str]:
@@ -103,17 +111,20 @@ def bounded(fp32: Path, out: Path, write: Writer, bound: Bound, ranked: Ranking 
     one more at a time, until it is within the bound, and write that mixed model there instead. Returns the
     record for the artifact's manifest."""
     write(out, ())
-    ref, full = bound.fp32_score(fp32), bound.score(out)
-    record = {"held_aside_images": len(bound.inputs), "max_drop": bound.max_drop, "fp32": ref, "int8": full,
-              "kept_float": [], "final": full}
-    if ref - full <= bound.max_drop:
+    full, evidence = bound.check(fp32, out)
+    record = {"held_aside_images": len(bound.inputs), "max_drop": bound.max_drop,
+              "fp32": bound.fp32_answers(fp32).value, "int8": full, "kept_float": [], "final": full,
+              "evidence": evidence, "within": evidence["status"] == "pass"}
+    if record["within"]:
         record["status"] = "within bound with every layer in INT8"
         return record
     for name, alternative in (alternatives or {}).items():
         alternative(out)
-        score = record.setdefault("alternatives", {})[name] = bound.score(out)
-        if ref - score <= bound.max_drop:
-            record.update(final=score, status=f"within bound with every layer in INT8, {name}")
+        score, evidence = bound.check(fp32, out)
+        record.setdefault("alternatives", {})[name] = score
+        if evidence["status"] == "pass":
+            record.update(final=score, evidence=evidence, within=True,
+                          status=f"within bound with every layer in INT8, {name}")
             return record
     layers = (ranked or ranking(fp32, write, bound))()
     limit = max(1, int(bound.max_float * len(layers)))
@@ -122,12 +133,12 @@ def bounded(fp32: Path, out: Path, write: Writer, bound: Bound, ranked: Ranking 
     for recovered, layer in bar(layers[:limit], "keeping the most sensitive layers in float"):
         kept.append({"node": layer, "output_error_recovered": round(recovered, 4)})
         write(out, tuple(k["node"] for k in kept))
-        score = bound.score(out)
+        score, evidence = bound.check(fp32, out)
         kept[-1]["score_after"] = score
-        if ref - score <= bound.max_drop:
+        if evidence["status"] == "pass":
             break
-    within = ref - score <= bound.max_drop
-    record.update(kept_float=kept, final=score, quantized_layers=len(layers),
+    within = evidence["status"] == "pass"
+    record.update(kept_float=kept, final=score, quantized_layers=len(layers), evidence=evidence, within=within,
                   status=(f"within bound with {len(kept)} of {len(layers)} layers in float" if within else
                           f"NOT within bound: {len(kept)} of {len(layers)} layers in float (the most allowed)"))
     return record

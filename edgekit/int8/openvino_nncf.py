@@ -109,11 +109,11 @@ def bounded(fp32_onnx: Path, batches: list[np.ndarray], out_xml: Path, held: acc
     return record
 
 
-def choose(latency: dict[str, float], scores: dict[str, float], fp32_score: float, max_drop: float) -> dict:
-    """Which INT8 model an OpenVINO target gets (``qdq`` or ``nncf``), from their batch-1 latencies and
-    held-aside figures: NNCF's when it is within the bound and either faster by ``FASTER_BY`` or the only
-    one within the bound."""
-    within = {k: fp32_score - v <= max_drop for k, v in scores.items()}
+def choose(latency: dict[str, float], scores: dict[str, float], within: dict[str, bool], fp32_score: float,
+           max_drop: float) -> dict:
+    """Which INT8 model an OpenVINO target gets (``qdq`` or ``nncf``), from their batch-1 latencies, held-aside
+    figures and whether each is within the bound: NNCF's when it is within it and either faster by
+    ``FASTER_BY`` or the only one within it."""
     faster = latency["nncf"] <= latency["qdq"] * (1.0 - FASTER_BY)
     chosen = "nncf" if within["nncf"] and (faster or not within["qdq"]) else "qdq"
     why = (f"NNCF {latency['nncf']:.2f} ms vs Q/DQ {latency['qdq']:.2f} ms at batch 1; held-aside "

@@ -239,7 +239,7 @@ def steps(recipe: Recipe, target: Target, run_dir: Path, opts: BuildOptions, sou
 
     passes = (1 + (6 if opts.robustness else 0)) * (1 + len(precisions))
     out.append(Step("validate", lambda: False, validate,
-                    lambda: "all gates pass" if results["validation"]["passed"] else "a gate FAILED",
+                    lambda: validate_stage.verdict(results["validation"]),
                     lambda: 10.0 + passes * 2 * forward_s(n_test), always=True))
     return out
 

@@ -150,11 +150,11 @@ def held_aside_bound(recipe: Recipe, data: SplitData, manifest: dict, cfg: dict,
     task = get_task(recipe).validation(recipe, calibration.held_aside(recipe, data, manifest, cfg["per_class"],
                                                                       cfg["seed"]))
 
-    def score(path: Path) -> float:
+    def answers(path: Path):
         runner = get_backend("openvino" if Path(path).suffix == ".xml" else "onnxruntime").load(path, threads)
-        return float(task.evaluate(runner, "held aside")[task.headline])
+        return task.evaluate(runner, "held aside")["answers"]
 
-    return accuracy.Bound(score, [x[None] for x in task.x], cfg["max_drop"], cfg["max_float"], threads)
+    return accuracy.Bound(answers, [x[None] for x in task.x], cfg["max_drop"], cfg["max_float"], threads)
 
 
 def outputs_apart(model: onnx.ModelProto) -> onnx.ModelProto:
@@ -232,9 +232,11 @@ def quantize(
                 nncf = openvino_nncf.bounded(fp32, batches, tmp / NNCF, held, ranked, method,
                                              settings["calibrator"].get("percentile"))
                 models = {"qdq": tmp / FILES["int8"], "nncf": tmp / NNCF}
+                records = {"qdq": bound, "nncf": nncf["accuracy_bound"]}
                 nncf.update(openvino_nncf.choose(
                     accuracy.latency_ms(list(models.values()), threads, list(models)),
-                    {"qdq": bound["final"], "nncf": nncf["accuracy_bound"]["final"]}, bound["fp32"], held.max_drop))
+                    {k: r["final"] for k, r in records.items()}, {k: r["within"] for k, r in records.items()},
+                    bound["fp32"], held.max_drop))
         else:
             write(tmp / FILES["int8"], "s8")
         write(tmp / FILES["int8-u8"], "u8", tuple(k["node"] for k in (bound or {}).get("kept_float", [])))

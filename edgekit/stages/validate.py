@@ -16,6 +16,7 @@ from edgekit.data.recipe_data import DataSource, as_source, load_split
 from edgekit.errors import EdgekitError
 from edgekit.recipes import Recipe
 from edgekit.report import validation_markdown
+from edgekit.stats import at_least, describe, paired_drop
 from edgekit.timing import measure
 from edgekit.tasks import get_task
 
@@ -76,6 +77,26 @@ def sparsity_record(manifest: dict | None) -> dict | None:
             "reason": decision["reason"]}
 
 
+def verdict(results: dict) -> str:
+    """The validation in a few words: every gate passing, passing with warnings (how many), or failed."""
+    if not results["passed"]:
+        return "a gate FAILED"
+    warned = len(results.get("warned", []))
+    return f"all gates pass, {warned} warn (too few test images to decide)" if warned else "all gates pass"
+
+
+def threshold_gate(passed: bool) -> dict:
+    """A gate on a measured number (fps, what pruning cost during the build): pass or fail."""
+    return {"status": "pass" if passed else "fail", "pass": bool(passed)}
+
+
+def statistical_gate(artifact: str, gate: str, value: float, evidence: dict) -> dict:
+    """A gate decided by paired evidence (``edgekit.stats``): it fails only when the evidence shows the figure
+    beyond the limit; ``warn`` when the test set is too small to show it within."""
+    return {"artifact": artifact, "gate": gate, "value": value, "status": evidence["status"],
+            "pass": evidence["status"] != "fail", "evidence": evidence, "detail": describe(evidence)}
+
+
 def validate(
     recipe: Recipe,
     reference_onnx: Path,
@@ -112,6 +133,7 @@ def validate(
         corrupted[cond] = recipe.preprocess.batch([robustness.apply(cond, im, rng) for im in task.images])
 
     rows = []
+    answers = {}       # each artifact's per-image answers, for the paired gates (not written to results.json)
     picked = np.linspace(0, len(task.x) - 1, min(GOLDEN_IMAGES, len(task.x))).round().astype(int)
     golden = {"input": task.x[picked]}
     names = get_task(recipe).outputs
@@ -122,6 +144,7 @@ def validate(
         row = {"artifact": b.label, "backend": b.backend, "precision": b.precision, "compute": b.compute,
                "file": str(b.file),
                **task.evaluate(runner, b.label)}
+        answers[b.label] = row.pop("answers")
         row["speed"] = measure(task.pipeline(runner), task.x[:1], warmup=5, iters=50, max_seconds=5.0)
         row["robustness"] = {c: task.score(runner, xc, f"{b.label}: {c}") for c, xc in corrupted.items()}
         if row["robustness"]:
@@ -133,14 +156,14 @@ def validate(
     gates = []
     for row in rows[1:]:
         allowed = gates_cfg["max_drop"].get(row["precision"], 0.0)
-        drop = ref - row[key]
-        row["drop_vs_fp32"] = drop
-        gates.append({"artifact": row["artifact"], "gate": f"{task.column} drop vs FP32 <= {allowed}",
-                      "value": round(drop, 2), "pass": bool(drop <= allowed + 1e-9)})
+        evidence = paired_drop(answers[rows[0]["artifact"]], answers[row["artifact"]], allowed, seed)
+        row["drop_vs_fp32"] = ref - row[key]
+        gates.append(statistical_gate(row["artifact"], f"{task.column} drop vs FP32 <= {allowed}",
+                                      round(row["drop_vs_fp32"], 2), evidence))
         fps = row["speed"]["throughput_fps"]
         if gate_fps:
             gates.append({"artifact": row["artifact"], "gate": f"fps >= line rate {line_fps:.1f}",
-                          "value": round(fps, 1), "pass": bool(fps >= line_fps)})
+                          "value": round(fps, 1), **threshold_gate(fps >= line_fps)})
     pruned = pruning_record(pruning)
     if pruned and pruned["kept"]:
         gates.insert(0, {"artifact": "fp32-reference", "gate": f"{task.column} drop vs unpruned <= {pruned['max_drop']}",
@@ -148,7 +171,7 @@ def validate(
     sparse = sparsity_record(sparsity)
     if sparse and sparse["kept"]:
         gates.insert(0, {"artifact": "fp32-reference", "gate": f"{task.column} drop vs dense (2:4) <= {sparse['max_drop']}",
-                         "value": round(sparse["drop"], 2), "pass": bool(sparse["drop"] <= sparse["max_drop"] + 1e-9)})
+                         "value": round(sparse["drop"], 2), **threshold_gate(sparse["drop"] <= sparse["max_drop"] + 1e-9)})
     comparable = not builtin
     figure = paper.get(task.paper_key)
     tolerance = gates_cfg.get("paper_tolerance", 1.0)
@@ -158,8 +181,9 @@ def validate(
                            "fps": row["speed"]["throughput_fps"], "paper_fps": paper.get("fps"),
                            "comparable": comparable})
         if comparable and row is not rows[0] and figure is not None:
-            gates.append({"artifact": row["artifact"], "gate": f"{task.column} >= paper {figure} - {tolerance}",
-                          "value": round(row[key], 2), "pass": bool(row[key] >= figure - tolerance)})
+            evidence = at_least(answers[row["artifact"]], figure - tolerance, seed)
+            gates.append(statistical_gate(row["artifact"], f"{task.column} >= paper {figure} - {tolerance}",
+                                          round(row[key], 2), evidence))
 
     results = {
         "recipe": recipe.name,
@@ -175,6 +199,7 @@ def validate(
         "pruning": pruned,
         "sparsity": sparse,
         "passed": all(g["pass"] for g in gates),
+        "warned": [g["artifact"] + ": " + g["gate"] for g in gates if g["status"] == "warn"],
         "notes": ([] if comparable else ["built-in generated data: paper figures are not comparable"])
         + ["fps: batch 1 on this machine's CPU, post-processing included; the paper's figure is on its own "
            "GPU (information, not a gate)"]

@@ -12,6 +12,7 @@ from edgekit.plots import confusion_matrices
 from edgekit.recipes import Recipe
 from edgekit.report import markdown_table
 from edgekit.tasks import postprocessor
+from edgekit.stats import Answers
 from edgekit.tasks.answers import DeployedAnswers
 from edgekit.tasks.classification.metrics import metrics
 
@@ -32,7 +33,8 @@ class ClassificationValidation(DeployedAnswers):
         self.post = postprocessor(recipe)
 
     def evaluate(self, runner: Runner, label: str) -> dict[str, Any]:
-        return metrics(self.y, self._labels(runner, self.x, f"{label}: test split"), self.classes)
+        predicted = self._labels(runner, self.x, f"{label}: test split")
+        return {**metrics(self.y, predicted, self.classes), "answers": Answers.right_or_wrong(predicted == self.y)}
 
     def score(self, runner: Runner, x: np.ndarray, desc: str) -> float:
         return 100.0 * float((self._labels(runner, x, desc) == self.y).mean())

@@ -64,13 +64,32 @@ def average_precision(recall: np.ndarray, precision: np.ndarray, mode: str) -> f
     return float(np.sum((r[steps + 1] - r[steps]) * p[steps + 1]))
 
 
-def pr_curve(gts: list[GroundTruth], dets: list[Detections], cls: int, iou_threshold: float = 0.5):
-    """(recall, precision, number of non-difficult ground truths) of class ``cls`` over all images.
+@dataclass(frozen=True)
+class Matched:
+    """One class's detections over the split, best score first, each matched as the devkit matches it; a
+    detection's outcome depends on its own image only, so weighting images (a bootstrap resample) re-weights
+    detections and ground truths without matching again."""
+    score: np.ndarray       # (d,) each ranked detection's score
+    image: np.ndarray       # (d,) its image index
+    tp: np.ndarray          # (d,) 1 for a true positive
+    fp: np.ndarray          # (d,) 1 for a false positive (a detection on a difficult object is neither)
+    gt: np.ndarray          # (images,) non-difficult ground truths of the class per image
 
-    The devkit's matching: each detection, best score first, takes the ground truth of its class
-    with the highest IoU; at IoU >= ``iou_threshold`` it is a true positive if that object is not
+    def curve(self, weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+        """(recall, precision, ground truths) with each image counted ``weights[i]`` times (None: once)."""
+        w = np.ones(len(self.gt)) if weights is None else np.asarray(weights, np.float64)
+        per_det = w[self.image]
+        ctp, cfp = np.cumsum(self.tp * per_det), np.cumsum(self.fp * per_det)
+        n_gt = float(np.dot(self.gt, w))
+        recall = ctp / max(n_gt, 1.0)
+        precision = ctp / np.maximum(ctp + cfp, np.finfo(np.float64).eps)
+        return recall, precision, n_gt
+
+
+def match(gts: list[GroundTruth], dets: list[Detections], cls: int, iou_threshold: float = 0.5) -> Matched:
+    """The devkit's matching of class ``cls``: each detection, best score first, takes the ground truth of its
+    class with the highest IoU; at IoU >= ``iou_threshold`` it is a true positive if that object is not
     difficult and not yet taken, ignored if it is difficult, a false positive otherwise."""
-    n_gt = sum(int(((g.labels == cls) & ~g.difficult).sum()) for g in gts)
     ranked = [(float(s), i, b) for i, d in enumerate(dets) for b, s, lab in zip(d.boxes, d.scores, d.labels)
               if lab == cls]
     ranked.sort(key=lambda t: -t[0])
@@ -93,18 +112,47 @@ def pr_curve(gts: list[GroundTruth], dets: list[Detections], cls: int, iou_thres
             tp[j], used[i][best] = 1, True
         else:
             fp[j] = 1
-    ctp, cfp = np.cumsum(tp), np.cumsum(fp)
-    recall = ctp / max(n_gt, 1)
-    precision = ctp / np.maximum(ctp + cfp, np.finfo(np.float64).eps)
-    return recall, precision, n_gt
+    gt = np.array([int(((g.labels == cls) & ~g.difficult).sum()) for g in gts], np.float64)
+    return Matched(np.array([s for s, _, _ in ranked], np.float64), np.array([i for _, i, _ in ranked], np.int64),
+                   tp, fp, gt)
+
+
+def pr_curve(gts: list[GroundTruth], dets: list[Detections], cls: int, iou_threshold: float = 0.5):
+    """(recall, precision, number of non-difficult ground truths) of class ``cls`` over all images."""
+    recall, precision, n_gt = match(gts, dets, cls, iou_threshold).curve()
+    return recall, precision, int(n_gt)
+
+
+def per_image_hits(matched: list[Matched], images: int, min_score: float) -> np.ndarray:
+    """Per image, true minus false positives among the detections scoring at least ``min_score`` (what the
+    line reports): the answer whose change between two artifacts the gates count."""
+    hits = np.zeros(images)
+    for m in matched:
+        keep = m.score >= min_score
+        np.add.at(hits, m.image[keep], m.tp[keep] - m.fp[keep])
+    return hits
+
+
+def weighted_map(matched: list[Matched], weights: np.ndarray, mode: str = "voc07") -> float | None:
+    """mAP@0.5 (%) with each image counted ``weights[i]`` times: a bootstrap resample's figure without matching
+    again (None when no class has a ground truth among the weighted images)."""
+    aps = []
+    for m in matched:
+        recall, precision, n_gt = m.curve(weights)
+        if n_gt <= 0:
+            continue
+        aps.append(100.0 * average_precision(recall, precision, mode) if len(recall) else 0.0)
+    return float(np.mean(aps)) if aps else None
 
 
 def voc_map(gts: list[GroundTruth], dets: list[Detections], classes: tuple[str, ...],
             iou_threshold: float = 0.5) -> dict:
     """Per-class AP (%) and mAP (%) in both VOC forms; classes without ground truth are left out."""
-    out: dict = {"voc07": {}, "all_point": {}, "gt_per_class": {}, "difficult_per_class": {}, "curves": {}}
+    out: dict = {"voc07": {}, "all_point": {}, "gt_per_class": {}, "difficult_per_class": {}, "curves": {},
+                 "matched": [match(gts, dets, k, iou_threshold) for k in range(len(classes))]}
     for k, name in enumerate(classes):
-        recall, precision, n_gt = pr_curve(gts, dets, k, iou_threshold)
+        recall, precision, n_gt = out["matched"][k].curve()
+        n_gt = int(n_gt)
         out["gt_per_class"][name] = n_gt
         out["difficult_per_class"][name] = sum(int(((g.labels == k) & g.difficult).sum()) for g in gts)
         out["curves"][name] = (recall, precision)
@@ -167,6 +215,6 @@ def detection_metrics(gts: list[GroundTruth], dets: list[Detections], classes: t
     voc = voc_map(gts, dets, classes)
     return {"map_voc07": voc["map_voc07"], "map_all_point": voc["map_all_point"],
             "ap_voc07": voc["voc07"], "ap_all_point": voc["all_point"], "gt_per_class": voc["gt_per_class"],
-            "difficult_per_class": voc["difficult_per_class"], "curves": voc["curves"],
+            "difficult_per_class": voc["difficult_per_class"], "curves": voc["curves"], "matched": voc["matched"],
             "coco": coco_map(gts, dets, classes, sizes),
             "detections": int(sum(len(d) for d in dets))}

@@ -13,7 +13,8 @@ from edgekit.plots import pr_curves
 from edgekit.recipes import Recipe
 from edgekit.report import markdown_table
 from edgekit.tasks.detection.draw import TRUTH, draw, draw_detections
-from edgekit.tasks.detection.metrics import GroundTruth, detection_metrics, voc_map
+from edgekit.stats import Answers
+from edgekit.tasks.detection.metrics import GroundTruth, detection_metrics, per_image_hits, voc_map, weighted_map
 from edgekit.tasks import postprocessor
 from edgekit.tasks.answers import DeployedAnswers
 from edgekit.tasks.detection.postprocess import Detections
@@ -23,6 +24,7 @@ from edgekit.tasks.pictures import grid, write_png
 GRID = "detections.png"
 PR = "pr_curves.png"
 SHOW_SCORE = 0.3       # detections drawn in the grid: score at least this
+LINE_SCORE = 0.5       # detections the line reports (`edgekit run --min-score`'s default): whose change the gates count
 
 
 class DetectionValidation(DeployedAnswers):
@@ -48,6 +50,8 @@ class DetectionValidation(DeployedAnswers):
         self.detections[label] = dets
         figures = detection_metrics(self.truths, dets, self.classes, self.sizes)
         self.curves[label] = figures.pop("curves")   # arrays for the picture, not for results.json
+        matched = figures.pop("matched")
+        figures["answers"] = Answers(per_image_hits(matched, len(dets), LINE_SCORE), lambda w: weighted_map(matched, w))
         return figures
 
     def score(self, runner: Runner, x: np.ndarray, desc: str) -> float:

@@ -3,6 +3,7 @@ best threshold and at the recipe's, FP and FN there (percentages for AUC, AP and
 from __future__ import annotations
 
 import numpy as np
+from edgekit.stats import Answers
 from sklearn.metrics import average_precision_score, confusion_matrix, f1_score, precision_recall_curve, roc_auc_score
 
 
@@ -23,3 +24,18 @@ def decision_figures(labels: np.ndarray, scores: np.ndarray, threshold: float) -
         "threshold": threshold, "fp": int(fp), "fn": int(fn), "tp": int(tp), "tn": int(tn),
         "positives": int(labels.sum()), "images": int(len(labels)),
     }
+
+
+def decision_answers(labels: np.ndarray, scores: np.ndarray, threshold: float) -> Answers:
+    """The gates' view of a decision: per image right or wrong at ``threshold``; AP (%) with the images weighted
+    (None when the weighted images hold one class only)."""
+    labels, scores = np.asarray(labels, int), np.asarray(scores, np.float64)
+    right = ((scores >= threshold).astype(int) == labels).astype(np.float64)
+
+    def ap(w: np.ndarray) -> float | None:
+        present = w > 0
+        if len(set(labels[present].tolist())) < 2:
+            return None
+        return 100.0 * float(average_precision_score(labels[present], scores[present], sample_weight=w[present]))
+
+    return Answers(right, ap)

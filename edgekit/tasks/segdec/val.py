@@ -12,7 +12,7 @@ from edgekit.backends.base import Runner
 from edgekit.data.recipe_data import SplitData
 from edgekit.recipes import Recipe
 from edgekit.report import markdown_table
-from edgekit.tasks.segdec.metrics import decision_figures
+from edgekit.tasks.segdec.metrics import decision_answers, decision_figures
 from edgekit.tasks.segdec.postprocess import Decided
 from edgekit.tasks.segdec.spec import DecisionSpec
 from edgekit.tasks.segmentation.metrics import split_figures
@@ -46,8 +46,10 @@ class SegDecValidation(SegmentationValidation):
         segs = self._upsampled(answers)
         self.results[label] = segs
         pixels = split_figures([s.classes for s in segs], self.truths, self.groups, self.group_names)
+        scores = np.array([a.score for a in answers])
         return {**self._decided(answers), **{k: pixels[k] for k in ("dice", "defect_iou", "mean_iou", "per_group")},
-                "components": sum(len(s.defects) for s in segs)}
+                "components": sum(len(s.defects) for s in segs),
+                "answers": decision_answers(self.labels, scores, self.decision.threshold)}
 
     def score(self, runner: Runner, x: np.ndarray, desc: str) -> float:
         return self._decided(self.answers(runner, x, desc))["ap"]

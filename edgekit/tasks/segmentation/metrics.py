@@ -43,12 +43,21 @@ def figures(matrix: np.ndarray, names: tuple[str, ...] = ()) -> dict:
     return out
 
 
+def per_image_confusion(preds: list[np.ndarray], truths: list[np.ndarray], classes: int = 1) -> np.ndarray:
+    """(images, classes + 1, classes + 1): each image's pixel confusion matrix."""
+    n = classes + 1
+    return np.array([confusion(p, t, classes) for p, t in zip(preds, truths)], np.int64).reshape(-1, n, n)
+
+
 def split_figures(preds: list[np.ndarray], truths: list[np.ndarray], groups: list[int],
-                  group_names: tuple[str, ...], classes: tuple[str, ...] = ("defect",)) -> dict:
-    """The figures over the whole split (one matrix), per group of the data (class folder, split)."""
-    per_image = [confusion(p, t, len(classes)) for p, t in zip(preds, truths)]
+                  group_names: tuple[str, ...], classes: tuple[str, ...] = ("defect",),
+                  per_image: np.ndarray | None = None) -> dict:
+    """The figures over the whole split (one matrix), per group of the data (class folder, split);
+    ``per_image`` (:func:`per_image_confusion` of the same answers) when the caller has it already."""
+    if per_image is None:
+        per_image = per_image_confusion(preds, truths, len(classes))
     n = len(classes) + 1
-    total = np.sum(per_image, axis=0) if per_image else np.zeros((n, n), np.int64)
+    total = per_image.sum(axis=0) if len(per_image) else np.zeros((n, n), np.int64)
     per_group = {}
     for k, name in enumerate(group_names):
         chosen = [m for m, g in zip(per_image, groups) if g == k]

@@ -17,13 +17,21 @@ from edgekit.tasks.answers import DeployedAnswers
 from edgekit.tasks.pictures import grid, write_png
 from edgekit.tasks.segmentation.data import read_masked
 from edgekit.tasks.segmentation.draw import PALETTE, tile
-from edgekit.tasks.segmentation.metrics import split_figures, trivial_figures
+from edgekit.stats import Answers
+from edgekit.tasks.segmentation.metrics import figures, per_image_confusion, split_figures, trivial_figures
 from edgekit.tasks.segmentation.postprocess import Segmentation
 from edgekit.tasks.segmentation.spec import SegmentationSpec
 
 GRID = "masks.png"
 FIGURES = (("pixel_accuracy", "PA %"), ("dice", "Dice %"), ("defect_iou", "defect IoU %"),
            ("mean_iou", "mean IoU %"))
+
+
+def pixel_answers(per_image: np.ndarray, key: str) -> Answers:
+    """The gates' view of a segmentation: per image its right pixels; the figure ``key`` from the weighted sum
+    of the images' pixel confusion matrices."""
+    right = np.trace(per_image, axis1=1, axis2=2).astype(np.float64)
+    return Answers(right, lambda w: figures(np.tensordot(w, per_image, 1).round().astype(np.int64))[key])
 
 
 class SegmentationValidation(DeployedAnswers):
@@ -43,13 +51,16 @@ class SegmentationValidation(DeployedAnswers):
         self.post = postprocessor(recipe)
         self.results: dict[str, list[Segmentation]] = {}
 
-    def _figures(self, segs: list[Segmentation]) -> dict[str, Any]:
-        return split_figures([s.classes for s in segs], self.truths, self.groups, self.group_names, self.spec.classes)
+    def _figures(self, segs: list[Segmentation], per_image: np.ndarray | None = None) -> dict[str, Any]:
+        return split_figures([s.classes for s in segs], self.truths, self.groups, self.group_names, self.spec.classes,
+                             per_image)
 
     def evaluate(self, runner: Runner, label: str) -> dict[str, Any]:
         segs = self.answers(runner, self.x, f"{label}: test split")
         self.results[label] = segs
-        return {**self._figures(segs), "components": sum(len(s.defects) for s in segs)}
+        per_image = per_image_confusion([s.classes for s in segs], self.truths, len(self.spec.classes))
+        return {**self._figures(segs, per_image), "components": sum(len(s.defects) for s in segs),
+                "answers": pixel_answers(per_image, self.headline)}
 
     def score(self, runner: Runner, x: np.ndarray, desc: str) -> float:
         return self._figures(self.answers(runner, x, desc))["mean_iou"]
