@@ -543,10 +543,15 @@ LONG_PLAN_S = 600.0    # a plan longer than this names --quick
 def _print_plan(rows: list[dict], recipe, target: str, quick: bool) -> None:
     from edgekit.estimate import human
 
+    from edgekit.stages.build import skipped_line
+
     total = sum(row["estimate_s"] for row in rows)
     print_table("plan", ["stage", "action", "estimate"],
                 [[row["stage"], row["action"], human(row["estimate_s"]) if row["action"] == "run" else "-"]
                  for row in rows], out)
+    for row in rows:
+        if row["action"] == "skip":
+            out.print(skipped_line(row))
     line = (f"about {human(total).lstrip('~')} in all on this machine (estimated from a few timed training steps; "
             "each epoch line then says what is left)")
     if total > LONG_PLAN_S and not quick and recipe.has_quick:

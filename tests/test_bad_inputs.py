@@ -328,3 +328,39 @@ def test_every_bad_input_is_one_line_naming_the_file(clean: Path, tmp_path: Path
         if problems:
             failures.append(f"{case.name}: {'; '.join(problems)}\n    {proc.stderr.strip()[-400:]}")
     assert not failures, "\n".join(failures)
+
+
+def _small_data(folder: Path, images: int) -> Path:
+    """The built-in layout with ``images`` images: 2 a class for 12, 1 a class for 6, two classes' one for 2."""
+    root = synth.generate(folder / "data", per_class=max(1, images // 6), seed=4, progress=False)
+    for image in sorted((root / "IMAGES").iterdir())[images:]:
+        for part in ("IMAGES", "ANNOTATIONS", "MASKS"):
+            for twin in (root / part).glob(image.stem + ".*"):
+                twin.unlink()
+    assert len(list((root / "IMAGES").iterdir())) == images
+    return root
+
+
+def test_a_dataset_too_small_for_the_split_is_bad_input_for_every_task(tmp_path: Path) -> None:
+    """Each task's recipe built from an ONNX file on 2, 6 and 12 images: refused in one line that says what each
+    class needs and has, exit 2, before any work and with nothing written."""
+    cases = []
+    for images in (2, 6, 12):
+        data = _small_data(tmp_path / f"d{images}", images)
+        for recipe in ("sdc-squeezenet-mrf", "raf-ssd", "lsa-net", "segdec-net"):
+            folder = tmp_path / f"{recipe}-{images}"
+            (folder / "out").mkdir(parents=True)
+            model = _onnx(folder / "m.onnx", (1, *load_recipe(recipe).preprocess.input_shape))
+            cases.append((recipe, images, folder, data, ["build", recipe, "--target", "intel-cpu", "--onnx", model,
+                                                         "--data", data, "--out", folder / "out"]))
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        procs = list(pool.map(lambda c: _run(c[4]), cases))
+    failures = []
+    for (recipe, images, folder, data, _), proc in zip(cases, procs):
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        ok = (proc.returncode == 2 and len(lines) == 1 and lines[0].startswith(f"error: {data}")
+              and "too few images for the build" in lines[0] and "training images" in lines[0]
+              and not any((folder / "out").iterdir()))
+        if not ok:
+            failures.append(f"{recipe} on {images} images: exit {proc.returncode}\n    {proc.stderr.strip()[-500:]}")
+    assert not failures, "\n".join(failures)

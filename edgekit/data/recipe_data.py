@@ -102,6 +102,7 @@ class SplitData:
     test: list[Sample]
     split: str = ""            # how the test split was chosen, in words
     test_root: Path | None = None
+    fraction: float | None = None   # the recipe's test fraction, when its seeded split chose the test images
 
     @property
     def split_id(self) -> str:
@@ -180,8 +181,9 @@ def _own_test_images(dataset: Dataset) -> tuple[str, list[Sample]] | None:
     return (name, [s for s in dataset.samples if s.path.parent.name == name]) if name else None
 
 
-def load_split(recipe: Recipe, data: DataSource | Path) -> SplitData:
-    """Index the recipe's data and choose its train and test images (see the module docstring)."""
+def load_split(recipe: Recipe, data: DataSource | Path, needs: tuple[int, str] | None = None) -> SplitData:
+    """Index the recipe's data and choose its train and test images (see the module docstring); ``needs``
+    (training images a class needs, and for what): refuse a split too small for them (:func:`check_sizes`)."""
     read = reader(recipe)
     src = as_source(data)
     src.check()
@@ -189,6 +191,7 @@ def load_split(recipe: Recipe, data: DataSource | Path) -> SplitData:
     if src.split == "all":
         return SplitData(dataset, [], list(dataset.samples), f"all {len(dataset.samples)} images of the folder")
     test_ds: Dataset | None = None
+    fraction = None
     if src.test_root is not None:
         test_ds = read(src.test_root)
         train, test, how = dataset.samples, test_ds.samples, f"test folder {src.test_root}"
@@ -227,9 +230,40 @@ def load_split(recipe: Recipe, data: DataSource | Path) -> SplitData:
             train = [s for s in train if s.sha256 not in in_test]
             dataset.notes.append(f"{len(overlap)} training image(s) are byte-identical to test images: "
                                  "left out of training")
+    split = SplitData(dataset, list(train), list(test), how, src.test_root, fraction)
+    if needs is not None:
+        check_sizes(split, *needs)
     if not test:
         raise EdgekitError(f"{src.split_file or src.test_root or src.root}: the test split holds no images")
-    return SplitData(dataset, list(train), list(test), how, src.test_root)
+    return split
+
+
+def check_sizes(split: SplitData, train_per_class: int, train_needs: str) -> None:
+    """Refuse, before any work, a split too small for the build: every class (group) of the data needs at least
+    one test image and ``train_per_class`` training images (``train_needs`` says for what). One line naming the
+    folder, what each class needs and what each has."""
+    classes = split.dataset.classes
+    train = [sum(s.label == k for s in split.train) for k in range(len(classes))]
+    test = [sum(s.label == k for s in split.test) for k in range(len(classes))]
+    short = [k for k in range(len(classes)) if test[k] < 1 or train[k] < train_per_class]
+    if not short:
+        return
+    where = split.test_root or split.dataset.root
+    have = ", ".join(f"{classes[k]} {train[k]} training + {test[k]} test" for k in short)
+    fraction = split.fraction
+    whole = (f" (the recipe's {fraction:.0%} test split: {images_per_class(fraction, train_per_class)} images a class)"
+             if fraction else f" (test split: {split.split})")
+    raise EdgekitError(f"{where}: too few images for the build: each class needs at least 1 test image and "
+                       f"{train_per_class} training images ({train_needs}){whole}; {have}")
+
+
+def images_per_class(fraction: float, train_per_class: int) -> int:
+    """The fewest images of a class the recipe's stratified split turns into 1 test + ``train_per_class``
+    training images (:func:`edgekit.data.splits.stratified_split`'s rounding)."""
+    n = train_per_class + 1
+    while n - max(1, int(round(n * fraction))) < train_per_class:
+        n += 1
+    return n
 
 
 def read_images(samples: list[Sample], desc: str = "reading images") -> list[np.ndarray]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -112,6 +112,15 @@ def check_inputs(recipe: Recipe, opts: BuildOptions) -> None:
         DataSource(opts.data, opts.test_data, opts.split_file).check()
     elif opts.test_data is not None or opts.split_file is not None:
         raise EdgekitError("--test-data and --split-file choose the test split of --data: give --data too")
+
+
+def training_needs(recipe: Recipe) -> tuple[int, str]:
+    """Training images a class needs for the build's calibration (and, with INT8's accuracy bound, one more held
+    aside from it), and the reason in words."""
+    per_class = int(recipe.quantize.get("calibration", {}).get("per_class", 16))
+    if "int8" in recipe.quantize.get("precisions", ["int8"]) and quantize_stage.accuracy_settings(recipe):
+        return per_class + 1, f"{per_class} for INT8 calibration + 1 held aside for its accuracy bound"
+    return 1, "for calibration"
 
 
 def data_source(recipe: Recipe, run_dir: Path, opts: BuildOptions) -> DataSource:
@@ -235,13 +244,19 @@ def steps(recipe: Recipe, target: Target, run_dir: Path, opts: BuildOptions, sou
             recipe, quant_dir / quantize_stage.FILES["fp32"], runnable, source, run_dir / "validate",
             opts.robustness, opts.threads, opts.seed, gate_fps=not pending,
             pruning=read_manifest(pruned_dir) if pruned_dir else None,
-            sparsity=read_manifest(sparse_dir) if sparse_dir else None)
+            sparsity=read_manifest(sparse_dir) if sparse_dir else None,
+            notes=[skipped_line(s) for s in results["skipped"]])
 
     passes = (1 + (6 if opts.robustness else 0)) * (1 + len(precisions))
     out.append(Step("validate", lambda: False, validate,
                     lambda: validate_stage.verdict(results["validation"]),
                     lambda: 10.0 + passes * 2 * forward_s(n_test), always=True))
     return out
+
+
+def skipped_line(skip: dict) -> str:
+    """One line for a stage the build skipped because an optional extra is missing."""
+    return f"{skip['stage']} skipped: {skip['why']}; {skip['effect']} ({skip['how']} to add it)"
 
 
 def plan(chain: list[Step]) -> list[dict[str, Any]]:
@@ -263,15 +278,20 @@ def build(recipe: Recipe, target: Target, run_dir: Path, opts: BuildOptions,
     if opts.data is None:
         recipe = recipe.on_builtin_data()
     check_inputs(recipe, opts)
+    skipped = []        # what an optional extra that is not installed would have added: said, recorded, not fatal
     if opts.onnx is None and opts.sparsity and sparsify_stage.applies(recipe, target):
-        sparsify_stage.check_available()
+        gone = sparsify_stage.missing()
+        if gone:
+            skipped.append(gone)
+            opts = replace(opts, sparsity=False)
     source = data_source(recipe, run_dir, opts)
-    split = load_split(recipe, source)           # every image decoded and every box checked, up front
+    split = load_split(recipe, source, training_needs(recipe))   # every image and box checked, up front
     if opts.calibration is not None:
         calibration.load(Path(opts.calibration), source.root)
     results: dict = {}
+    results["skipped"] = skipped
     chain = steps(recipe, target, run_dir, opts, source, split, results)
-    planned = plan(chain)
+    planned = plan(chain) + [{"stage": s["stage"], "action": "skip", "estimate_s": 0.0, **s} for s in skipped]
     if on_plan is not None:
         on_plan(planned)
     log = BuildLog()
@@ -293,6 +313,7 @@ def build(recipe: Recipe, target: Target, run_dir: Path, opts: BuildOptions,
         "passed": validation.get("passed", False),
         "preflight": kit["preflight"] if kit else None,
         "fallback": kit.get("fallback") if kit else None,
+        "skipped": skipped,
         "left_to_do": (f"build the TensorRT engines on the {target.name}: see {kit['path']}/BUILD_ON_DEVICE.md"
                        if results.get("pending") else None),
     }

@@ -36,13 +36,15 @@ def applies(recipe: Recipe, target: Target) -> bool:
     return sparsity_spec(recipe) is not None and target.sparse_tensor_cores
 
 
-def check_available() -> None:
-    """Refuse before any work when NVIDIA Model Optimizer (the masks) is not installed."""
+def missing() -> dict | None:
+    """What the build skips when NVIDIA Model Optimizer (the 2:4 masks, an optional extra) is not installed: the
+    stage, why and how to get it; None when it is there."""
     try:
         import modelopt.torch.sparsity  # noqa: F401
     except ImportError as exc:
-        raise EdgekitError(f"2:4 sparsity needs NVIDIA Model Optimizer ({exc}): pip install 'edgekit[sparsity]', "
-                           "or build with --no-sparsity") from exc
+        return {"stage": STAGE, "why": f"NVIDIA Model Optimizer is not installed ({exc})",
+                "how": "pip install 'edgekit[sparsity]'", "effect": "the dense model is built"}
+    return None
 
 
 def sparsity_settings(recipe: Recipe, seed: int = 0, epochs: int | None = None, device: str = "auto") -> dict:

@@ -109,6 +109,7 @@ def validate(
     gate_fps: bool = True,
     pruning: dict | None = None,
     sparsity: dict | None = None,
+    notes: list[str] | None = None,
 ) -> dict:
     """Evaluate the FP32 reference and each artifact on the test split; write report.md + results.json.
 
@@ -200,7 +201,7 @@ def validate(
         "sparsity": sparse,
         "passed": all(g["pass"] for g in gates),
         "warned": [g["artifact"] + ": " + g["gate"] for g in gates if g["status"] == "warn"],
-        "notes": ([] if comparable else ["built-in generated data: paper figures are not comparable"])
+        "notes": list(notes or []) + ([] if comparable else ["built-in generated data: paper figures are not comparable"])
         + ["fps: batch 1 on this machine's CPU, post-processing included; the paper's figure is on its own "
            "GPU (information, not a gate)"]
         + ([] if gate_fps else ["fps is not gated: these artifacts are the target's CPU fallback run off the "
