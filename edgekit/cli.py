@@ -15,7 +15,7 @@ from edgekit.recipes import list_recipes, load_recipe
 from edgekit.report import gate_rows, print_table, summary_rows
 from edgekit.targets import list_targets, load_target
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode="markdown",
                   help="Steel-surface-defect models from papers to line-side cameras.")
 data_app = typer.Typer(no_args_is_help=True, help="Datasets: the built-in generator.")
 calib_app = typer.Typer(no_args_is_help=True, help="Calibration-set manifests.")
@@ -157,7 +157,7 @@ def train(
     seed: int = 0,
     threads: Threads = None,
 ) -> None:
-    """Train the recipe's model (resumes from <out>.ckpt/ after an interruption)."""
+    """Train the recipe's model (resumes from OUT.ckpt/ after an interruption)."""
     from edgekit.checkpoint import resolve_pretrained
     from edgekit.stages.train import train as run
 

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import onnx
+import pytest
 import torch
 from onnx import TensorProto, helper
 
@@ -153,3 +154,34 @@ def test_build_for_a_jetson_says_what_is_left_on_the_device(tmp_path: Path, tiny
         assert "TensorRT's Python bindings are not installed" in line
     line = one_error_line(edgekit("bench", kit))
     assert "this is a device kit: build it with `edgekit compile --kit`" in line
+
+
+def _panel_entries(text: str, panel: str) -> list[tuple[str, list[str], int]]:
+    """(name, its help lines, the help column's width) of each row of a rich help panel."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"╭─ {panel}"))
+    entries: list[tuple[str, list[str], int]] = []
+    for line in lines[start + 1:]:
+        if line.startswith("╰"):
+            break
+        inner = line[1:-1]
+        name = inner[:inner.index(" ", 1)].strip() if inner[1:2].strip() else ""
+        if name:
+            offset = len(inner) - len(inner.lstrip()) + len(name)
+            offset += len(inner[offset:]) - len(inner[offset:].lstrip())
+            entries.append((name, [], len(inner) - offset - 1))
+        entries[-1][1].append(inner[len(inner) - entries[-1][2] - 1:].strip())
+    return entries
+
+
+@pytest.mark.parametrize("columns", [80, 100, 160])
+def test_help_texts_read_as_sentences_at_any_width(columns: int) -> None:
+    """A command's help wraps only where the terminal ends: every line but an entry's last is full (its next
+    word would not fit), and each help ends as a sentence does."""
+    text = edgekit("--help", columns=columns).stdout
+    entries = _panel_entries(text, "Commands")
+    assert {name for name, _, _ in entries} >= {"build", "prune", "compile", "run", "bench", "device"}
+    for name, help_lines, width in entries:
+        for line, following in zip(help_lines, help_lines[1:]):
+            assert len(line) + 1 + len(following.split()[0]) > width, f"{name}: line broken early: {line!r}"
+        assert help_lines[-1].endswith((".", ")")), f"{name}: {help_lines[-1]!r}"

@@ -168,7 +168,7 @@ def validate(
     pruned = pruning_record(pruning)
     if pruned and pruned["kept"]:
         gates.insert(0, {"artifact": "fp32-reference", "gate": f"{task.column} drop vs unpruned <= {pruned['max_drop']}",
-                         "value": round(pruned["drop"], 2), "pass": bool(pruned["drop"] <= pruned["max_drop"] + 1e-9)})
+                         "value": round(pruned["drop"], 2), **threshold_gate(pruned["drop"] <= pruned["max_drop"] + 1e-9)})
     sparse = sparsity_record(sparsity)
     if sparse and sparse["kept"]:
         gates.insert(0, {"artifact": "fp32-reference", "gate": f"{task.column} drop vs dense (2:4) <= {sparse['max_drop']}",
