@@ -56,9 +56,12 @@ class Recipe:
 
     def on_builtin_data(self) -> "Recipe":
         """This recipe as it trains on the built-in generated data: ``data.builtin.train`` (a shorter schedule
-        for the demo; a real dataset's belongs in ``train``) merged into ``train``."""
-        overrides = self.data.get("builtin", {}).get("train")
-        return replace(self, train=merged(self.train, overrides)) if overrides else self
+        for the demo; a real dataset's belongs in ``train``) merged into ``train``, ``data.builtin.split`` (the
+        demo's own test split) into ``data.split``."""
+        builtin = self.data.get("builtin", {})
+        train, split = builtin.get("train"), builtin.get("split")
+        return replace(self, train=merged(self.train, train or {}),
+                       data={**self.data, "split": merged(self.data.get("split", {}), split or {})})
 
     def with_pixel_labels(self, count: float) -> "Recipe":
         """This recipe in mixed supervision with ``count`` pixel-labelled positives (or that fraction of them)."""

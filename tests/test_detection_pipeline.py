@@ -146,3 +146,36 @@ def test_a_pruning_that_does_not_pay_is_declined(run, tiny_det_recipe, tiny_data
     ms = prune_stage.latency_ms(recipe, {"a": model, "b": load_model(recipe, tmp_path / "prune" / "model.pt")},
                                 "estimate", load_target("jetson-orin"), 1)
     assert ms["b"] < ms["a"]
+
+
+class _Planned(Exception):
+    """Stops a build once it has planned."""
+
+
+def test_a_recipe_with_sparsity_builds_without_its_optional_extra(monkeypatch, tmp_path, tiny_det_recipe,
+                                                                  tiny_data) -> None:
+    """raf-ssd for an Orin (Sparse Tensor Cores) where NVIDIA Model Optimizer is not installed: the build plans
+    without the sparsify stage and says in one line what it skipped and how to get it."""
+    import sys
+
+    for name in [m for m in sys.modules if m == "modelopt" or m.startswith("modelopt.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "modelopt", None)       # `import modelopt...` now raises ImportError
+    assert tiny_det_recipe.sparsity and load_target("jetson-orin").sparse_tensor_cores
+    seen = []
+
+    def stop(rows):
+        seen.extend(rows)
+        raise _Planned
+
+    with pytest.raises(_Planned):
+        build(tiny_det_recipe, load_target("jetson-orin"), tmp_path / "run", BuildOptions(data=tiny_data, threads=2),
+              on_plan=stop)
+    stages = [(r["stage"], r["action"]) for r in seen]
+    assert ("sparsify", "skip") in stages and ("sparsify", "run") not in stages
+    skip = next(r for r in seen if r["action"] == "skip")
+    from edgekit.stages.build import skipped_line
+
+    line = skipped_line(skip)
+    assert line.startswith("sparsify skipped: NVIDIA Model Optimizer is not installed")
+    assert "pip install 'edgekit[sparsity]'" in line and "dense model" in line
