@@ -1,6 +1,6 @@
 """The README's main command, run as a new user runs it, recorded per CPU class.
 
-Usage: python benchmarks/main_command.py [--isa-cap avx2|avx512_core_vnni] [--keep DIR]
+Usage: python benchmarks/main_command.py [--isa-cap avx2|avx512_core_bf16] [--keep DIR]
 
 Runs `edgekit build sdc-squeezenet-mrf --target intel-cpu` in a fresh folder with a fresh HOME (no calibration
 cache, no built-in data), times it, and adds a row to results/main-command.json and .md: the CPU's model and its
@@ -32,14 +32,14 @@ from edgekit.targets import host_cpu
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "main-command"
 COMMAND = ["edgekit", "build", "sdc-squeezenet-mrf", "--target", "intel-cpu"]
-CAPS = {"avx2": ("AVX2", "AVX2"), "avx512_core_vnni": ("AVX512_CORE_VNNI", "AVX512_SKX")}   # oneDNN, OpenCV
+CAPS = {"avx2": ("AVX2", "AVX2"), "avx512_core_bf16": ("AVX512_CORE_BF16", "AVX512_SKX")}   # oneDNN, OpenCV
 
 
 def cpu_class(flags: list[str], cap: str | None) -> str:
     """The class of CPU whose kernels ran: AMX, AVX-512 VNNI (+ bf16) or AVX2 only."""
     if cap == "avx2" or not {"avx512_vnni", "amx_int8"} & set(flags):
         return "AVX2 only"
-    if cap == "avx512_core_vnni" or "amx_int8" not in flags:
+    if cap == "avx512_core_bf16" or "amx_int8" not in flags:
         return "AVX-512 VNNI" + (" + BF16" if "avx512_bf16" in flags else "") + ", no AMX"
     return "AMX + AVX-512 VNNI/BF16"
 
@@ -49,6 +49,7 @@ def run(cap: str | None, keep: Path | None) -> dict:
     env = {**os.environ, "HOME": str(folder / "home"), "EDGEKIT_NO_PROGRESS": "1", "COLUMNS": "160"}
     if cap:
         env["ONEDNN_MAX_CPU_ISA"], opencv_max = CAPS[cap]
+        env["ATEN_CPU_CAPABILITY"] = "avx2" if cap == "avx2" else "avx512"
         env["OPENCV_CPU_DISABLE"] = {"AVX2": "AVX512_SKX,AVX512_COMMON,AVX512_ICL",
                                      "AVX512_SKX": "AVX512_ICL"}[opencv_max]
     exe = shutil.which("edgekit") or sys.exit("edgekit is not installed in this environment")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Callable
@@ -91,8 +92,15 @@ def finetune_settings(recipe: Recipe, section: dict, seed: int, epochs: int | No
 
 def autocast_bf16(settings: dict, dev: torch.device) -> bool:
     """Whether training runs under bf16 autocast: ``amp`` asked for, on a GPU or on a CPU that computes in
-    bf16 (AVX512-BF16, AMX); elsewhere emulated bf16 would be slower than FP32, so ``amp`` is ignored."""
-    return bool(settings.get("amp")) and (dev.type == "cuda" or bool(BF16 & set(host_cpu()[1])))
+    bf16 (AVX512-BF16, AMX, unless oneDNN is held below them by ONEDNN_MAX_CPU_ISA); elsewhere emulated bf16
+    would be slower than FP32, so ``amp`` is ignored."""
+    if not settings.get("amp"):
+        return False
+    if dev.type == "cuda":
+        return True
+    capped = os.environ.get("ONEDNN_MAX_CPU_ISA", "ALL").upper()
+    native = capped in ("ALL", "DEFAULT") or any(isa in capped for isa in ("BF16", "FP16", "AMX", "AVX10"))
+    return native and bool(BF16 & set(host_cpu()[1]))
 
 
 def lr_factor(settings: dict, step: int, steps_per_epoch: int) -> float:
