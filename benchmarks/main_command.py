@@ -69,7 +69,8 @@ def run(cap: str | None, keep: Path | None) -> dict:
         "command": " ".join(COMMAND), "exit": proc.returncode, "wall_s": round(wall, 1),
         "test_images": ev["images"],
         "accuracy": {r["artifact"]: round(r[results["metric"]["key"]], 2) for r in results["rows"]},
-        "int8_changed": {"worse": ev["worse"], "better": ev["better"]},
+        "int8_changed": {"worse": ev["worse"], "better": ev["better"],
+                         "wrong_either_way": ev["changed"] - ev["worse"] - ev["better"]},
         "int8_agreement_pct": round(100.0 * (1 - ev["changed"] / ev["images"]), 2),
         "int8_drop": [round(ev["low"], 2), round(ev["high"], 2)],
         "gates": {f"{g['artifact']}: {g['gate']}": g["status"] for g in results["gates"]},
@@ -90,7 +91,7 @@ def publish(row: dict) -> list[dict]:
     table = [[r["date"], r["cpu"], ", ".join(r["isa"]) or "-", r["cpu_class"] + (f" (emulated: {r['emulated']})"
               if r["emulated"] else ""), f"{r['wall_s'] / 60:.1f} min", r["test_images"],
               " / ".join(f"{v:.2f}" for v in r["accuracy"].values()),
-              f"{r['int8_changed']['worse']} / {r['int8_changed']['better']}", f"{r['int8_agreement_pct']:.2f} %",
+              " / ".join(str(v) for v in r["int8_changed"].values()), f"{r['int8_agreement_pct']:.2f} %",
               f"[{r['int8_drop'][0]:.2f}, {r['int8_drop'][1]:.2f}]",
               ("PASS" if r["passed"] and not r["warned"] else "pass, {} warn".format(r["warned"]) if r["passed"]
                else "FAIL") + f" (exit {r['exit']})"] for r in rows]

@@ -38,7 +38,7 @@ def epochs_line(label: str, rec: dict) -> str:
     return (f"{label}: {r['epochs']} epochs in {r['train_seconds_total'] / 60:.1f} min ({where}), "
             + (f"pretrained tensors loaded: {r['pretrained_tensors_loaded']}; " if "pretrained_tensors_loaded" in r else "")
             + f"split {r['data']['train']} train / {r['data']['test']} test; {r['headline']['metric']} per epoch: "
-            + ", ".join(f"{h['test'][key]:.1f}" for h in rec["history"]) + ".")
+            + ", ".join(f"{h['test'][key]:.1f}" if h["test"] else "-" for h in rec["history"]) + ".")
 
 
 def main() -> None:

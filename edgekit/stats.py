@@ -40,15 +40,17 @@ class Answers:
     quality: np.ndarray            # per image, higher is better (right/wrong: 1/0)
     figure: Figure                 # the headline figure with the images weighted (all ones: as reported)
     exact: bool = False            # quality is right (1) / wrong (0) and the figure is their mean: exact tests
+    answer: np.ndarray | None = None   # per image, the answer itself (a class) where one wrong answer can change
+    #                                    into another: counted as changed, though neither worse nor better
 
     @property
     def value(self) -> float | None:
         return self.figure(np.ones(len(self.quality)))
 
     @classmethod
-    def right_or_wrong(cls, right: np.ndarray) -> "Answers":
+    def right_or_wrong(cls, right: np.ndarray, answer: np.ndarray | None = None) -> "Answers":
         right = np.asarray(right, np.float64)
-        return cls(right, lambda w: 100.0 * float(np.dot(w, right) / max(w.sum(), EPS)), exact=True)
+        return cls(right, lambda w: 100.0 * float(np.dot(w, right) / max(w.sum(), EPS)), exact=True, answer=answer)
 
 
 def _status(low: float, high: float, allowed: float) -> str:
@@ -139,13 +141,16 @@ def paired_drop(reference: Answers, candidate: Answers, allowed: float, seed: in
     better = int(np.sum(candidate.quality > reference.quality + EPS))
     ref_value, value = reference.value, candidate.value
     drop = (ref_value - value) if ref_value is not None and value is not None else float("nan")
-    out = {"images": n, "worse": worse, "better": better, "changed": worse + better, "drop": drop,
+    changed = worse + better
+    if reference.answer is not None and candidate.answer is not None:
+        changed = int(np.sum(np.asarray(reference.answer) != np.asarray(candidate.answer)))
+    out = {"images": n, "worse": worse, "better": better, "changed": changed, "drop": drop,
            "allowed": allowed, "level": LEVEL, "one_image": one_image(reference)}
     if reference.exact and candidate.exact:
         low, high = _exact_drop(worse, better, n)
-        changed = worse + better
+        discordant = worse + better
         out.update(method="exact McNemar", low=low, high=high,
-                   p_value=float(binomtest(worse, changed).pvalue) if changed else 1.0)
+                   p_value=float(binomtest(worse, discordant).pvalue) if discordant else 1.0)
         status = _status(low, high, allowed)
         if status == "warn":
             out["images_to_decide"] = _search(
@@ -153,8 +158,6 @@ def paired_drop(reference: Answers, candidate: Answers, allowed: float, seed: in
     else:
         drops = _bootstrap([reference.figure, candidate.figure], n, seed)
         low, high = _percentiles(drops[:, 0] - drops[:, 1])
-        if worse + better == 0:
-            low = high = 0.0
         out.update(method=f"paired bootstrap over images ({BOOTSTRAP} resamples)", low=low, high=high)
         status = _status(low, high, allowed)
         if status == "warn":
@@ -200,7 +203,9 @@ def describe(gate: dict) -> str:
     if "drop" in gate:
         text = (f"drop {gate['drop']:.2f} [{gate['low']:.2f}, {gate['high']:.2f}] ({level}, {gate['method']}); "
                 f"answers changed on {gate['changed']} of {gate['images']} images ({gate['worse']} worse, "
-                f"{gate['better']} better)")
+                f"{gate['better']} better"
+                + (f", {gate['changed'] - gate['worse'] - gate['better']} wrong either way" if
+                   gate["changed"] > gate["worse"] + gate["better"] else "") + ")")
         if "p_value" in gate:
             text += f", McNemar p = {gate['p_value']:.3g}"
     else:

@@ -237,15 +237,17 @@ def fit(
                 torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             opt.step()
             opt.zero_grad()
-        figures = task.evaluate(model, dev)
+        scored = (epoch + 1) % int(settings.get("eval_every", 1)) == 0 or epoch + 1 == settings["epochs"]
+        figures = task.evaluate(model, dev) if scored else None
         history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)),
                         **{k: v / len(losses) for k, v in parts_sum.items()}, "test": figures,
                         "lr": opt.param_groups[0]["lr"] / opt.param_groups[0]["lr_mult"],
                         "seconds": round(time.perf_counter() - t_epoch, 1)})
         pace = np.mean([h["seconds"] for h in history[start:]])
         left = (settings["epochs"] - epoch - 1) * pace
-        progress.write(f"epoch {epoch + 1}/{settings['epochs']}: loss {history[-1]['loss']:.4f}, "
-                       f"{task.label} {figures[task.headline]:.2f} ({pace:.0f} s/epoch"
+        progress.write(f"epoch {epoch + 1}/{settings['epochs']}: loss {history[-1]['loss']:.4f}"
+                       + (f", {task.label} {figures[task.headline]:.2f}" if figures else "")
+                       + f" ({pace:.0f} s/epoch"
                        + (f", {human(left).lstrip('~')} left)" if left else ")"))
         save_checkpoint(last, model, recipe, optimizer=opt.state_dict(), scheduler=sched.state_dict(),
                         epoch=epoch + 1, history=history, settings=settings, **extra)

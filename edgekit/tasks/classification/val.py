@@ -34,7 +34,7 @@ class ClassificationValidation(DeployedAnswers):
 
     def evaluate(self, runner: Runner, label: str) -> dict[str, Any]:
         predicted = self._labels(runner, self.x, f"{label}: test split")
-        return {**metrics(self.y, predicted, self.classes), "answers": Answers.right_or_wrong(predicted == self.y)}
+        return {**metrics(self.y, predicted, self.classes), "answers": Answers.right_or_wrong(predicted == self.y, predicted)}
 
     def score(self, runner: Runner, x: np.ndarray, desc: str) -> float:
         return 100.0 * float((self._labels(runner, x, desc) == self.y).mean())
