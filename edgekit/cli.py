@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from edgekit.artifacts import write_json
 from edgekit.errors import EdgekitError, run_reporting
@@ -301,7 +302,7 @@ def _finish_validation(res: dict, folder: Path) -> None:
     print_table("validation", *summary_rows(res), out)
     print_table("gates", *gate_rows(res), out)
     for warned in res.get("warned", []):
-        out.print(f"warn: {warned}: too few test images to decide (see the gate's evidence)")
+        out.print(escape(f"warn: {warned}: too few test images to decide (see the gate's evidence)"))
     out.print(f"report: {folder / 'report.md'}\nJSON: {folder / 'results.json'}")
     if not res["passed"]:
         raise typer.Exit(1)
@@ -551,7 +552,7 @@ def _print_plan(rows: list[dict], recipe, target: str, quick: bool) -> None:
                  for row in rows], out)
     for row in rows:
         if row["action"] == "skip":
-            out.print(skipped_line(row))
+            out.print(escape(skipped_line(row)))
     line = (f"about {human(total).lstrip('~')} in all on this machine (estimated from a few timed training steps; "
             "each epoch line then says what is left)")
     if total > LONG_PLAN_S and not quick and recipe.has_quick:

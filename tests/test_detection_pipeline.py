@@ -179,3 +179,14 @@ def test_a_recipe_with_sparsity_builds_without_its_optional_extra(monkeypatch, t
     line = skipped_line(skip)
     assert line.startswith("sparsify skipped: NVIDIA Model Optimizer is not installed")
     assert "pip install 'edgekit[sparsity]'" in line and "dense model" in line
+    # the plan as the terminal shows it: the line whole (rich would read "[sparsity]" as markup)
+    import io
+
+    from rich.console import Console
+
+    from edgekit import cli
+
+    printed = io.StringIO()
+    monkeypatch.setattr(cli, "out", Console(file=printed, width=200))
+    cli._print_plan(seen, tiny_det_recipe, "jetson-orin", quick=False)
+    assert "pip install 'edgekit[sparsity]' to add it" in printed.getvalue()
