@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from edgekit.deploy import keys
-from edgekit.deploy.bundle import open_bundle, read_manifest, write_bundle
+from edgekit.deploy import bundle as bundle_mod
+from edgekit.deploy.bundle import HEADER_SIZE, open_bundle, read_manifest, seal, unverified_tar, write_bundle
 from edgekit.errors import EdgekitError
 
 
@@ -55,13 +56,22 @@ def test_a_signed_bundle_unpacks_whole(signer, payload, tmp_path) -> None:
         open_bundle(tmp_path / "b.bundle", trusted, tmp_path / "slot")
 
 
-def _rewrite(src: Path, dst: Path, change) -> None:
-    """Copy a bundle member by member, ``change(name, data) -> data`` on the way."""
-    with tarfile.open(src) as tin, tarfile.open(dst, "w") as tout:
+def _rewrite(src: Path, dst: Path, change, key=None, add=None) -> None:
+    """Copy a bundle's tar member by member, ``change(name, data) -> data`` on the way and ``add(tar)`` at its end;
+    sealed anew by ``key`` (a trusted signer's hostile file), else under ``src``'s own header (an alteration)."""
+    tar_path = dst.with_suffix(".tar")
+    with unverified_tar(src) as tin, tarfile.open(tar_path, "w") as tout:
         for m in tin.getmembers():
             data = change(m.name, tin.extractfile(m).read())
             m.size = len(data)
             tout.addfile(m, io.BytesIO(data))
+        if add:
+            add(tout)
+    if key is not None:
+        seal(tar_path, key, dst)
+    else:
+        dst.write_bytes(src.read_bytes()[:HEADER_SIZE] + tar_path.read_bytes())
+    tar_path.unlink()
 
 
 def test_an_altered_file_or_manifest_is_refused_and_nothing_appears(signer, payload, tmp_path) -> None:
@@ -69,13 +79,18 @@ def test_an_altered_file_or_manifest_is_refused_and_nothing_appears(signer, payl
     write_bundle(payload, {"recipe": "r"}, key, tmp_path / "b.bundle")
     flip = lambda name, data: (bytes([data[0] ^ 1]) + data[1:]) if name.endswith("model.bin") else data  # noqa: E731
     _rewrite(tmp_path / "b.bundle", tmp_path / "file.bundle", flip)
-    with pytest.raises(EdgekitError, match=r"model/sub/model\.bin does not match its signed hash"):
+    with pytest.raises(EdgekitError, match=r"does not match the signed SHA-256 \(altered after signing\)"):
         open_bundle(tmp_path / "file.bundle", trusted, tmp_path / "slot")
     assert not (tmp_path / "slot").exists() and not list(tmp_path.glob(".slot.*"))
     edit = lambda name, data: data.replace(b'"r"', b'"s"') if name == "bundle.json" else data  # noqa: E731
     _rewrite(tmp_path / "b.bundle", tmp_path / "manifest.bundle", edit)
-    with pytest.raises(EdgekitError, match="the signature does not match bundle.json"):
+    with pytest.raises(EdgekitError, match="altered after signing"):
         open_bundle(tmp_path / "manifest.bundle", trusted, tmp_path / "slot")
+    # signed by a trusted key, yet a payload file is not the one its manifest lists: still refused
+    _rewrite(tmp_path / "b.bundle", tmp_path / "resigned.bundle", flip, key=key)
+    with pytest.raises(EdgekitError, match=r"model/sub/model\.bin does not match its signed hash"):
+        open_bundle(tmp_path / "resigned.bundle", trusted, tmp_path / "slot")
+    assert not (tmp_path / "slot").exists()
 
 
 def test_an_unknown_key_is_refused(signer, payload, tmp_path) -> None:
@@ -94,16 +109,23 @@ def test_an_unknown_key_is_refused(signer, payload, tmp_path) -> None:
     ("elsewhere/file", tarfile.REGTYPE, "outside the bundle's layout"),
 ])
 def test_members_that_leave_the_bundle_or_are_not_files_are_refused(signer, payload, tmp_path, name, kind, why):
+    """Even under a trusted signature (a signer's mistake or a stolen key), no member leaves the slot."""
     key, trusted = signer
     write_bundle(payload, {}, key, tmp_path / "b.bundle")
-    with tarfile.open(tmp_path / "b.bundle", "a") as tar:
+
+    def add(tar):
         info = tarfile.TarInfo(name)
         info.type = kind
         info.linkname = "/etc/passwd" if kind == tarfile.SYMTYPE else ""
         tar.addfile(info, io.BytesIO(b"") if kind == tarfile.REGTYPE else None)
+
+    _rewrite(tmp_path / "b.bundle", tmp_path / "evil.bundle", lambda n, d: d, key=key, add=add)
     with pytest.raises(EdgekitError, match=f"member {name!r} is {why}: refused"):
-        open_bundle(tmp_path / "b.bundle", trusted, tmp_path / "slot")
+        open_bundle(tmp_path / "evil.bundle", trusted, tmp_path / "slot")
     assert not (tmp_path / "evil").exists()
+    _rewrite(tmp_path / "b.bundle", tmp_path / "unsigned.bundle", lambda n, d: d, add=add)   # not re-signed
+    with pytest.raises(EdgekitError, match="altered after signing|appended to"):
+        open_bundle(tmp_path / "unsigned.bundle", trusted, tmp_path / "slot")
 
 
 def test_oversized_members_and_unlisted_files_are_refused(signer, payload, tmp_path) -> None:
@@ -111,12 +133,90 @@ def test_oversized_members_and_unlisted_files_are_refused(signer, payload, tmp_p
     write_bundle(payload, {}, key, tmp_path / "b.bundle")
     with pytest.raises(EdgekitError, match=r"is larger than 100 bytes: refused"):
         open_bundle(tmp_path / "b.bundle", trusted, tmp_path / "slot", max_member=100)
-    with tarfile.open(tmp_path / "b.bundle", "a") as tar:
+
+    def add(tar):
         info = tarfile.TarInfo("payload/model/extra.py")
         info.size = 5
         tar.addfile(info, io.BytesIO(b"print"))
+
+    _rewrite(tmp_path / "b.bundle", tmp_path / "extra.bundle", lambda n, d: d, key=key, add=add)
     with pytest.raises(EdgekitError, match=r"payload differs from the signed list \(extra: model/extra\.py"):
-        open_bundle(tmp_path / "b.bundle", trusted, tmp_path / "slot")
+        open_bundle(tmp_path / "extra.bundle", trusted, tmp_path / "slot")
+
+
+def _negative_size_tar() -> bytes:
+    """A tar header whose size field is a negative base-256 number: CPython's tarfile before the fix of
+    CVE-2025-8194 loops for ever on it (the cameras' Python 3.6 and 3.8 keep that bug)."""
+    header = bytearray(tarfile.TarInfo("bundle.json").tobuf(format=tarfile.GNU_FORMAT))
+    header[124:136] = b"\xff" * 12                           # size: -1 in base-256
+    header[148:156] = b" " * 8
+    header[148:155] = b"%06o\0" % sum(header) + b" "
+    return bytes(header) + bytes(2048)
+
+
+def test_a_hostile_file_is_refused_before_any_of_it_is_parsed(signer, payload, tmp_path, monkeypatch) -> None:
+    """Unsigned files of the kinds that hang or exhaust a camera's Python in ``tarfile``: a raw tar with a
+    negative size, the same behind a signed header taken from a real bundle, a sparse-member tar, a real
+    header over a larger payload. Each is refused by the header check alone, nothing parsed, nothing written."""
+    key, trusted = signer
+    real = tmp_path / "real.bundle"
+    write_bundle(payload, {}, key, real)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("tarfile was asked to parse an unauthenticated file")
+
+    header = real.read_bytes()[:HEADER_SIZE]
+    sparse = io.BytesIO()
+    info = tarfile.TarInfo("bundle.json")
+    info.type = tarfile.GNUTYPE_SPARSE
+    sparse.write(info.tobuf(format=tarfile.GNU_FORMAT) + bytes(1024))
+    cases = {
+        "raw.bundle": (_negative_size_tar(), "not an edgekit bundle"),
+        "reused-header.bundle": (header + _negative_size_tar(), "cut short or appended to"),
+        "sparse.bundle": (header + sparse.getvalue(), "cut short or appended to"),
+        "same-size.bundle": (header + bytes(real.stat().st_size - HEADER_SIZE), "does not match the signed SHA-256"),
+        "larger.bundle": (real.read_bytes() + bytes(1 << 20), "cut short or appended to"),
+        "short.bundle": (real.read_bytes()[:-1], "cut short or appended to"),
+        "garbled-header.bundle": (header[:17] + b"x" + header[18:] + real.read_bytes()[HEADER_SIZE:],
+                                  "unreadable signed header"),
+    }
+    monkeypatch.setattr(tarfile, "open", refuse)
+    for name, (data, why) in cases.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(EdgekitError, match=why):
+            open_bundle(tmp_path / name, trusted, tmp_path / "slot")
+        assert not (tmp_path / "slot").exists() and not list(tmp_path.glob(".slot.*")), name
+
+
+def test_a_sparse_member_is_refused_even_when_signed(signer, payload, tmp_path) -> None:
+    key, trusted = signer
+    write_bundle(payload, {}, key, tmp_path / "b.bundle")
+
+    def add(tar):
+        info = tarfile.TarInfo("payload/model/big")
+        info.type = tarfile.GNUTYPE_SPARSE
+        tar.addfile(info)
+
+    _rewrite(tmp_path / "b.bundle", tmp_path / "sparse.bundle", lambda n, d: d, key=key, add=add)
+    with pytest.raises(EdgekitError, match="is a sparse file: refused"):
+        open_bundle(tmp_path / "sparse.bundle", trusted, tmp_path / "slot")
+
+
+def test_an_unpacked_slot_is_on_disk_before_it_is_renamed_into_place(signer, payload, tmp_path, monkeypatch) -> None:
+    """Write, fsync every file and folder, rename, fsync the parent: the order file systems need for a slot to
+    survive a power cut (a power cut itself is measured by benchmarks/flash_interrupt.py)."""
+    key, trusted = signer
+    write_bundle(payload, {}, key, tmp_path / "b.bundle")
+    events = []
+    real_fsync, real_rename = os.fsync, os.rename
+    monkeypatch.setattr(bundle_mod.os, "fsync", lambda fd: events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+                        or real_fsync(fd))
+    monkeypatch.setattr(bundle_mod.os, "rename", lambda a, b: events.append(("rename", b)) or real_rename(a, b))
+    open_bundle(tmp_path / "b.bundle", trusted, tmp_path / "slot")
+    renamed = events.index(("rename", str(tmp_path / "slot")))
+    synced = {Path(p).name for kind, p in events[:renamed] if kind == "fsync"}
+    assert {"model.xml", "model.bin", "bundle.json", "sub", "model"} <= synced
+    assert ("fsync", str(tmp_path)) in events[renamed:]
 
 
 def _run(tmp_path: Path, target: str, gates_pass: dict[str, bool]) -> Path:

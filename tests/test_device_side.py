@@ -190,7 +190,7 @@ def test_the_device_app_builds_a_kit_on_jetpacks_own_python(python, tiny_recipe,
     kit_mod.write_kit(tiny_quantized, load_target("jetson-xavier-nx"), kit, ["fp32", "fp16", "int8"],
                       lambda folder: write_pipeline(tiny_recipe, folder))
     from edgekit.deploy import keys
-    from edgekit.deploy.bundle import write_bundle
+    from edgekit.deploy.bundle import HEADER_SIZE, unverified_tar, write_bundle
 
     signing = keys.load_private(keys.new_key("mill", tmp_path / "keys"))
     files = {f"model/{p.name}": p for p in sorted(kit.iterdir()) if p.is_file()}
@@ -199,13 +199,15 @@ def test_the_device_app_builds_a_kit_on_jetpacks_own_python(python, tiny_recipe,
     altered.parent.mkdir()
     altered.write_text((kit / "kit.json").read_text().replace("jetson-xavier-nx", "jetson-nano"))
     write_bundle({**files, "model/kit.json": altered}, {"kind": "device-kit"}, signing, tmp_path / "x.bundle")
-    with tarfile.open(tmp_path / "b.bundle") as good, tarfile.open(tmp_path / "bad.bundle", "w") as bad:
+    with unverified_tar(tmp_path / "b.bundle") as good, tarfile.open(tmp_path / "bad.tar", "w") as bad:
         signed = {m.name: good.extractfile(m).read() for m in good.getmembers()}
-        with tarfile.open(tmp_path / "x.bundle") as other:     # the altered payload under the good signature
+        with unverified_tar(tmp_path / "x.bundle") as other:     # the altered payload under the good signature
             signed["payload/model/kit.json"] = other.extractfile("payload/model/kit.json").read()
         for m in good.getmembers():
             m.size = len(signed[m.name])
             bad.addfile(m, io.BytesIO(signed[m.name]))
+    (tmp_path / "bad.bundle").write_bytes((tmp_path / "b.bundle").read_bytes()[:HEADER_SIZE]
+                                          + (tmp_path / "bad.tar").read_bytes())
     probe = Path(__file__).parent / "device_probe.py"
     run = subprocess.run([str(venv / "bin" / "python"), "-I", str(probe), str(kit), str(tmp_path / "out"),
                           str(tmp_path / "b.bundle"), str(tmp_path / "keys"), str(tmp_path / "bad.bundle")],

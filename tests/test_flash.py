@@ -8,7 +8,6 @@ flashed at once. The bundles are small real models (``loopback.rehearsal_bundle`
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import tarfile
 from pathlib import Path
@@ -17,7 +16,7 @@ import pytest
 
 from edgekit.deploy import flash as flash_mod
 from edgekit.deploy import keys, loopback, slots
-from edgekit.deploy.bundle import write_bundle
+from edgekit.deploy.bundle import seal, unverified_tar, write_bundle
 from edgekit.deploy.fleet import load_fleet
 from edgekit.errors import EdgekitError
 
@@ -80,19 +79,20 @@ def test_refused_bundles_leave_the_camera_as_it_was(mill, tmp_path) -> None:
     unknown = flash_mod.flash(fleet, cam, mill["bundle"]("v2", signer=stranger))[0]
     assert unknown["status"] == "failed" and "not among the trusted keys" in unknown["error"]
     good = mill["bundle"]("v3")
-    with tarfile.open(good) as tar:
+    with unverified_tar(good) as tar:
         offset = tar.getmember("payload/model/model.onnx").offset_data + 100
     data = bytearray(good.read_bytes())
     data[offset] ^= 1
     tampered = tmp_path / "tampered.bundle"
     tampered.write_bytes(bytes(data))
     result = flash_mod.flash(fleet, cam, tampered)[0]
-    assert result["status"] == "failed" and "does not match its signed hash" in result["error"]
+    assert result["status"] == "failed" and "altered after signing" in result["error"]
     traversal = tmp_path / "traversal.bundle"
-    shutil.copy(mill["bundle"]("v4"), traversal)
-    with tarfile.open(traversal, "a") as tar:
-        info = tarfile.TarInfo("payload/../../../evil")
-        tar.addfile(info, None)
+    with unverified_tar(mill["bundle"]("v4")) as tin, tarfile.open(tmp_path / "t.tar", "w") as tout:
+        for m in tin.getmembers():
+            tout.addfile(m, tin.extractfile(m))
+        tout.addfile(tarfile.TarInfo("payload/../../../evil"), None)
+    seal(tmp_path / "t.tar", mill["key"], traversal)          # even under the mill's own signature
     result = flash_mod.flash(fleet, cam, traversal)[0]
     assert result["status"] == "failed" and "leaves the bundle" in result["error"]
     kit = tmp_path / "kit"

@@ -1,18 +1,27 @@
 """A signed bundle: one file holding what a camera runs, and the camera's check of it.
 
-Layout (an uncompressed tar; engines and weights do not compress):
+Layout:
 
-    bundle.json    the manifest: format, recipe, target, what the payload is, the validation figures,
-                   and the SHA-256 and size of every payload file
-    bundle.sig     {"key": <fingerprint>, "signature": <hex>}: Ed25519 over the exact bytes of bundle.json
-    payload/...    the files
+    signed header  4096 bytes: ``EDGEKIT-BUNDLE/2`` and one JSON line {"key": <fingerprint>, "signature": <hex>,
+                   "signed": {"format": 2, "size": <bytes of the tar>, "sha256": <of the tar>}}, space-padded;
+                   the signature is Ed25519 over the canonical JSON of "signed"
+    tar            uncompressed (engines and weights do not compress):
+                       bundle.json    the manifest: format, recipe, target, what the payload is, the validation
+                                      figures, and the SHA-256 and size of every payload file
+                       payload/...    the files
 
-Reading (:func:`open_bundle`) trusts nothing before the signature checks out: every member must be a
-regular file or folder under those names (no absolute path, no ``..``, no link or device, none larger
-than the limit, no name twice), the manifest must be signed by a trusted key, the payload must be exactly
-the manifest's files with their hashes, and only then does the staging folder become ``dest``, at once.
+Reading (:func:`open_bundle`) parses nothing of the tar before it is authenticated: the header's fixed 4 KiB
+are read, its signature checked against the trusted keys, the file's size compared with the signed size, and
+the SHA-256 of exactly those bytes compared with the signed hash. A hostile file (a tar header that sends
+``tarfile`` into a loop, a sparse member that makes it allocate gigabytes, a signed manifest re-used over a
+larger payload) is refused there, in one bounded pass over the bytes, whatever the camera's Python. After that
+every member must still be a regular file or folder under the layout's names (no absolute path, no ``..``, no
+link, device or sparse member, none larger than the limit, no name twice), the payload exactly the manifest's
+files, each no longer than its listed size and matching its hash, before the staging folder becomes ``dest``,
+at once and on disk (files and folders fsynced before the rename, the parent after it).
 Device-side code: Python 3.6+, the standard library and ``cryptography``.
 """
+import contextlib
 import hashlib
 import io
 import json
@@ -23,27 +32,77 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, BinaryIO, Dict, Iterator, Optional, Tuple
 
 from edgekit.deploy import keys as keys_mod
 from edgekit.errors import EdgekitError
 
-FORMAT = 1
-MANIFEST, SIGNATURE, PAYLOAD = "bundle.json", "bundle.sig", "payload"
+FORMAT = 2
+MAGIC = b"EDGEKIT-BUNDLE/2\n"
+HEADER_SIZE = 4096
+MANIFEST, PAYLOAD = "bundle.json", "payload"
 MAX_MEMBER = 4 << 30          # 4 GiB: larger than any engine or model a camera runs
+MAX_BUNDLE = 16 << 30         # what a signed header may announce
 
 
-def _sha256(f) -> str:
+def _sha256(f, size: Optional[int] = None) -> str:
+    """SHA-256 of ``f`` from where it stands: to its end, or exactly ``size`` bytes (fewer: an error)."""
     h = hashlib.sha256()
-    for block in iter(lambda: f.read(1 << 20), b""):
+    left = size
+    while left is None or left > 0:
+        block = f.read(1 << 20 if left is None else min(1 << 20, left))
+        if not block:
+            if left:
+                raise EOFError("{} bytes short".format(left))
+            break
         h.update(block)
+        if left is not None:
+            left -= len(block)
     return h.hexdigest()
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename or a new entry in ``folder`` durable (POSIX: fsync the directory)."""
+    fd = os.open(str(folder), os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _canonical(signed: Dict[str, Any]) -> bytes:
+    return json.dumps(signed, sort_keys=True, separators=(",", ":")).encode()
 
 
 def _add(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     info = tarfile.TarInfo(name)
     info.size, info.mode, info.mtime = len(data), 0o644, int(time.time())
     tar.addfile(info, io.BytesIO(data))
+
+
+def seal(tar_path: Path, key, out: Path) -> None:
+    """Write ``out``: the signed header (the tar's size and SHA-256 under ``key``'s signature), then the tar;
+    the file appears at ``out`` complete, on disk, or not at all."""
+    tar_path, out = Path(tar_path), Path(out)
+    with open(str(tar_path), "rb") as f:
+        signed = {"format": FORMAT, "size": tar_path.stat().st_size, "sha256": _sha256(f)}
+    header = {"key": keys_mod.fingerprint(key.public_key()), "signature": key.sign(_canonical(signed)).hex(),
+              "signed": signed}
+    head = MAGIC + json.dumps(header, sort_keys=True).encode() + b"\n"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".{}.".format(out.name), dir=str(out.parent))
+    try:
+        with os.fdopen(fd, "wb") as raw, open(str(tar_path), "rb") as src:
+            raw.write(head.ljust(HEADER_SIZE, b" "))
+            shutil.copyfileobj(src, raw, 1 << 20)
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.replace(tmp, str(out))
+        fsync_dir(out.parent)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
 
 
 def write_bundle(files: Dict[str, Path], meta: Dict[str, Any], key, out: Path) -> Dict[str, Any]:
@@ -58,24 +117,21 @@ def write_bundle(files: Dict[str, Path], meta: Dict[str, Any], key, out: Path) -
             listed[name] = {"sha256": _sha256(f), "size": Path(path).stat().st_size}
     manifest = dict(meta, format=FORMAT, files=listed)
     body = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
-    signature = {"key": keys_mod.fingerprint(key.public_key()), "signature": key.sign(body).hex()}
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".{}.".format(out.name), dir=str(out.parent))
+    fd, tmp = tempfile.mkstemp(prefix=".{}.tar.".format(out.name), dir=str(out.parent))
     try:
         with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
             _add(tar, MANIFEST, body)
-            _add(tar, SIGNATURE, json.dumps(signature).encode())
             for name in sorted(files):
                 info = tar.gettarinfo(str(files[name]), arcname="{}/{}".format(PAYLOAD, name))
                 info.uid = info.gid = 0
                 info.uname = info.gname = ""
                 with open(str(files[name]), "rb") as f:
                     tar.addfile(info, f)
-        os.replace(tmp, str(out))
-    except BaseException:
+        seal(Path(tmp), key, out)
+    finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
-        raise
     return manifest
 
 
@@ -85,13 +141,27 @@ def _member_problem(m: tarfile.TarInfo, max_member: int) -> Optional[str]:
         return "an absolute path"
     if ".." in name.split("/") or posixpath.normpath(name) != name.rstrip("/"):
         return "a path that leaves the bundle"
+    if m.issparse():
+        return "a sparse file"
     if not (m.isreg() or m.isdir()):
         return "a link or special file"
     if m.size > max_member:
         return "larger than {} bytes".format(max_member)
-    if name not in (MANIFEST, SIGNATURE, PAYLOAD) and not name.startswith(PAYLOAD + "/"):
+    if name not in (MANIFEST, PAYLOAD) and not name.startswith(PAYLOAD + "/"):
         return "outside the bundle's layout"
     return None
+
+
+@contextlib.contextmanager
+def unverified_tar(path: Path) -> Iterator[tarfile.TarFile]:
+    """The bundle's tar, past its header, NOT authenticated: for the workstation's look at its own bundles and
+    for tests; a camera reads through :func:`open_bundle`."""
+    with open(str(path), "rb") as f:
+        if f.read(len(MAGIC)) != MAGIC:
+            raise EdgekitError("{}: not an edgekit bundle (no {} header)".format(path, MAGIC.decode().strip()))
+        f.seek(HEADER_SIZE)
+        with _tar(Path(path), f) as tar:
+            yield tar
 
 
 def peek_manifest(path: Path) -> Dict[str, Any]:
@@ -99,24 +169,77 @@ def peek_manifest(path: Path) -> Dict[str, Any]:
     before it is sent; the camera verifies."""
     path = Path(path)
     try:
-        with tarfile.open(str(path), mode="r:") as tar:
+        with unverified_tar(path) as tar:
             return json.loads(tar.extractfile(MANIFEST).read().decode())
     except (OSError, tarfile.TarError, KeyError, AttributeError, ValueError) as exc:
         raise EdgekitError("{}: not a bundle ({})".format(path, exc)) from None
 
 
-def read_manifest(path: Path, trusted: Dict[str, Any], max_member: int = MAX_MEMBER) -> Dict[str, Any]:
-    """The bundle's manifest, once its members are safe and its signature is a trusted key's."""
+def authenticate(path: Path, trusted: Dict[str, Any], max_bundle: int = MAX_BUNDLE) -> Tuple[BinaryIO, Dict[str, Any]]:
+    """Check ``path``'s signed header and the SHA-256 of everything after it before any of it is parsed: one
+    bounded read of 4 KiB, one pass over exactly the signed number of bytes. Returns the open file, at the
+    tar's start, and the signed header."""
     path = Path(path)
     try:
-        tar = tarfile.open(str(path), mode="r:")
-    except (OSError, tarfile.TarError) as exc:
-        raise EdgekitError("{}: not a bundle ({})".format(path, exc)) from None
-    with tar:
-        return _verified(path, tar, trusted, max_member)[0]
+        f = open(str(path), "rb")
+    except OSError as exc:
+        raise EdgekitError("{}: not a bundle ({})".format(path, exc.strerror)) from None
+    try:
+        total = os.fstat(f.fileno()).st_size
+        head = f.read(HEADER_SIZE)
+        if len(head) < HEADER_SIZE or not head.startswith(MAGIC):
+            raise EdgekitError("{}: not an edgekit bundle (no signed {} header): refused".format(
+                path, MAGIC.decode().strip()))
+        try:
+            header = json.loads(head[len(MAGIC):].decode("ascii"))
+            signed, sig = header["signed"], bytes.fromhex(header["signature"])
+            key = trusted.get(header["key"])
+            size, digest = signed["size"], signed["sha256"]
+        except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
+            raise EdgekitError("{}: unreadable signed header: refused".format(path)) from None
+        if key is None:
+            raise EdgekitError("{}: signed by key {}, which is not among the trusted keys ({}): refused".format(
+                path, header["key"], ", ".join(sorted(trusted)) or "none"))
+        try:
+            key.verify(sig, _canonical(signed))
+        except Exception:  # noqa: BLE001 - cryptography's InvalidSignature, without importing it here
+            raise EdgekitError("{}: the signature does not match the bundle's header (altered after signing): "
+                               "refused".format(path)) from None
+        if signed.get("format") != FORMAT or not isinstance(size, int) or not 0 < size <= max_bundle:
+            raise EdgekitError("{}: bundle format {!r} of {!r} bytes, this edgekit reads format {} up to {} bytes: "
+                               "refused".format(path, signed.get("format"), size, FORMAT, max_bundle))
+        if total != HEADER_SIZE + size:
+            raise EdgekitError("{}: {} bytes where the signature covers {} (cut short or appended to): refused".format(
+                path, total, HEADER_SIZE + size))
+        try:
+            found = _sha256(f, size)
+        except EOFError:
+            raise EdgekitError("{}: cut short while read: refused".format(path)) from None
+        if found != digest:
+            raise EdgekitError("{}: its content does not match the signed SHA-256 (altered after signing): "
+                               "refused".format(path))
+        f.seek(HEADER_SIZE)
+        return f, header
+    except BaseException:
+        f.close()
+        raise
 
 
-def _verified(path: Path, tar: tarfile.TarFile, trusted: Dict[str, Any], max_member: int):
+def read_manifest(path: Path, trusted: Dict[str, Any], max_member: int = MAX_MEMBER) -> Dict[str, Any]:
+    """The bundle's manifest, once the file is authenticated and its members are safe."""
+    f, _ = authenticate(path, trusted)
+    with f, _tar(path, f) as tar:
+        return _checked(Path(path), tar, max_member)[0]
+
+
+def _tar(path: Path, f: BinaryIO) -> tarfile.TarFile:
+    try:
+        return tarfile.open(fileobj=f, mode="r:")
+    except tarfile.TarError as exc:
+        raise EdgekitError("{}: damaged bundle ({})".format(path, exc)) from None
+
+
+def _checked(path: Path, tar: tarfile.TarFile, max_member: int):
     members: Dict[str, tarfile.TarInfo] = {}
     try:
         listed = tar.getmembers()
@@ -129,61 +252,70 @@ def _verified(path: Path, tar: tarfile.TarFile, trusted: Dict[str, Any], max_mem
         if m.name in members:
             raise EdgekitError("{}: member {!r} appears twice: refused".format(path, m.name))
         members[m.name] = m
-    for needed in (MANIFEST, SIGNATURE):
-        if needed not in members or not members[needed].isreg():
-            raise EdgekitError("{}: no {}: not a signed bundle".format(path, needed))
-    body = tar.extractfile(members[MANIFEST]).read()
+    if MANIFEST not in members or not members[MANIFEST].isreg() or members[MANIFEST].size > 1 << 20:
+        raise EdgekitError("{}: no {} (at most 1 MiB): refused".format(path, MANIFEST))
     try:
-        signature = json.loads(tar.extractfile(members[SIGNATURE]).read().decode())
-        key, sig = trusted.get(signature["key"]), bytes.fromhex(signature["signature"])
+        manifest = json.loads(tar.extractfile(members[MANIFEST]).read().decode())
+        files = manifest["files"]
+        sizes = {name: int(entry["size"]) for name, entry in files.items()}
     except (ValueError, KeyError, TypeError, AttributeError):
-        raise EdgekitError("{}: unreadable {}".format(path, SIGNATURE)) from None
-    if key is None:
-        raise EdgekitError("{}: signed by key {}, which is not among the trusted keys ({}): refused".format(
-            path, signature["key"], ", ".join(sorted(trusted)) or "none"))
-    try:
-        key.verify(sig, body)
-    except Exception:  # noqa: BLE001 - cryptography's InvalidSignature, without importing it here
-        raise EdgekitError("{}: the signature does not match {} (altered after signing): refused".format(
-            path, MANIFEST)) from None
-    manifest = json.loads(body.decode())
+        raise EdgekitError("{}: unreadable {}: refused".format(path, MANIFEST)) from None
     if manifest.get("format") != FORMAT:
         raise EdgekitError("{}: bundle format {!r}, this edgekit reads {}".format(path, manifest.get("format"), FORMAT))
     payload = {n[len(PAYLOAD) + 1:]: m for n, m in members.items() if n.startswith(PAYLOAD + "/") and m.isreg()}
-    if set(payload) != set(manifest["files"]):
-        extra, missing = sorted(set(payload) - set(manifest["files"])), sorted(set(manifest["files"]) - set(payload))
+    if set(payload) != set(files):
+        extra, missing = sorted(set(payload) - set(files)), sorted(set(files) - set(payload))
         raise EdgekitError("{}: payload differs from the signed list (extra: {}; missing: {}): refused".format(
             path, ", ".join(extra) or "-", ", ".join(missing) or "-"))
+    longer = sorted(name for name, m in payload.items() if m.size != sizes[name])
+    if longer:
+        raise EdgekitError("{}: {} not of its listed size: refused".format(path, ", ".join(longer)))
     return manifest, payload
 
 
+def _synced_tree(folder: Path) -> None:
+    """fsync every file and folder under ``folder`` (and itself): its content is on disk before it is renamed."""
+    for root, _, names in os.walk(str(folder)):
+        for name in names:
+            fd = os.open(os.path.join(root, name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fsync_dir(Path(root))
+
+
 def open_bundle(path: Path, trusted: Dict[str, Any], dest: Path, max_member: int = MAX_MEMBER) -> Dict[str, Any]:
-    """Verify the bundle and unpack its payload into ``dest`` (which appears complete, or not at all);
-    returns the manifest."""
+    """Authenticate the bundle and unpack its payload into ``dest``, which appears complete and on disk, or not
+    at all; returns the manifest."""
     path, dest = Path(path), Path(dest)
-    try:
-        tar = tarfile.open(str(path), mode="r:")
-    except (OSError, tarfile.TarError) as exc:
-        raise EdgekitError("{}: not a bundle ({})".format(path, exc)) from None
+    f, _ = authenticate(path, trusted)
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".{}.".format(dest.name), dir=str(dest.parent)))
     try:
-        with tar:
-            manifest, payload = _verified(path, tar, trusted, max_member)
+        with f, _tar(path, f) as tar:
+            manifest, payload = _checked(path, tar, max_member)
             for name, member in sorted(payload.items()):
                 target = staging / name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 h = hashlib.sha256()
+                left = manifest["files"][name]["size"]
                 with tar.extractfile(member) as src, open(str(target), "wb") as out:
-                    for block in iter(lambda: src.read(1 << 20), b""):
+                    while left > 0:                   # never past the listed size
+                        block = src.read(min(1 << 20, left))
+                        if not block:
+                            break
                         h.update(block)
                         out.write(block)
-                if h.hexdigest() != manifest["files"][name]["sha256"]:
+                        left -= len(block)
+                if left or h.hexdigest() != manifest["files"][name]["sha256"]:
                     raise EdgekitError("{}: {} does not match its signed hash (altered): refused".format(path, name))
             (staging / MANIFEST).write_bytes(tar.extractfile(tar.getmember(MANIFEST)).read())
         if dest.exists():
             raise EdgekitError("{}: exists; a bundle is unpacked into a new folder".format(dest))
+        _synced_tree(staging)
         os.rename(str(staging), str(dest))
+        fsync_dir(dest.parent)
     except BaseException:
         shutil.rmtree(str(staging), ignore_errors=True)
         raise

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from edgekit.deploy import keys
-from edgekit.deploy.bundle import MANIFEST, open_bundle
+from edgekit.deploy.bundle import MANIFEST, fsync_dir, open_bundle
 from edgekit.errors import EdgekitError
 
 ACTIVE, PREVIOUS, SLOTS, TRUSTED = "active", "previous", "slots", "trusted"
@@ -47,11 +47,7 @@ def _point(install: Path, name: str, slot: str) -> None:
         tmp.unlink()
     os.symlink(os.path.join(SLOTS, slot), str(tmp))
     os.replace(str(tmp), str(install / name))
-    fd = os.open(str(install), os.O_RDONLY)
-    try:
-        os.fsync(fd)                    # the rename reaches the disk before anyone is told it happened
-    finally:
-        os.close(fd)
+    fsync_dir(install)                  # the rename reaches the disk before anyone is told it happened
 
 
 def verify(install: Path, bundle: Path) -> Dict[str, Any]:
