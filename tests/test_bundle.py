@@ -171,7 +171,8 @@ def test_a_hostile_file_is_refused_before_any_of_it_is_parsed(signer, payload, t
     info.type = tarfile.GNUTYPE_SPARSE
     sparse.write(info.tobuf(format=tarfile.GNU_FORMAT) + bytes(1024))
     cases = {
-        "raw.bundle": (_negative_size_tar(), "not an edgekit bundle"),
+        "raw.bundle": (_negative_size_tar(), "a format-1 bundle"),
+        "junk.bundle": (bytes(HEADER_SIZE + 10), "not an edgekit bundle"),
         "reused-header.bundle": (header + _negative_size_tar(), "cut short or appended to"),
         "sparse.bundle": (header + sparse.getvalue(), "cut short or appended to"),
         "same-size.bundle": (header + bytes(real.stat().st_size - HEADER_SIZE), "does not match the signed SHA-256"),

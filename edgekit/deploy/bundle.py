@@ -188,8 +188,11 @@ def authenticate(path: Path, trusted: Dict[str, Any], max_bundle: int = MAX_BUND
         total = os.fstat(f.fileno()).st_size
         head = f.read(HEADER_SIZE)
         if len(head) < HEADER_SIZE or not head.startswith(MAGIC):
-            raise EdgekitError("{}: not an edgekit bundle (no signed {} header): refused".format(
-                path, MAGIC.decode().strip()))
+            older = head[257:262] == b"ustar"          # format 1: a tar signed inside
+            raise EdgekitError("{}: {}: refused".format(path, "a format-1 bundle (signed inside its tar); rebuild it "
+                                                        "with this edgekit's `edgekit bundle`" if older else
+                                                        "not an edgekit bundle (no signed {} header)".format(
+                                                            MAGIC.decode().strip())))
         try:
             header = json.loads(head[len(MAGIC):].decode("ascii"))
             signed, sig = header["signed"], bytes.fromhex(header["signature"])
