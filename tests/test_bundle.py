@@ -150,7 +150,7 @@ def _negative_size_tar() -> bytes:
     header = bytearray(tarfile.TarInfo("bundle.json").tobuf(format=tarfile.GNU_FORMAT))
     header[124:136] = b"\xff" * 12                           # size: -1 in base-256
     header[148:156] = b" " * 8
-    header[148:155] = b"%06o\0" % sum(header) + b" "
+    header[148:156] = b"%06o\0 " % sum(header)                 # the header's checksum, as tar writes it
     return bytes(header) + bytes(2048)
 
 
