@@ -454,7 +454,7 @@ def run_line(
         summary = run_frames(opts, sys.stdout)
     else:
         jsonl.parent.mkdir(parents=True, exist_ok=True)
-        with open(jsonl, "w") as f:
+        with open(jsonl, "a") as f:                 # a restarted line adds to its log, never truncates it
             summary = run_frames(opts, f)
     table = Console(stderr=True) if jsonl is None else out
     skipped = ", ".join(f"{k} {v}" for k, v in summary["skipped"].items()) or "none"

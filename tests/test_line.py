@@ -84,11 +84,15 @@ def test_one_json_line_per_frame_and_corrupt_frames_are_skipped(camera, tmp_path
     for i, image in enumerate(camera["images"][:5]):
         (folder / f"{i:03d}.png").write_bytes(image.read_bytes())
     (folder / "002.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    jpeg = cv2.imencode(".jpg", cv2.imread(str(camera["images"][5])))[1].tobytes()
+    (folder / "005.jpg").write_bytes(jpeg[: len(jpeg) // 3])           # a JPEG cut to a third of its length
+    assert cv2.imread(str(folder / "005.jpg"), cv2.IMREAD_COLOR) is not None    # OpenCV fills it with grey
+    (folder / "006.jpg").write_bytes(jpeg)
     out = io.StringIO()
     summary = run(RunOptions(str(folder), camera["install"], status_port=None, annotate=tmp_path / "drawn"), out,
                   log=lambda line: None)
-    assert [r["frame"] for r in _lines(out.getvalue())] == [0, 1, 3, 4]
-    assert summary["skipped"] == {"undecodable": 1} and len(list((tmp_path / "drawn").glob("*.jpg"))) == 4
+    assert [r["frame"] for r in _lines(out.getvalue())] == [0, 1, 3, 4, 6]
+    assert summary["skipped"] == {"undecodable": 2} and len(list((tmp_path / "drawn").glob("*.jpg"))) == 5
 
 
 def _bad_golden_bundle(camera, tmp_path) -> Path:
@@ -164,6 +168,9 @@ def test_the_run_and_device_commands(camera, tmp_path) -> None:
                    str(tmp_path / "line.jsonl"), "--status-port", "-1")
     assert done.returncode == 0, done.stderr
     assert len(_lines((tmp_path / "line.jsonl").read_text())) == 4
+    again = edgekit("run", "--source", str(folder), "--install", str(camera["install"]), "--out",
+                    str(tmp_path / "line.jsonl"), "--status-port", "-1")          # the line restarted
+    assert again.returncode == 0 and len(_lines((tmp_path / "line.jsonl").read_text())) == 8
     assert json.loads((tmp_path / "line.summary.json").read_text())["frames"] == 4
     missing = edgekit("run", "--source", str(tmp_path / "nothing.avi"), "--install", str(camera["install"]))
     assert missing.returncode == 2 and "nothing.avi: no such file or folder" in missing.stderr

@@ -56,7 +56,16 @@ class ImageFolder(Source):
 
     def frames(self) -> Iterator[Frame]:
         for i, path in enumerate(self.files):
-            yield Frame(i, time.time(), cv2.imread(str(path), cv2.IMREAD_COLOR))    # BGR, as a capture gives
+            yield Frame(i, time.time(), read_image(path))
+
+
+def read_image(path: Path) -> np.ndarray | None:
+    """A BGR image as a capture gives it, or None when it cannot be decoded whole: OpenCV fills a JPEG cut
+    short with grey and answers it without a word, so a JPEG must end with its end-of-image marker."""
+    data = Path(path).read_bytes()
+    if data[:2] == b"\xff\xd8" and not data.rstrip(b"\x00\r\n ").endswith(b"\xff\xd9"):
+        return None
+    return cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
 
 
 class Capture(Source):
