@@ -100,3 +100,32 @@ def test_the_device_app_answers_flash_in_json_lines(camera, capsys) -> None:
     assert json.loads(capsys.readouterr().out)["active"]["artifact"] == "v1"
     assert device_cli.main(["rollback", "--install", str(install)]) == 2
     assert capsys.readouterr().err.startswith("error: ") and os.readlink(install / "active").endswith(slot)
+
+
+def test_a_withdrawn_key_withdraws_the_slots_it_signed(camera, tmp_path) -> None:
+    """Removing the mill's key from ``trusted/`` (a key thought stolen): no slot it signed is re-verified,
+    activated or rolled back to; a slot signed by a key still trusted is."""
+    install, make = camera
+    first = make("v1")
+    a = slots.verify(install, first)["slot"]
+    slots.activate(install, a)
+    b = slots.verify(install, make("v2"))["slot"]
+    slots.activate(install, b)
+    other = keys.load_private(keys.new_key("spare", tmp_path / "spare"))
+    (install / slots.TRUSTED / "spare.pub").write_bytes((tmp_path / "spare" / "spare.pub").read_bytes())
+    (install / slots.TRUSTED / "mill.pub").unlink()
+    with pytest.raises(EdgekitError, match="no longer among the trusted keys"):
+        slots.rollback(install)
+    with pytest.raises(EdgekitError, match="no longer among the trusted keys"):
+        slots.verify(install, first)
+    with pytest.raises(EdgekitError, match="no longer among the trusted keys"):
+        slots.activate(install, a)
+    assert slots.status_links(install) == {"active": b, "previous": a}       # nothing moved
+    src = tmp_path / "src" / "v3"
+    src.mkdir(parents=True)
+    (src / "model.xml").write_text("v3")
+    write_bundle({"model/model.xml": src / "model.xml"}, {"recipe": "r", "artifact": "v3"}, other,
+                 tmp_path / "v3.bundle")
+    c = slots.verify(install, tmp_path / "v3.bundle")["slot"]
+    slots.activate(install, c)
+    assert active_model(install) == "v3" and slots.damaged(install, c) == []

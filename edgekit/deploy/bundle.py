@@ -41,6 +41,7 @@ FORMAT = 2
 MAGIC = b"EDGEKIT-BUNDLE/2\n"
 HEADER_SIZE = 4096
 MANIFEST, PAYLOAD = "bundle.json", "payload"
+SIGNED = "signed.json"        # an unpacked slot's copy of the signed header: which key vouched for it
 MAX_MEMBER = 4 << 30          # 4 GiB: larger than any engine or model a camera runs
 MAX_BUNDLE = 16 << 30         # what a signed header may announce
 
@@ -292,7 +293,7 @@ def open_bundle(path: Path, trusted: Dict[str, Any], dest: Path, max_member: int
     """Authenticate the bundle and unpack its payload into ``dest``, which appears complete and on disk, or not
     at all; returns the manifest."""
     path, dest = Path(path), Path(dest)
-    f, _ = authenticate(path, trusted)
+    f, header = authenticate(path, trusted)
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".{}.".format(dest.name), dir=str(dest.parent)))
     try:
@@ -314,6 +315,7 @@ def open_bundle(path: Path, trusted: Dict[str, Any], dest: Path, max_member: int
                 if left or h.hexdigest() != manifest["files"][name]["sha256"]:
                     raise EdgekitError("{}: {} does not match its signed hash (altered): refused".format(path, name))
             (staging / MANIFEST).write_bytes(tar.extractfile(tar.getmember(MANIFEST)).read())
+            (staging / SIGNED).write_text(json.dumps(header, sort_keys=True))
         if dest.exists():
             raise EdgekitError("{}: exists; a bundle is unpacked into a new folder".format(dest))
         _synced_tree(staging)

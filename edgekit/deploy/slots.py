@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from edgekit.deploy import keys
-from edgekit.deploy.bundle import MANIFEST, fsync_dir, open_bundle
+from edgekit.deploy.bundle import MANIFEST, SIGNED, fsync_dir, open_bundle
 from edgekit.errors import EdgekitError
 
 ACTIVE, PREVIOUS, SLOTS, TRUSTED = "active", "previous", "slots", "trusted"
@@ -60,9 +60,22 @@ def verify(install: Path, bundle: Path) -> Dict[str, Any]:
     slot = bundle_id(bundle)
     dest = install / SLOTS / slot
     if dest.is_dir() and (dest / MANIFEST).is_file():
+        vouched(install, slot)
         return dict(json.loads((dest / MANIFEST).read_text()), slot=slot)
     manifest = open_bundle(bundle, trusted, dest)
     return dict(manifest, slot=slot)
+
+
+def vouched(install: Path, slot: str) -> None:
+    """Refuse a slot whose signing key is no longer among the camera's trusted keys (a key withdrawn from
+    ``trusted/`` withdraws every slot it signed: none is re-verified, activated or rolled back to)."""
+    try:
+        key = json.loads((Path(install) / SLOTS / slot / SIGNED).read_text())["key"]
+    except (OSError, ValueError, KeyError, TypeError):
+        raise EdgekitError("{}: slot {} has no record of its signing key: refused".format(install, slot)) from None
+    if key not in keys.trusted(Path(install) / TRUSTED):
+        raise EdgekitError("{}: slot {} was signed by key {}, which is no longer among the trusted keys: "
+                           "refused".format(install, slot, key))
 
 
 def activate(install: Path, slot: str) -> Dict[str, Optional[str]]:
@@ -70,6 +83,7 @@ def activate(install: Path, slot: str) -> Dict[str, Optional[str]]:
     install = Path(install)
     if not (install / SLOTS / slot / MANIFEST).is_file():
         raise EdgekitError("{}: no verified slot {}".format(install / SLOTS, slot))
+    vouched(install, slot)
     current = _link(install, ACTIVE)
     if current != slot:
         if current is not None:
@@ -85,6 +99,7 @@ def rollback(install: Path) -> Dict[str, Optional[str]]:
     previous, current = _link(install, PREVIOUS), _link(install, ACTIVE)
     if previous is None or not (install / SLOTS / previous / MANIFEST).is_file():
         raise EdgekitError("{}: no previous slot to return to".format(install))
+    vouched(install, previous)
     _point(install, ACTIVE, previous)
     if current is not None:
         _point(install, PREVIOUS, current)
@@ -111,7 +126,7 @@ def damaged(install: Path, slot: str) -> list:
         with open(str(path), "rb") as f:
             if hashlib.sha256(f.read()).hexdigest() != entry["sha256"]:
                 found.append(name + " (altered)")
-    listed = set(files) | {MANIFEST}
+    listed = set(files) | {MANIFEST, SIGNED}
     found += [p.relative_to(folder).as_posix() + " (not listed)" for p in folder.rglob("*")
               if p.is_file() and p.relative_to(folder).as_posix() not in listed]
     return found
