@@ -207,3 +207,36 @@ def test_the_throughput_benchmark_runs_at_ci_size(camera) -> None:
                           env={**os.environ, "EDGEKIT_NO_PROGRESS": "1", "COLUMNS": "200"})
     assert done.returncode == 0, done.stdout[-1500:] + done.stderr[-1500:]
     assert "best run" in done.stdout and "│ 60 " in done.stdout     # every frame answered
+
+
+def test_the_previous_slot_runs_the_line_when_the_active_one_cannot_load(camera, tmp_path) -> None:
+    """What a power cut between unpacking and syncing leaves (an active slot of empty files): the line starts
+    on the previous slot, says why, and reports it (``edgekit_running_previous_slot``)."""
+    import shutil
+
+    install = tmp_path / "camera"
+    shutil.copytree(camera["install"], install, symlinks=True)
+    slots.activate(install, slots.verify(install, camera["second_bundle"])["slot"])
+    assert slots.status_links(install) == {"active": camera["second"], "previous": camera["first"]}
+    for path in (install / slots.SLOTS / camera["second"] / "model").iterdir():
+        path.write_bytes(b"")                                  # the model's files, never synced
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for image in camera["images"][:3]:
+        (folder / image.name).write_bytes(image.read_bytes())
+    out, said = io.StringIO(), []
+    summary = run(RunOptions(str(folder), install, status_port=None), out, log=said.append)
+    assert [r["slot"] for r in _lines(out.getvalue())] == [camera["first"]] * 3
+    assert summary["fallback"].startswith(f"active slot {camera['second']} cannot load")
+    assert any(f"running the previous slot {camera['first']}" in line for line in said)
+    from edgekit.line.status import LineMetrics
+
+    metrics = LineMetrics()
+    metrics.fallback(summary["fallback"])
+    from prometheus_client import generate_latest
+
+    assert b"edgekit_running_previous_slot 1.0" in generate_latest(metrics.registry)
+    for path in (install / slots.SLOTS / camera["first"] / "model").iterdir():
+        path.write_bytes(b"")                                  # neither can load: the run says so
+    with pytest.raises(Exception):
+        run(RunOptions(str(folder), install, status_port=None), io.StringIO(), log=said.append)

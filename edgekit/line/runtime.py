@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Callable
 
-from edgekit.deploy.slots import ACTIVE, status_links
+from edgekit.deploy.slots import ACTIVE, PREVIOUS, status_links
 from edgekit.errors import EdgekitError
 from edgekit.line.model import LineModel
 from edgekit.line.sources import open_source, prefetch
@@ -75,6 +75,22 @@ class SlotWatcher:
             self._loading = None
 
 
+def first_model(install: Path, threads: int | None, log: Callable[[str], None]) -> tuple[LineModel, str | None]:
+    """The active slot's model; when it cannot load (a power cut mid-flash, a slot the camera cannot run), the
+    previous slot's, with the reason it stands in. The line runs whenever either can."""
+    links = status_links(install)
+    if links[ACTIVE] is None:
+        raise EdgekitError(f"{install}: no active slot (flash a bundle first)")
+    try:
+        return LineModel.from_slot(install, links[ACTIVE], threads), None
+    except Exception as exc:  # noqa: BLE001 - any failure: the previous slot may still run the line
+        if links[PREVIOUS] is None:
+            raise
+        reason = f"active slot {links[ACTIVE]} cannot load ({str(exc).splitlines()[0][:200]})"
+        log(f"{reason}; running the previous slot {links[PREVIOUS]}")
+        return LineModel.from_slot(install, links[PREVIOUS], threads), reason
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
 
@@ -84,13 +100,14 @@ def run(opts: RunOptions, out: IO[str] = sys.stdout, log: Callable[[str], None] 
     """Run until the source ends (or ``max_frames``); returns the summary."""
     log = log or (lambda line: print(f"edgekit run: {line}", file=sys.stderr, flush=True))
     install = Path(opts.install)
-    slot = status_links(install)[ACTIVE]
-    if slot is None:
+    if status_links(install)[ACTIVE] is None:
         raise EdgekitError(f"{install}: no active slot (flash a bundle first)")
     source = open_source(opts.source)                      # checked before the model is loaded
-    model = LineModel.from_slot(install, slot, opts.threads)
+    model, fallback = first_model(install, opts.threads, log)
+    slot = status_links(install)[ACTIVE]                   # not tried again until the link changes
     metrics = LineMetrics()
     metrics.running(model.describe())
+    metrics.fallback(fallback)
     server = serve(metrics, opts.status_host, opts.status_port) if opts.status_port is not None else None
     if server is not None:
         log(f"status: http://{opts.status_host}:{server.server_port}/metrics and /healthz")
@@ -116,6 +133,7 @@ def run(opts: RunOptions, out: IO[str] = sys.stdout, log: Callable[[str], None] 
                 pre[0] = model.recipe.preprocess
                 metrics.swapped(True)
                 metrics.running(model.describe())
+                metrics.fallback(None)
             t0 = time.perf_counter()
             by, x = frame.prepared
             answer = model.answer(x if by == model.recipe.preprocess else model.recipe.preprocess(frame.image))
@@ -140,6 +158,7 @@ def run(opts: RunOptions, out: IO[str] = sys.stdout, log: Callable[[str], None] 
         if server is not None:
             server.shutdown()
         model.close()
-    return {"source": opts.source, "install": str(install), "model": model.describe(), "ended": _now(),
+    return {"source": opts.source, "install": str(install), "model": model.describe(), "fallback": fallback,
+            "ended": _now(),
             "seconds": round(elapsed, 3), "throughput_fps": round(written / elapsed, 2) if elapsed else 0.0,
             **metrics.summary()}

@@ -13,7 +13,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from socketserver import ThreadingMixIn
 
 import numpy as np
-from prometheus_client import CollectorRegistry, Counter, Histogram, Info, make_wsgi_app
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, make_wsgi_app
 from prometheus_client.core import GaugeMetricFamily
 
 from edgekit.errors import EdgekitError
@@ -37,6 +37,8 @@ class LineMetrics:
         self.swap_failures = Counter("edgekit_model_swap_failures", "New active slots that failed to load (the "
                                      "running model kept)", registry=r)
         self.bundle = Info("edgekit_active_bundle", "The model running", registry=r)
+        self.on_previous = Gauge("edgekit_running_previous_slot", "1 while the previous slot runs because the "
+                                 "active one cannot load", registry=r)
         self.last_frame = 0.0
         self.counts: collections.Counter = collections.Counter()      # the same figures, for the summary
         self._lock = threading.Lock()
@@ -67,6 +69,10 @@ class LineMetrics:
 
     def running(self, described: dict[str, Any]) -> None:
         self.bundle.info({k: str(v) for k, v in described.items()})
+
+    def fallback(self, reason: str | None) -> None:
+        """Whether the previous slot stands in for an active one that cannot load (``reason``), or not."""
+        self.on_previous.set(1 if reason else 0)
 
     def window(self) -> tuple[float, dict[float, float]]:
         """fps and latency quantiles (seconds) over the last ``WINDOW`` frames."""
