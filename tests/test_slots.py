@@ -129,3 +129,19 @@ def test_a_withdrawn_key_withdraws_the_slots_it_signed(camera, tmp_path) -> None
     c = slots.verify(install, tmp_path / "v3.bundle")["slot"]
     slots.activate(install, c)
     assert active_model(install) == "v3" and slots.damaged(install, c) == []
+
+
+def test_the_slot_a_running_line_holds_is_never_removed(camera) -> None:
+    """Two flashes while `edgekit run` still runs the first slot: active and previous move on, the held slot
+    stays on disk until its process lets go (or is gone)."""
+    install, make = camera
+    a = slots.verify(install, make("v1"))["slot"]
+    slots.activate(install, a)
+    record = slots.hold(install, a)                        # edgekit run loaded it
+    for version in ("v2", "v3"):
+        slots.activate(install, slots.verify(install, make(version))["slot"])
+    assert a not in slots.status_links(install).values() and (install / slots.SLOTS / a / "bundle.json").is_file()
+    (install / slots.HELD / "999999999").write_text(a)      # a process that is gone holds nothing
+    record.unlink()
+    slots.activate(install, slots.verify(install, make("v4"))["slot"])
+    assert not (install / slots.SLOTS / a).exists() and not (install / slots.HELD / "999999999").exists()

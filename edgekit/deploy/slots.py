@@ -22,6 +22,7 @@ from edgekit.deploy.bundle import MANIFEST, SIGNED, fsync_dir, open_bundle
 from edgekit.errors import EdgekitError
 
 ACTIVE, PREVIOUS, SLOTS, TRUSTED = "active", "previous", "slots", "trusted"
+HELD = "held"          # <install>/held/<pid>: the slot a running process (edgekit run) has loaded
 
 
 def bundle_id(path: Path) -> str:
@@ -106,8 +107,38 @@ def rollback(install: Path) -> Dict[str, Optional[str]]:
     return status_links(install)
 
 
+def hold(install: Path, slot: str) -> Path:
+    """Record that this process runs ``slot``: no switch removes it while the process lives."""
+    folder = Path(install) / HELD
+    folder.mkdir(exist_ok=True)
+    path = folder / str(os.getpid())
+    tmp = folder / ".{}".format(os.getpid())
+    tmp.write_text(slot)
+    os.replace(str(tmp), str(path))
+    return path
+
+
+def held(install: Path) -> set:
+    """The slots live processes hold (the records of processes that are gone are removed)."""
+    found = set()
+    folder = Path(install) / HELD
+    for record in folder.iterdir() if folder.is_dir() else ():
+        try:
+            os.kill(int(record.name), 0)
+        except ProcessLookupError:
+            record.unlink()
+            continue
+        except (ValueError, PermissionError):
+            pass                                          # not a pid, or another user's process: kept
+        try:
+            found.add(record.read_text().strip())
+        except FileNotFoundError:                         # let go of meanwhile
+            pass
+    return found
+
+
 def _prune(install: Path) -> None:
-    keep = {_link(install, ACTIVE), _link(install, PREVIOUS)}
+    keep = {_link(install, ACTIVE), _link(install, PREVIOUS)} | held(install)
     for slot in (install / SLOTS).iterdir() if (install / SLOTS).is_dir() else ():
         if slot.name not in keep:
             shutil.rmtree(str(slot), ignore_errors=True)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Callable
 
-from edgekit.deploy.slots import ACTIVE, PREVIOUS, status_links
+from edgekit.deploy.slots import ACTIVE, PREVIOUS, hold, status_links
 from edgekit.errors import EdgekitError
 from edgekit.line.model import LineModel
 from edgekit.line.sources import open_source, prefetch
@@ -104,6 +104,7 @@ def run(opts: RunOptions, out: IO[str] = sys.stdout, log: Callable[[str], None] 
         raise EdgekitError(f"{install}: no active slot (flash a bundle first)")
     source = open_source(opts.source)                      # checked before the model is loaded
     model, fallback = first_model(install, opts.threads, log)
+    holding = hold(install, model.name)                    # never pruned while this process runs it
     slot = status_links(install)[ACTIVE]                   # not tried again until the link changes
     metrics = LineMetrics()
     metrics.running(model.describe())
@@ -131,6 +132,7 @@ def run(opts: RunOptions, out: IO[str] = sys.stdout, log: Callable[[str], None] 
                 old, model = model, new
                 old.close()
                 pre[0] = model.recipe.preprocess
+                hold(install, model.name)
                 metrics.swapped(True)
                 metrics.running(model.describe())
                 metrics.fallback(None)
@@ -158,6 +160,7 @@ def run(opts: RunOptions, out: IO[str] = sys.stdout, log: Callable[[str], None] 
         if server is not None:
             server.shutdown()
         model.close()
+        holding.unlink()
     return {"source": opts.source, "install": str(install), "model": model.describe(), "fallback": fallback,
             "ended": _now(),
             "seconds": round(elapsed, 3), "throughput_fps": round(written / elapsed, 2) if elapsed else 0.0,
