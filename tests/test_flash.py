@@ -186,3 +186,46 @@ def test_the_interruption_benchmark_passes_a_short_run() -> None:
                  capture_output=True, text=True, env={**os.environ, "EDGEKIT_NO_PROGRESS": "1"})
     assert run.returncode == 0, run.stdout[-1500:] + run.stderr[-1500:]
     assert "8/8 runs left the camera with a valid, verifiable active bundle" in run.stdout
+
+
+def test_a_fleet_isolates_every_cameras_failure(mill, sshd, monkeypatch, tmp_path) -> None:
+    """Beside a healthy camera: one whose identity is not a key (asyncssh's KeyImportError, a ValueError), one
+    whose device app hangs, one that refuses the connection. Each fails alone with its cause, the hang within
+    its time limit (stopped on the camera), and the healthy camera switches."""
+    import time
+
+    monkeypatch.setattr(flash_mod, "DEFAULT_COMMAND_TIMEOUT_S", 3.0)
+    hang = tmp_path / "hang.sh"
+    hang.write_text("#!/bin/sh\nsleep 120\n")
+    hang.chmod(0o755)
+    garbage = tmp_path / "not-a-key"
+    garbage.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\nnot a key\n-----END OPENSSH PRIVATE KEY-----\n")
+    garbage.chmod(0o600)
+    entries = []
+    for name, edit in (("good", {}), ("bad-key", {"identity": garbage}), ("hung", {"python": hang}),
+                       ("closed", {"port": 1})):
+        install = loopback.prepare_install(tmp_path / name, mill["root"] / "keys" / "mill.pub")
+        entry = sshd.fleet_entry(name, install, "intel-cpu", line="hr9")
+        for key, value in edit.items():
+            entry = _with(entry, key, value)
+        entries.append("  - " + entry)
+    fleet_file = tmp_path / "fleet.yaml"
+    fleet_file.write_text(f"known_hosts: {sshd.known_hosts}\ncameras:\n" + "\n".join(entries) + "\n")
+    fleet = load_fleet(fleet_file)
+    started = time.monotonic()
+    results = {r["camera"]: r for r in flash_mod.flash(fleet, fleet.select(line="hr9"), mill["bundle"]("v1"))}
+    assert time.monotonic() - started < 60
+    assert results["good"]["status"] == "active"
+    assert results["bad-key"]["status"] == "failed" and "cannot be used" in results["bad-key"]["error"]
+    assert results["hung"]["status"] == "failed" and "did not finish within 3 s" in results["hung"]["error"]
+    assert results["closed"]["status"] == "failed" and "cannot connect" in results["closed"]["error"]
+    assert slots.status_links(tmp_path / "good")["active"] and not slots.status_links(tmp_path / "hung")["active"]
+
+
+def _with(entry: str, key: str, value) -> str:
+    """A loopback fleet entry (a YAML flow mapping) with ``key`` set to ``value``."""
+    import yaml
+
+    fields = yaml.safe_load(entry)
+    fields[key] = str(value) if not isinstance(value, int) else value
+    return yaml.safe_dump(fields, default_flow_style=True).strip()

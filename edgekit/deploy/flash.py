@@ -26,6 +26,11 @@ from edgekit.deploy.slots import bundle_id
 from edgekit.errors import EdgekitError
 
 Step = Callable[[str], None]          # told each step's name, for progress (and for tests that interrupt)
+CONNECT_TIMEOUT_S = 20.0
+KEEPALIVE_S, KEEPALIVE_MISSES = 10.0, 3          # a camera silent for 30 s is a dropped link
+COMMAND_TIMEOUT_S = {"build": 3600.0}            # a device command's limit (engines build for long on a Nano)
+DEFAULT_COMMAND_TIMEOUT_S = 300.0
+MAX_IN_FLIGHT = 16                               # cameras flashed at once
 STEPS = ("connect", "upload app", "upload bundle", "verify", "golden", "activate")   # every camera's, in order
 
 
@@ -45,17 +50,31 @@ async def _connect(camera: Camera, known_hosts: Path):
     try:
         return await asyncssh.connect(camera.host, port=camera.port, username=camera.user,
                                       client_keys=[str(camera.identity)], known_hosts=str(known_hosts),
-                                      agent_path=None, connect_timeout=20)
+                                      agent_path=None, connect_timeout=CONNECT_TIMEOUT_S,
+                                      keepalive_interval=KEEPALIVE_S, keepalive_count_max=KEEPALIVE_MISSES)
     except asyncssh.HostKeyNotVerifiable as exc:
         raise EdgekitError(f"{camera.name}: host key of {camera.host}:{camera.port} is not the one in "
                            f"{known_hosts} (unknown or changed): refused ({exc.reason})") from None
-    except (OSError, asyncssh.Error) as exc:
-        raise EdgekitError(f"{camera.name}: cannot connect to {camera.host}:{camera.port} ({exc})") from None
+    except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError) as exc:
+        raise EdgekitError(f"{camera.name}: identity {camera.identity} cannot be used ({exc}; a passphrase-"
+                           "protected key needs an agent-free, unencrypted deployment key)") from None
+    except (OSError, asyncssh.Error, asyncio.TimeoutError) as exc:
+        raise EdgekitError(f"{camera.name}: cannot connect to {camera.host}:{camera.port} "
+                           f"({exc or type(exc).__name__})") from None
 
 
 async def _device(conn, camera: Camera, app: str, *args: str) -> Any:
-    """Run ``python3 <app> args...`` on the camera; its one JSON line, or its one-line error."""
-    result = await conn.run(shlex.join([camera.python, app, *args]), check=False)
+    """Run ``python3 <app> args...`` on the camera within its time limit; its one JSON line, or its one-line
+    error. The limit holds on both ends: coreutils' ``timeout`` kills the command on the camera (TERM, then
+    KILL 5 s later), and the workstation stops waiting shortly after, should the link hang instead."""
+    limit = COMMAND_TIMEOUT_S.get(args[0], DEFAULT_COMMAND_TIMEOUT_S)
+    command = ["timeout", "-k", "5", f"{limit:g}", camera.python, app, *args]
+    try:
+        result = await conn.run(shlex.join(command), check=False, timeout=limit + 15)
+    except _asyncssh().TimeoutError:
+        raise EdgekitError(f"{camera.name}: {args[0]} did not answer within {limit:g} s (link hung)") from None
+    if result.exit_status in (124, 137):
+        raise EdgekitError(f"{camera.name}: {args[0]} did not finish within {limit:g} s: stopped on the camera")
     if result.exit_status != 0:
         last = (result.stderr or result.stdout or "").strip().splitlines()
         said = last[-1].removeprefix("error: ") if last else f"exit status {result.exit_status}"
@@ -120,20 +139,24 @@ async def _slot_command(camera: Camera, known_hosts: Path, app: Path, command: s
     return {"camera": camera.name, "status": "ok", **await _on_camera(camera, known_hosts, app, work)}
 
 
-def _gather(cameras: list[Camera], work: Callable[[Camera], Awaitable[dict]]) -> list[dict[str, Any]]:
-    """Run ``work`` on every camera at once; each camera's result or its one-line failure."""
-    asyncssh = _asyncssh()
-
-    async def guarded(camera: Camera) -> dict[str, Any]:
-        try:
-            return await work(camera)
-        except EdgekitError as exc:
-            return {"camera": camera.name, "status": "failed", "error": str(exc)}
-        except (OSError, asyncssh.Error) as exc:      # the link dropped mid-step
-            return {"camera": camera.name, "status": "failed", "error": f"{camera.name}: {exc}"}
+def _gather(cameras: list[Camera], work: Callable[[Camera], Awaitable[dict]],
+            max_in_flight: int = MAX_IN_FLIGHT) -> list[dict[str, Any]]:
+    """Run ``work`` on the cameras, ``max_in_flight`` at a time; each camera's result or its one-line failure.
+    Whatever goes wrong with one camera (a refused key, a dropped link, a bug met on its answers) is that
+    camera's failure and never cancels or holds another."""
+    async def guarded(camera: Camera, room: asyncio.Semaphore) -> dict[str, Any]:
+        async with room:
+            try:
+                return await work(camera)
+            except EdgekitError as exc:
+                return {"camera": camera.name, "status": "failed", "error": str(exc)}
+            except Exception as exc:  # noqa: BLE001 - the link dropped mid-step, or anything else: this camera's
+                return {"camera": camera.name, "status": "failed",
+                        "error": f"{camera.name}: {type(exc).__name__}: {exc}"}
 
     async def everything() -> list[dict[str, Any]]:
-        return list(await asyncio.gather(*(guarded(c) for c in cameras)))
+        room = asyncio.Semaphore(max(1, max_in_flight))
+        return list(await asyncio.gather(*(guarded(c, room) for c in cameras)))
     return asyncio.run(everything())
 
 
