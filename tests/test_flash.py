@@ -64,6 +64,21 @@ def test_flash_switches_the_active_slot_and_rollback_returns(mill) -> None:
     assert not list((mill["root"] / "cam-a" / "incoming").iterdir())       # nothing left in transit
 
 
+def test_reflashing_the_active_bundle_changes_nothing(mill) -> None:
+    """The bundle the camera runs, flashed again: verified, found active, and nothing rebuilt or switched (a
+    device kit's engines are never rebuilt in the slot the line runs)."""
+    fleet = mill["fleet"]
+    cam = fleet.select(names=["cam-a"])
+    first = mill["bundle"]("v1")
+    flash_mod.flash(fleet, cam, first)
+    before = slots.status_links(mill["root"] / "cam-a")
+    steps = []
+    again = flash_mod.flash(fleet, cam, first, step=lambda camera, name: steps.append(name))[0]
+    assert again["status"] == "active" and again["golden"] == "already active: nothing changed"
+    assert "activate" not in steps and "build engines" not in steps
+    assert slots.status_links(mill["root"] / "cam-a") == before
+
+
 def test_two_cameras_are_flashed_at_once(mill) -> None:
     fleet = mill["fleet"]
     results = flash_mod.flash(fleet, fleet.select(line="hr1"), mill["bundle"]("v1"))

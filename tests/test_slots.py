@@ -143,5 +143,7 @@ def test_the_slot_a_running_line_holds_is_never_removed(camera) -> None:
     assert a not in slots.status_links(install).values() and (install / slots.SLOTS / a / "bundle.json").is_file()
     (install / slots.HELD / "999999999").write_text(a)      # a process that is gone holds nothing
     record.unlink()
+    (install / slots.ENGINES / a / "tensorrt-fp16").mkdir(parents=True)      # the engines built for it
     slots.activate(install, slots.verify(install, make("v4"))["slot"])
     assert not (install / slots.SLOTS / a).exists() and not (install / slots.HELD / "999999999").exists()
+    assert not (install / slots.ENGINES / a).exists()

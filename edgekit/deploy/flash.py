@@ -118,7 +118,13 @@ async def flash_one(camera: Camera, known_hosts: Path, bundle: Path, app: Path, 
             verified = await _device(conn, camera, remote_app, "verify", remote_bundle, "--install", camera.install)
         finally:
             await sftp.remove(remote_bundle)
-        if verified.get("kind") == "device-kit":       # TensorRT engines are built on the camera, beside the slot
+        links = await _device(conn, camera, remote_app, "status", "--install", camera.install)
+        in_use = {name: (link or {}).get("slot") for name, link in links.items()}
+        if verified["slot"] == in_use["active"]:       # this very bundle runs already: nothing is rebuilt or moved
+            return {"camera": camera.name, "status": "active", **in_use, "golden": "already active: nothing changed"}
+        if verified.get("kind") == "device-kit" and verified["slot"] != in_use["previous"]:
+            # TensorRT engines are built on the camera, beside the slot; the previous slot's, built and checked
+            # when it was flashed, are never rebuilt in place (a rollback must find them as they were)
             step("build engines")
             slot = f"{camera.install}/slots/{verified['slot']}"
             await _device(conn, camera, remote_app, "build", "--kit", f"{slot}/model", "--out",

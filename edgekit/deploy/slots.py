@@ -23,6 +23,7 @@ from edgekit.errors import EdgekitError
 
 ACTIVE, PREVIOUS, SLOTS, TRUSTED = "active", "previous", "slots", "trusted"
 HELD = "held"          # <install>/held/<pid>: the slot a running process (edgekit run) has loaded
+ENGINES = "engines"    # <install>/engines/<slot>/: TensorRT engines a device-kit slot had built on the camera
 
 
 def bundle_id(path: Path) -> str:
@@ -139,9 +140,10 @@ def held(install: Path) -> set:
 
 def _prune(install: Path) -> None:
     keep = {_link(install, ACTIVE), _link(install, PREVIOUS)} | held(install)
-    for slot in (install / SLOTS).iterdir() if (install / SLOTS).is_dir() else ():
-        if slot.name not in keep:
-            shutil.rmtree(str(slot), ignore_errors=True)
+    for folder in (SLOTS, ENGINES):               # a slot and the engines built for it go together
+        for slot in (install / folder).iterdir() if (install / folder).is_dir() else ():
+            if slot.name not in keep:
+                shutil.rmtree(str(slot), ignore_errors=True)
 
 
 def damaged(install: Path, slot: str) -> list:

@@ -11,10 +11,9 @@ from edgekit.backends import get_backend
 from edgekit.backends.tensorrt.engine import ENGINE_FILE
 from edgekit.backends.tensorrt.kit_build import engine_dir
 from edgekit.deploy.bundle import MANIFEST
-from edgekit.deploy.slots import SLOTS
+from edgekit.deploy.slots import ENGINES, SLOTS
 from edgekit.errors import EdgekitError
 
-ENGINES = "engines"                 # <install>/engines/<slot>/tensorrt-<precision>/: built on the camera
 PREFERENCE = ("int8", "fp16", "fp32")       # fastest first: what a slot runs, and what a bundle carries
 
 
