@@ -205,7 +205,7 @@ def test_a_sparse_member_is_refused_even_when_signed(signer, payload, tmp_path) 
 
 def test_an_unpacked_slot_is_on_disk_before_it_is_renamed_into_place(signer, payload, tmp_path, monkeypatch) -> None:
     """Write, fsync every file and folder, rename, fsync the parent: the order file systems need for a slot to
-    survive a power cut (a power cut itself is measured by benchmarks/flash_interrupt.py)."""
+    survive a power cut (dropped writes need device-mapper, which benchmarks/flash_interrupt.py reports absent here)."""
     key, trusted = signer
     write_bundle(payload, {}, key, tmp_path / "b.bundle")
     events = []

@@ -78,6 +78,8 @@ async def _device(conn, camera: Camera, app: str, *args: str) -> Any:
     if result.exit_status != 0:
         last = (result.stderr or result.stdout or "").strip().splitlines()
         said = last[-1].removeprefix("error: ") if last else f"exit status {result.exit_status}"
+        if result.exit_signal:
+            said = f"{args[0]} was killed on the camera ({result.exit_signal[0]})"
         raise EdgekitError(f"{camera.name}: {said}")
     lines = (result.stdout or "").strip().splitlines()
     try:
@@ -101,6 +103,9 @@ async def _on_camera(camera: Camera, known_hosts: Path, app: Path, work, step: S
     async with await _connect(camera, known_hosts) as conn, conn.start_sftp_client() as sftp:
         for folder in ("app", "incoming"):
             await sftp.makedirs(f"{camera.install}/{folder}", exist_ok=True)
+        for name in await sftp.listdir(f"{camera.install}/incoming"):       # transfers an earlier cut left
+            if name.endswith(".part"):
+                await sftp.remove(f"{camera.install}/incoming/{name}")
         step("upload app")
         if not await sftp.exists(remote_app):
             await _put(sftp, app, remote_app)
