@@ -358,8 +358,9 @@ def _fleet_table(title: str, results: list[dict]) -> None:
                 [[r["camera"], r["status"], _slot(r.get("active")), _slot(r.get("previous")),
                   r.get("error") or r.get("golden") or r.get("bundle") or ""] for r in results], out)
     failed = [r["camera"] for r in results if r["status"] == "failed"]
-    if failed:
-        raise EdgekitError(f"{len(failed)} camera(s) did not take it: {', '.join(failed)}")
+    if failed:                      # some cameras did: exit 1 naming the others (2 is kept for bad input)
+        Console(stderr=True).print(escape(f"error: {len(failed)} camera(s) did not take it: {', '.join(failed)}"))
+        raise typer.Exit(1)
 
 
 def _slot(value) -> str:
