@@ -16,6 +16,7 @@ import asyncio
 import json
 import shlex
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
@@ -157,13 +158,15 @@ def _gather(cameras: list[Camera], work: Callable[[Camera], Awaitable[dict]],
     camera's failure and never cancels or holds another."""
     async def guarded(camera: Camera, room: asyncio.Semaphore) -> dict[str, Any]:
         async with room:
+            started = time.monotonic()
             try:
-                return await work(camera)
+                result = await work(camera)
             except EdgekitError as exc:
-                return {"camera": camera.name, "status": "failed", "error": str(exc)}
+                result = {"camera": camera.name, "status": "failed", "error": str(exc)}
             except Exception as exc:  # noqa: BLE001 - the link dropped mid-step, or anything else: this camera's
-                return {"camera": camera.name, "status": "failed",
-                        "error": f"{camera.name}: {type(exc).__name__}: {exc}"}
+                result = {"camera": camera.name, "status": "failed",
+                          "error": f"{camera.name}: {type(exc).__name__}: {exc}"}
+            return {**result, "seconds": round(time.monotonic() - started, 2)}
 
     async def everything() -> list[dict[str, Any]]:
         room = asyncio.Semaphore(max(1, max_in_flight))

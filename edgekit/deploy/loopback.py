@@ -82,7 +82,8 @@ def start(root: Path) -> LoopbackCamera:
         f"SetEnv PATH={Path(sys.executable).parent}:/usr/bin:/bin", ""]))
     if os.geteuid() == 0:
         Path("/run/sshd").mkdir(exist_ok=True)      # the privilege-separation folder sshd wants when root
-    proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE)
+    with open(root / "sshd.log", "wb") as log:      # a file, not a pipe: a busy fleet's log never blocks sshd
+        proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(config)], stderr=log)
     for _ in range(200):
         with socket.socket() as s:
             if s.connect_ex(("127.0.0.1", port)) == 0:
@@ -94,7 +95,7 @@ def start(root: Path) -> LoopbackCamera:
         proc.kill()
         raise EdgekitError("sshd did not start in 10 s")
     if proc.poll() is not None:
-        raise EdgekitError(f"sshd did not start: {proc.stderr.read().decode()[-300:]}")
+        raise EdgekitError(f"sshd did not start: {(root / 'sshd.log').read_text()[-300:]}")
     known = root / "known_hosts"
     known.write_text(f"[127.0.0.1]:{port} {Path(f'{host_key}.pub').read_text()}")
     return LoopbackCamera(root, port, client_key, known, host_key, proc)
