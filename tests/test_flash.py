@@ -207,6 +207,17 @@ def test_the_interruption_benchmark_passes_a_short_run() -> None:
     assert sum(int(r[3]) for r in rows if r[1].strip() != "none") >= 1      # processes were killed on the camera
 
 
+def test_the_fleet_benchmark_passes_at_ci_size() -> None:
+    """benchmarks/fleet_flash.py with 10 cameras (the recorded run has 50): every fault named, the rest switched."""
+    import subprocess as sp
+
+    script = Path(__file__).parent.parent / "benchmarks" / "fleet_flash.py"
+    run = sp.run([sys.executable, str(script), "--cameras", "10", "--faulty", "0.5", "--command-timeout", "6"],
+                 capture_output=True, text=True, env={**os.environ, "EDGEKIT_NO_PROGRESS": "1"}, timeout=300)
+    assert run.returncode == 0, run.stdout[-1500:] + run.stderr[-1500:]
+    assert "10/10 cameras as expected" in run.stdout
+
+
 def test_a_fleet_isolates_every_cameras_failure(mill, sshd, monkeypatch, tmp_path) -> None:
     """Beside a healthy camera: one whose identity is not a key (asyncssh's KeyImportError, a ValueError), one
     whose device app hangs, one that refuses the connection. Each fails alone with its cause, the hang within
