@@ -37,7 +37,7 @@ from edgekit.stages.bench import machine
 RESULTS = Path(__file__).parent / "results"
 FAULTS = ("hangs", "dies", "host key", "full disk", "passphrase")
 CAUSE = {"hangs": "did not finish within", "dies": "was killed on the camera", "host key": "host key",
-         "full disk": "", "passphrase": "cannot be used"}
+         "full disk": "KiB free", "passphrase": "cannot be used"}
 
 
 def _script(path: Path, body: str) -> Path:

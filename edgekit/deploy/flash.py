@@ -89,11 +89,22 @@ async def _device(conn, camera: Camera, app: str, *args: str) -> Any:
         raise EdgekitError(f"{camera.name}: {args[0]} answered no JSON line") from None
 
 
-async def _put(sftp, local: Path, remote: str, step: Step = lambda name: None) -> None:
-    """Upload to ``remote.part``, then rename into place: a killed transfer leaves no file under the name."""
+async def _put(sftp, camera: Camera, local: Path, remote: str, step: Step = lambda name: None) -> None:
+    """Upload to ``remote.part``, then rename into place: a killed transfer leaves no file under the name. A
+    refused write is named with the room left on the camera (SFTP servers report a full disk as "Failure")."""
     def progress(src: bytes, dst: bytes, done: int, total: int) -> None:
         step(f"sent {done}/{total}")
-    await sftp.put(str(local), remote + ".part", progress_handler=progress)
+    try:
+        await sftp.put(str(local), remote + ".part", progress_handler=progress)
+    except _asyncssh().SFTPError as exc:
+        try:
+            vfs = await sftp.statvfs(camera.install)
+            room = (f"; {vfs.bavail * vfs.frsize // 1024} KiB free in {camera.install}, "
+                    f"{local.stat().st_size // 1024} KiB to send")
+        except _asyncssh().SFTPError:
+            room = ""
+        raise EdgekitError(f"{camera.name}: upload of {Path(remote).name} refused by the camera "
+                           f"({exc.reason}{room})") from None
     await sftp.posix_rename(remote + ".part", remote)
 
 
@@ -109,7 +120,7 @@ async def _on_camera(camera: Camera, known_hosts: Path, app: Path, work, step: S
                 await sftp.remove(f"{camera.install}/incoming/{name}")
         step("upload app")
         if not await sftp.exists(remote_app):
-            await _put(sftp, app, remote_app)
+            await _put(sftp, camera, app, remote_app)
         return await work(conn, sftp, remote_app)
 
 
@@ -118,7 +129,7 @@ async def flash_one(camera: Camera, known_hosts: Path, bundle: Path, app: Path, 
 
     async def work(conn, sftp, remote_app: str) -> dict[str, Any]:
         step("upload bundle")
-        await _put(sftp, bundle, remote_bundle, step)
+        await _put(sftp, camera, bundle, remote_bundle, step)
         step("verify")
         try:
             verified = await _device(conn, camera, remote_app, "verify", remote_bundle, "--install", camera.install)
