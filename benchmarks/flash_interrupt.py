@@ -33,16 +33,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from edgekit.artifacts import write_json
 from edgekit.deploy import flash as flash_mod
 from edgekit.deploy import keys, loopback, slots
 from edgekit.deploy.fleet import load_fleet
 from edgekit.line import golden
 from edgekit.line.slot_runner import load_runner, slot_dir
 from edgekit.report import markdown_table
-from edgekit.stages.bench import machine
+from run_tables import record
 
-RESULTS = Path(__file__).parent / "results"
 STEPS = ("upload bundle", "verify", "golden", "activate")
 POINTS = STEPS + ("none",)
 
@@ -212,13 +210,9 @@ def main() -> int:
                + (f"not run ({cut})." if cut else "available but not implemented in this script."))
     print(table + "\n\n" + summary)
     if args.name:
-        m = machine()
-        write_json(RESULTS / f"{args.name}.json", {"runs": rows, "good": good, "machine": m, "seed": args.seed,
-                                                   "weights_kib": args.weights_kib, "durations_s": durations,
-                                                   "power_cut": cut or "available"})
-        (RESULTS / f"{args.name}.md").write_text(
-            f"# {args.name}\n\n`python benchmarks/flash_interrupt.py --runs {args.runs} --seed {args.seed} --name "
-            f"{args.name}` on {m['processor']}, loopback OpenSSH camera.\n\n{table}\n\n{summary}\n")
+        record(args.name, "Flashes killed on the camera's side", table + "\n\n" + summary,
+               {"runs": rows, "good": good, "seed": args.seed, "weights_kib": args.weights_kib,
+                "durations_s": durations, "power_cut": cut or "available"})
     return 0 if good == len(rows) else 1
 
 

@@ -27,14 +27,12 @@ from pathlib import Path
 
 import yaml
 
-from edgekit.artifacts import write_json
 from edgekit.deploy import flash as flash_mod
 from edgekit.deploy import keys, loopback, slots
 from edgekit.deploy.fleet import load_fleet
 from edgekit.report import markdown_table
-from edgekit.stages.bench import machine
+from run_tables import record
 
-RESULTS = Path(__file__).parent / "results"
 FAULTS = ("hangs", "dies", "host key", "full disk", "passphrase")
 CAUSE = {"hangs": "did not finish within", "dies": "was killed on the camera", "host key": "host key",
          "full disk": "KiB free", "passphrase": "cannot be used"}
@@ -130,13 +128,9 @@ def main() -> int:
                f"{args.command_timeout:g} s; the longest healthy camera's flash {healthy_last:.0f} s (once in flight).")
     print(table + "\n\n" + summary)
     if args.name:
-        m = machine()
-        write_json(RESULTS / f"{args.name}.json", {"cameras": rows, "wall_s": round(wall, 1), "machine": m,
-                                                   "in_flight": args.in_flight,
-                                                   "command_timeout_s": args.command_timeout})
-        (RESULTS / f"{args.name}.md").write_text(
-            f"# {args.name}\n\n`python benchmarks/fleet_flash.py --cameras {args.cameras} --name {args.name}` on "
-            f"{m['processor']}, loopback OpenSSH cameras.\n\n{table}\n\n{summary}\n")
+        record(args.name, "A fleet flash with broken cameras", table + "\n\n" + summary,
+               {"cameras": rows, "wall_s": round(wall, 1), "in_flight": args.in_flight,
+                "command_timeout_s": args.command_timeout})
     return 0 if good_n == len(rows) else 1
 
 

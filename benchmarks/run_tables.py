@@ -34,7 +34,13 @@ def run_recipe(args: argparse.Namespace) -> Recipe:
 def publish(name: str, title: str, headers: list[str], table: list[list], results: dict) -> None:
     """Print the table; write ``results`` (with the machine and the command added) and the table."""
     print_table(title, headers, table)
-    results = {**results, "machine": machine(), "command": " ".join(sys.argv)}
+    record(name, title, markdown_table(headers, table), results)
+
+
+def record(name: str, title: str, markdown: str, results: dict) -> None:
+    """Write ``results/NAME.json`` (``results`` with the machine and the command that made it) and
+    ``results/NAME.md`` (the title, machine, command and ``markdown``)."""
+    results = {**results, "machine": machine(), "command": "python " + " ".join(sys.argv)}
     write_json(RESULTS / f"{name}.json", results)
     (RESULTS / f"{name}.md").write_text(f"# {title}\n\nMachine: {results['machine']}\n\n"
-                                        f"Command: `{results['command']}`\n\n{markdown_table(headers, table)}\n")
+                                        f"Command: `{results['command']}`\n\n{markdown}\n")
