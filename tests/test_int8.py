@@ -332,3 +332,24 @@ def test_nncf_activation_ranges_follow_the_calibration_method(tmp_path) -> None:
     assert highs["minmax"] == pytest.approx(8.0, rel=0.01)        # the global maximum, as the Q/DQ model's
     assert highs[None] < 2.5                                       # NNCF's default: the mean of per-image maxima
     assert highs["percentile"] < 1.0                               # each image's 99th percentile, averaged
+
+
+def test_the_bound_lets_the_drop_decide_where_the_held_aside_set_cannot() -> None:
+    """200 held-aside images, INT8 2 answers worse and 1 better (drop 0.5): the paired gate cannot decide at
+    1 point (it would warn), so the drop decides and the model is within; a drop the evidence shows beyond the
+    bound (10 worse) never is."""
+    from edgekit.int8 import accuracy
+
+    fp32 = np.zeros(200, bool)
+    fp32[:190] = True
+    mixed = fp32.copy()
+    mixed[[0, 1]] = False
+    mixed[199] = True
+    worse = fp32.copy()
+    worse[:10] = False
+    models = {"fp32": fp32, "mixed": mixed, "worse": worse}
+    bound = accuracy.Bound(lambda path: Answers.right_or_wrong(models[str(path)]), [], max_drop=1.0)
+    _, evidence = bound.check("fp32", "mixed")
+    assert evidence["status"] == "warn" and evidence["within"] and evidence["drop"] == pytest.approx(0.5)
+    _, evidence = bound.check("fp32", "worse")
+    assert evidence["status"] == "fail" and not evidence["within"]
