@@ -88,6 +88,12 @@ def publish(row: dict) -> list[dict]:
     rows = [r for r in rows if (r["cpu_class"], r["emulated"], r["date"]) != (row["cpu_class"], row["emulated"], row["date"])]
     rows.append(row)
     write_json(path, rows)
+    write_table(rows)
+    return rows
+
+
+def write_table(rows: list[dict]) -> None:
+    """results/main-command.md from the recorded rows."""
     table = [[r["date"], r["cpu"], ", ".join(r["isa"]) or "-", r["cpu_class"] + (f" (emulated: {r['emulated']})"
               if r["emulated"] else ""), f"{r['wall_s'] / 60:.1f} min", r["test_images"],
               " / ".join(f"{v:.2f}" for v in r["accuracy"].values()),
@@ -98,12 +104,13 @@ def publish(row: dict) -> list[dict]:
     artifacts = " / ".join(rows[-1]["accuracy"])
     text = ["# The README's main command, per CPU class", "",
             f"`{' '.join(COMMAND)}` in a fresh folder with a fresh HOME, recorded by `benchmarks/main_command.py`. "
-            f"Accuracy % of {artifacts} on the built-in test split; INT8 changed: test answers the INT8 artifact got "
-            "wrong where FP32 was right / right where FP32 was wrong; its drop's 95 % interval (exact McNemar).", "",
+            f"Accuracy % of {artifacts} on the built-in test split. INT8 changed: test answers the INT8 artifact got "
+            "wrong where FP32 was right / right where FP32 was wrong / wrong in another way where FP32 was wrong. "
+            "INT8 agrees: the share of test images where it gave FP32's answer. INT8 drop: its 95 % interval "
+            "(exact McNemar).", "",
             markdown_table(["date", "CPU", "INT8/bf16 flags", "class", "wall", "test images", "accuracy %",
                             "INT8 changed", "INT8 agrees", "INT8 drop", "gates"], table), ""]
     RESULTS.with_suffix(".md").write_text("\n".join(text))
-    return rows
 
 
 def main() -> None:
