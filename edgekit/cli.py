@@ -354,8 +354,8 @@ Every = Annotated[bool, typer.Option("--all", help="Every camera of the fleet")]
 
 
 def _fleet_table(title: str, results: list[dict]) -> None:
-    print_table(title, ["camera", "status", "active", "previous", "detail"],
-                [[r["camera"], r["status"], _slot(r.get("active")), _slot(r.get("previous")),
+    print_table(title, ["camera", "status", "active", "previous", "seconds", "detail"],
+                [[r["camera"], r["status"], _slot(r.get("active")), _slot(r.get("previous")), r.get("seconds"),
                   r.get("error") or r.get("golden") or r.get("bundle") or ""] for r in results], out)
     failed = [r["camera"] for r in results if r["status"] == "failed"]
     if failed:                      # some cameras did: exit 1 naming the others (2 is kept for bad input)
