@@ -21,6 +21,7 @@ for right/wrong answers, the bootstrap otherwise) against the paper's figure les
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Callable
 
 import numpy as np
@@ -46,6 +47,11 @@ class Answers:
     @property
     def value(self) -> float | None:
         return self.figure(np.ones(len(self.quality)))
+
+    @cached_property
+    def one_image(self) -> float:
+        """What one test image weighs in the figure (computed once: every gate against this reference reads it)."""
+        return one_image(self)
 
     @classmethod
     def right_or_wrong(cls, right: np.ndarray, answer: np.ndarray | None = None) -> "Answers":
@@ -145,7 +151,7 @@ def paired_drop(reference: Answers, candidate: Answers, allowed: float, seed: in
     if reference.answer is not None and candidate.answer is not None:
         changed = int(np.sum(np.asarray(reference.answer) != np.asarray(candidate.answer)))
     out = {"images": n, "worse": worse, "better": better, "changed": changed, "drop": drop,
-           "allowed": allowed, "level": LEVEL, "one_image": one_image(reference)}
+           "allowed": allowed, "level": LEVEL, "one_image": reference.one_image}
     if reference.exact and candidate.exact:
         low, high = _exact_drop(worse, better, n)
         discordant = worse + better
@@ -176,7 +182,7 @@ def at_least(answers: Answers, target: float, seed: int = 0) -> dict:
     reaches it, fail when its upper end is below it, warn otherwise."""
     n = len(answers.quality)
     value = answers.value
-    out = {"images": n, "value": value, "target": target, "level": LEVEL, "one_image": one_image(answers)}
+    out = {"images": n, "value": value, "target": target, "level": LEVEL, "one_image": answers.one_image}
     if answers.exact:
         right = int(round(answers.quality.sum()))
         low, high = _exact_share(right, n)

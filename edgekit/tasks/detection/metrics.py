@@ -117,12 +117,6 @@ def match(gts: list[GroundTruth], dets: list[Detections], cls: int, iou_threshol
                    tp, fp, gt)
 
 
-def pr_curve(gts: list[GroundTruth], dets: list[Detections], cls: int, iou_threshold: float = 0.5):
-    """(recall, precision, number of non-difficult ground truths) of class ``cls`` over all images."""
-    recall, precision, n_gt = match(gts, dets, cls, iou_threshold).curve()
-    return recall, precision, int(n_gt)
-
-
 def per_image_hits(matched: list[Matched], images: int, min_score: float) -> np.ndarray:
     """Per image, true minus false positives among the detections scoring at least ``min_score`` (what the
     line reports): the answer whose change between two artifacts the gates count."""
