@@ -8,8 +8,8 @@ camera-side step — the bundle's upload (the camera's ``sftp-server``), ``verif
 fraction of the step's measured duration and sends SIGKILL to the step's whole process tree there: what a
 crash, an OOM kill or a watchdog reset does to the camera, while the workstation carries on as it would
 (the flash reports the camera failed). After each run the invariant is the line's, not the file system's:
-the active slot loads through the camera's own slot loader (``edgekit.line.slot_runner.load_runner``, the
-runner ``edgekit run`` uses) and answers its golden images within their tolerances; it must be the new bundle
+the active slot loads as ``edgekit run`` loads it (``edgekit.camera.model.LineModel.from_slot``: its runner
+and ``pipeline.json``) and answers its golden images within their tolerances; it must be the new bundle
 when the flash reported the switch and the one before otherwise, and the workstation's ``incoming/`` holds no
 bundle afterwards. Table on stdout, JSON and Markdown in ``benchmarks/results/``::
 
@@ -33,13 +33,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from edgekit.deploy import flash as flash_mod
-from edgekit.deploy import keys, loopback, slots
-from edgekit.deploy.fleet import load_fleet
-from edgekit.line import golden
-from edgekit.line.slot_runner import load_runner, slot_dir
-from edgekit.report import markdown_table
 from run_tables import record
+
+from edgekit.camera import slots
+from edgekit.camera.model import LineModel
+from edgekit.deploy import flash as flash_mod
+from edgekit.deploy import keys, loopback
+from edgekit.deploy.fleet import load_fleet
+from edgekit.report import markdown_table
 
 STEPS = ("upload bundle", "verify", "golden", "activate")
 POINTS = STEPS + ("none",)
@@ -123,13 +124,12 @@ def kill_at(sshd_pid: int, install: Path, step: str, fraction: float, duration: 
 
 
 def line_can_run(install: Path) -> tuple[bool, str, str | None]:
-    """Whether the active slot loads through the camera's slot loader and answers its golden images."""
+    """Whether the active slot loads as the runtime loads it and answers its golden images."""
     active = slots.status(install)["active"]
     if active is None:
         return False, "no active slot", None
     try:
-        runner, precision = load_runner(install, active["slot"])
-        golden.check(runner, slot_dir(install, active["slot"]) / golden.FOLDER, precision, f"slot {active['slot']}")
+        LineModel.from_slot(install, active["slot"], threads=1).close()
     except Exception as exc:  # noqa: BLE001 - any failure is the finding
         return False, f"{type(exc).__name__}: {exc}", active["artifact"]
     return True, "", active["artifact"]

@@ -26,12 +26,13 @@ from collections import Counter
 from pathlib import Path
 
 import yaml
+from run_tables import record
 
+from edgekit.camera import slots
 from edgekit.deploy import flash as flash_mod
-from edgekit.deploy import keys, loopback, slots
+from edgekit.deploy import keys, loopback
 from edgekit.deploy.fleet import load_fleet
 from edgekit.report import markdown_table
-from run_tables import record
 
 FAULTS = ("hangs", "dies", "host key", "full disk", "passphrase")
 CAUSE = {"hangs": "did not finish within", "dies": "was killed on the camera", "host key": "host key",

@@ -21,10 +21,11 @@ from pathlib import Path
 import cv2
 
 from edgekit.artifacts import write_json
+from edgekit.camera import slots
+from edgekit.camera.runtime import RunOptions, run
 from edgekit.data.recipe_data import load_split, read_images, recorded_source
-from edgekit.deploy import keys, loopback, slots
+from edgekit.deploy import keys, loopback
 from edgekit.errors import run_reporting
-from edgekit.line.runtime import RunOptions, run
 from edgekit.recipes import load_recipe
 from edgekit.report import markdown_table, print_table
 from edgekit.stages.bench import bench, machine, read_frames

@@ -421,7 +421,7 @@ def cameras(fleet: FleetFile = Path("cameras.yaml")) -> None:
 def device(ctx: typer.Context) -> None:
     """The camera side, as flash runs it there from edgekit-device.pyz: verify, golden, activate, rollback,
     status, and on a Jetson info, build, bench (`edgekit device --help`)."""
-    from edgekit.backends.tensorrt.device_cli import main as device_main
+    from edgekit.camera.app import main as device_main
 
     code = device_main(list(ctx.args))
     if code:
@@ -445,25 +445,12 @@ def run_line(
 ) -> None:
     """Run the camera's active model on frames: one JSON line per frame, Prometheus counters, and a new
     model swapped in between two frames when flash switches the active slot."""
-    import sys
-
-    from edgekit.line.runtime import RunOptions, run as run_frames
+    from edgekit.camera.runtime import RunOptions, run_to, summary_row
 
     opts = RunOptions(source, install, min_score, threads, annotate, status_host,
                       None if status_port < 0 else status_port, max_frames=max_frames)
-    if jsonl is None:
-        summary = run_frames(opts, sys.stdout)
-    else:
-        jsonl.parent.mkdir(parents=True, exist_ok=True)
-        with open(jsonl, "a") as f:                 # a restarted line adds to its log, never truncates it
-            summary = run_frames(opts, f)
-    table = Console(stderr=True) if jsonl is None else out
-    skipped = ", ".join(f"{k} {v}" for k, v in summary["skipped"].items()) or "none"
-    print_table("edgekit run", ["model", "frames", "skipped", "fps", "p50 ms", "p99 ms", "swaps"],
-                [[f"{summary['model']['recipe']} {summary['model']['artifact']}", summary["frames"], skipped,
-                  summary["throughput_fps"], summary["p50_ms"], summary["p99_ms"], summary["swaps"]]], table)
-    if jsonl is not None:
-        _json(jsonl.with_suffix(".summary.json"), summary)
+    row = summary_row(run_to(opts, jsonl))
+    print_table("edgekit run", list(row), [list(row.values())], Console(stderr=True) if jsonl is None else out)
 
 
 @app.command()
@@ -479,7 +466,8 @@ def bench(
 ) -> None:
     """Latency p50/p90/p99 and throughput at each batch size, per backend; a compiled artifact also end to end
     (pre-processing, inference, post-processing of one frame, as `edgekit run` does it)."""
-    from edgekit.stages.bench import bench as run, read_frames
+    from edgekit.stages.bench import bench as run
+    from edgekit.stages.bench import read_frames
 
     res = run(artifact, backend, batch, threads, iters, warmup, frames=read_frames(frames) if frames else None)
     print_table(f"bench ({res['threads']} threads)", ["backend", "batch", "p50 ms", "p90 ms", "p99 ms", "fps", "mJ/frame"],
@@ -520,7 +508,8 @@ def build(
 ) -> None:
     """Train (or load), export, quantize, compile and validate a recipe for a target."""
     from edgekit.checkpoint import resolve_pretrained
-    from edgekit.stages.build import BuildOptions, build as run
+    from edgekit.stages.build import BuildOptions
+    from edgekit.stages.build import build as run
 
     r, t = _mixed(load_recipe(recipe, quick=quick), pixel_labels), load_target(target)
     mixed = f"-pixels{pixel_labels:g}" if pixel_labels is not None else ""
@@ -544,7 +533,6 @@ LONG_PLAN_S = 600.0    # a plan longer than this names --quick
 
 def _print_plan(rows: list[dict], recipe, target: str, quick: bool) -> None:
     from edgekit.estimate import human
-
     from edgekit.stages.build import skipped_line
 
     total = sum(row["estimate_s"] for row in rows)

@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from edgekit.camera.preprocess import Preprocess
 from edgekit.errors import EdgekitError
-from edgekit.resources import bundled_dir
-from edgekit.preprocess import Preprocess
 from edgekit.pruning import PruneSpec
+from edgekit.resources import bundled_dir
 from edgekit.sparsity import SparsitySpec
 
 TASKS = ("classification", "detection", "segmentation", "segmentation+decision")
@@ -51,7 +51,7 @@ class Recipe:
                **{k: copy.deepcopy(getattr(self, k)) for k in ("paper", "model", "data", "train", "quantize",
                                                                 "validate", "detection", "segmentation", "decision",
                                                                 "prune", "sparsity")},
-               "preprocess": {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self.preprocess).items()}}
+               "preprocess": self.preprocess.config()}
         return {k: v for k, v in out.items() if v or k in REQUIRED}
 
     def on_builtin_data(self) -> "Recipe":
@@ -168,7 +168,7 @@ def _parse(path: Path, quick: bool = False) -> Recipe:
         raise EdgekitError(f"{path}: task: {raw['task']!r} is not one of {', '.join(TASKS)}")
     _check_types(path, raw)
     try:
-        pre = Preprocess(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw["preprocess"].items()})
+        pre = Preprocess.from_config(raw["preprocess"])
     except TypeError as exc:
         raise EdgekitError(f"{path}: preprocess: {exc}") from exc
     prune = raw.get("prune") or {}

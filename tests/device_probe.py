@@ -13,7 +13,8 @@ out = Path(sys.argv[2])
 sys.path.insert(0, str(kit / "edgekit-device.pyz"))
 
 import edgekit  # noqa: E402
-from edgekit.backends.tensorrt import calibration_cache, device_cli  # noqa: E402
+from edgekit.backends.tensorrt import calibration_cache  # noqa: E402
+from edgekit.camera import app as device_cli  # noqa: E402
 
 assert edgekit.__file__.startswith(str(kit / "edgekit-device.pyz")), edgekit.__file__
 
@@ -114,11 +115,11 @@ manifest = json.loads((out / "tensorrt-int8" / "manifest.json").read_text())
 assert manifest["settings"]["int8_route"] == "calibration-cache"
 expected = json.loads((kit / "kit.json").read_text())["opset_copies"].get("13", "fp32.onnx")   # TensorRT 8.2 parses <= 13
 assert manifest["inputs"]["onnx"]["path"].endswith(expected), manifest["inputs"]
-from edgekit.deploy import keys  # noqa: E402
-from edgekit.deploy.bundle import open_bundle  # noqa: E402
+from edgekit.camera import trust  # noqa: E402
+from edgekit.camera.bundle import open_bundle  # noqa: E402
 from edgekit.errors import EdgekitError  # noqa: E402
 
-trusted = keys.trusted(Path(sys.argv[4]))
+trusted = trust.trusted(Path(sys.argv[4]))
 unpacked = open_bundle(Path(sys.argv[3]), trusted, out / "slot-a")
 assert (out / "slot-a" / "model" / "kit.json").is_file() and unpacked["kind"] == "device-kit"
 try:
@@ -128,7 +129,7 @@ except EdgekitError as exc:
     assert "altered after signing" in str(exc), exc
 assert not (out / "slot-b").exists()
 
-from edgekit.deploy import slots  # noqa: E402
+from edgekit.camera import slots  # noqa: E402
 
 install = out / "camera"
 (install / slots.TRUSTED).mkdir(parents=True)

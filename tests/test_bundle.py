@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgekit.camera import bundle as bundle_mod
+from edgekit.camera.bundle import HEADER_SIZE, open_bundle, read_manifest, unverified_tar
 from edgekit.deploy import keys
-from edgekit.deploy import bundle as bundle_mod
-from edgekit.deploy.bundle import HEADER_SIZE, open_bundle, read_manifest, seal, unverified_tar, write_bundle
+from edgekit.deploy.bundle import seal, write_bundle
 from edgekit.errors import EdgekitError
 
 
@@ -232,6 +233,7 @@ def _run(tmp_path: Path, target: str, gates_pass: dict[str, bool]) -> Path:
     (run / "validate" / "report.md").write_text("# report\n")
     labels = ["fp32-reference", "openvino-fp32", "openvino-fp16", "openvino-int8"]
     np.savez(run / "validate" / "golden.npz", input=np.zeros((2, 3, 4, 4), np.float32),
+             **{f"frame:{i}": np.zeros((4, 4), np.uint8) for i in range(2)},
              **{f"{a}:logits": np.full((2, 6), 1.0 + 0.01 * i, np.float32) for i, a in enumerate(labels)})
     rows = [{"artifact": "fp32-reference", "backend": "onnxruntime", "precision": "fp32", "accuracy": 99.0}] + [
         {"artifact": f"openvino-{p}", "backend": "openvino", "precision": p, "accuracy": 98.5} for p in ("fp32", "fp16", "int8")]

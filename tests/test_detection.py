@@ -7,13 +7,13 @@ import numpy as np
 import pytest
 import torch
 
+from edgekit.camera.post.detection import Detections, PostprocessConfig, decode, nms, postprocess, top_candidates
 from edgekit.errors import EdgekitError
 from edgekit.models import create_model, model_meta
 from edgekit.recipes import load_recipe
-from edgekit.tasks.detection.boxes import centre_to_corners, decode, encode, iou, match, voc_to_corners
+from edgekit.tasks.detection.boxes import centre_to_corners, encode, iou, match, voc_to_corners
 from edgekit.tasks.detection.loss import multibox_loss
 from edgekit.tasks.detection.metrics import GroundTruth, average_precision, coco_map, voc_map
-from edgekit.tasks.detection.postprocess import Detections, PostprocessConfig, nms, postprocess, top_candidates
 from edgekit.tasks.detection.priors import PriorSpec, make_priors, scales
 from edgekit.tasks.detection.spec import DetectionSpec
 

@@ -10,11 +10,11 @@ import pytest
 from edgekit.artifacts import read_manifest
 from edgekit.backends import get_backend
 from edgekit.backends.pytorch import TorchRunner
+from edgekit.camera.post.detection import postprocess
 from edgekit.checkpoint import load_model
 from edgekit.stages.build import BuildOptions, build
-from edgekit.tasks.detection.spec import DetectionSpec
-from edgekit.tasks.detection.postprocess import postprocess
 from edgekit.targets import load_target
+from edgekit.tasks.detection.spec import DetectionSpec
 
 
 @pytest.fixture(scope="module")

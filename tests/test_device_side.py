@@ -8,16 +8,18 @@ import io
 import json
 import os
 import subprocess
-import tarfile
 import sys
+import tarfile
 from pathlib import Path
 
 import pytest
+from trt_fakes import FakeCuda, make_trt
 
 from edgekit.backends.tensorrt import calibration_cache as cc
-from edgekit.backends.tensorrt import device_app, device_cli, jetson
+from edgekit.backends.tensorrt import jetson
 from edgekit.backends.tensorrt.kit_build import build_from_kit
-from trt_fakes import FakeCuda, make_trt
+from edgekit.camera import app as device_cli
+from edgekit.camera import pack
 
 HOST_ONLY = {"torch", "onnx", "onnxruntime", "openvino", "yaml", "typer", "cv2", "PIL", "scipy", "tqdm", "rich",
              "matplotlib", "nncf"}
@@ -43,7 +45,7 @@ def newer_methods(path: Path) -> list[str]:
 
 
 def test_device_code_runs_on_the_python_of_jetpack_4_6() -> None:
-    files = device_app.device_files()
+    files = pack.device_files()
     assert all(f.is_file() for f in files)
     result = vermin(*files)
     assert result.returncode == 0, result.stdout
@@ -63,12 +65,12 @@ def test_the_minimum_python_check_can_fail(tmp_path) -> None:
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory) -> Path:
-    return device_app.write_app(tmp_path_factory.mktemp("app") / device_app.APP)
+    return pack.write_app(tmp_path_factory.mktemp("app") / pack.APP)
 
 
 def test_the_device_app_imports_no_host_dependency(app) -> None:
     probe = ("import sys; sys.path.insert(0, sys.argv[1]); "
-             "import edgekit, edgekit.backends.tensorrt.device_cli, edgekit.backends.tensorrt.kit_build; "
+             "import edgekit, edgekit.camera.app, edgekit.backends.tensorrt.kit_build; "
              "print(edgekit.__file__); print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))")
     out = subprocess.run([sys.executable, "-c", probe, str(app)], capture_output=True, text=True, check=True)
     where, modules = out.stdout.splitlines()
@@ -85,9 +87,9 @@ def test_the_device_app_runs_and_fails_in_one_line_without_tensorrt(app, orin_ki
 
 
 def test_every_kit_carries_the_device_app(orin_kit) -> None:
-    assert (orin_kit / device_app.APP).is_file()
+    assert (orin_kit / pack.APP).is_file()
     text = (orin_kit / "BUILD_ON_DEVICE.md").read_text()
-    assert f"python3 {device_app.APP} build" in text
+    assert f"python3 {pack.APP} build" in text
     assert "| 5.1–5.1.5 | 8.5.2 | 3.8 |" in text and "| 6.1–6.2.1 | 10.3.0 | 3.10 |" in text
 
 
@@ -189,8 +191,9 @@ def test_the_device_app_builds_a_kit_on_jetpacks_own_python(python, tiny_recipe,
     kit = tmp_path / "kit"
     kit_mod.write_kit(tiny_quantized, load_target("jetson-xavier-nx"), kit, ["fp32", "fp16", "int8"],
                       lambda folder: write_pipeline(tiny_recipe, folder))
+    from edgekit.camera.bundle import HEADER_SIZE, unverified_tar
     from edgekit.deploy import keys
-    from edgekit.deploy.bundle import HEADER_SIZE, unverified_tar, write_bundle
+    from edgekit.deploy.bundle import write_bundle
 
     signing = keys.load_private(keys.new_key("mill", tmp_path / "keys"))
     files = {f"model/{p.name}": p for p in sorted(kit.iterdir()) if p.is_file()}

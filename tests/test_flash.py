@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from edgekit.camera import slots
+from edgekit.camera.bundle import unverified_tar
 from edgekit.deploy import flash as flash_mod
-from edgekit.deploy import keys, loopback, slots
-from edgekit.deploy.bundle import seal, unverified_tar, write_bundle
+from edgekit.deploy import keys, loopback
+from edgekit.deploy.bundle import seal, write_bundle
 from edgekit.deploy.fleet import load_fleet
 from edgekit.errors import EdgekitError
 

@@ -16,11 +16,11 @@ import cv2
 import numpy as np
 import pytest
 
-from edgekit.deploy import keys, loopback, slots
+from edgekit.camera import golden, slots
+from edgekit.camera.runtime import RunOptions, run
+from edgekit.deploy import keys, loopback
 from edgekit.deploy.bundle import write_bundle
 from edgekit.errors import EdgekitError
-from edgekit.line import golden
-from edgekit.line.runtime import RunOptions, run
 from edgekit.targets import load_target
 
 
@@ -95,13 +95,18 @@ def test_one_json_line_per_frame_and_corrupt_frames_are_skipped(camera, tmp_path
     assert summary["skipped"] == {"undecodable": 2} and len(list((tmp_path / "drawn").glob("*.jpg"))) == 5
 
 
-def _bad_golden_bundle(camera, tmp_path) -> Path:
-    """A bundle of the same model whose golden outputs are not the model's (signed by the mill)."""
+def _bad_golden_bundle(camera, tmp_path, frames: bool = False) -> Path:
+    """A bundle of the same model whose golden outputs are not the model's, or (``frames``) whose golden frames
+    are not what its inputs were pre-processed from: mirrored (signed by the mill)."""
     folder = camera["install"] / slots.SLOTS / camera["first"]
     manifest = json.loads((folder / "bundle.json").read_text())
     files = {name: folder / name for name in manifest["files"]}
+    tmp_path.mkdir(parents=True, exist_ok=True)
     with np.load(folder / golden.FOLDER / golden.ARRAYS) as data:
-        arrays = {k: (-data[k] if ":" in k else data[k]) for k in data.files}
+        if frames:
+            arrays = {k: (data[k][:, ::-1] if k.startswith("frame:") else data[k]) for k in data.files}
+        else:
+            arrays = {k: (-data[k] if ":" in k and not k.startswith("frame:") else data[k]) for k in data.files}
     np.savez(tmp_path / "golden.npz", **arrays)
     files[f"{golden.FOLDER}/{golden.ARRAYS}"] = tmp_path / "golden.npz"
     meta = {k: v for k, v in manifest.items() if k not in ("files", "format")}
@@ -154,6 +159,17 @@ def test_status_endpoint_serves_prometheus_counters_and_health(camera, tmp_path)
     assert f'slot="{camera["first"]}"' in m and "edgekit_active_bundle_info{" in m and "edgekit_fps " in m
     assert "edgekit_latency_seconds_bucket" in m and "edgekit_model_swap_failures_total 0.0" in m
     assert seen["health"][0] == 200 and seen["health"][1]["healthy"] is True
+    # the exposition is edgekit's own (the camera has no prometheus_client): Prometheus' reference parser reads it
+    from prometheus_client.parser import text_string_to_metric_families
+
+    families = {f.name: f for f in text_string_to_metric_families(m)}
+    assert families["edgekit_frames"].type == "counter" and families["edgekit_frames"].samples[0].value == 5
+    latency = families["edgekit_latency_seconds"]
+    assert latency.type == "histogram"
+    buckets = [s.value for s in latency.samples if s.name.endswith("_bucket")]
+    assert buckets == sorted(buckets) and buckets[-1] == 5 == next(s.value for s in latency.samples
+                                                                     if s.name.endswith("_count"))
+    assert families["edgekit_active_bundle_info"].samples[0].labels["slot"] == camera["first"]
 
 
 def test_the_run_and_device_commands(camera, tmp_path) -> None:
@@ -182,6 +198,25 @@ def test_the_run_and_device_commands(camera, tmp_path) -> None:
     assert checked.returncode == 0 and json.loads(checked.stdout)["images"] == 8
 
 
+def test_golden_loads_the_slot_as_run_does_and_refuses_what_run_cannot_load(camera, tmp_path) -> None:
+    """Issue 28, finding 2: the camera's acceptance check read the raw outputs alone, so a bundle whose model
+    the runtime could not load (no recipe then, no pipeline.json now) came back "active". Golden now loads the
+    slot through the runtime's own loader: a slot without a readable pipeline is refused by `golden`."""
+    folder = camera["install"] / slots.SLOTS / camera["first"]
+    manifest = json.loads((folder / "bundle.json").read_text())
+    meta = {k: v for k, v in manifest.items() if k not in ("files", "format")}
+    files = {name: folder / name for name in manifest["files"] if name != "model/pipeline.json"}
+    write_bundle(files, meta, camera["key"], tmp_path / "no-pipeline.bundle")
+    broken = tmp_path / "pipeline.json"
+    broken.write_text((folder / "model" / "pipeline.json").read_text().replace('"format": 2', '"format": 1'))
+    write_bundle({**files, "model/pipeline.json": broken}, meta, camera["key"], tmp_path / "old-pipeline.bundle")
+    for name, why in (("no-pipeline", "no pipeline.json"), ("old-pipeline", "format 1, this edgekit reads 2")):
+        slot = slots.verify(camera["install"], tmp_path / f"{name}.bundle")["slot"]
+        checked = subprocess.run([sys.executable, "-m", "edgekit", "device", "golden", slot, "--install",
+                                  str(camera["install"])], capture_output=True, text=True)
+        assert checked.returncode == 2 and why in checked.stderr, checked.stderr
+
+
 def test_bench_times_the_artifact_end_to_end_as_the_line_runs_it(camera) -> None:
     from edgekit.stages.bench import bench
 
@@ -191,8 +226,12 @@ def test_bench_times_the_artifact_end_to_end_as_the_line_runs_it(camera) -> None
 
 
 def test_a_slot_whose_golden_images_fail_is_refused_before_it_runs(camera, tmp_path) -> None:
-    from edgekit.line.model import LineModel
+    from edgekit.camera.model import LineModel
 
+    mirrored = slots.verify(camera["install"], _bad_golden_bundle(camera, tmp_path / "m", frames=True))["slot"]
+    with pytest.raises(EdgekitError, match=f"slot {mirrored}: golden images fail: this camera's pre-processing "
+                                           "deviates"):
+        LineModel.from_slot(camera["install"], mirrored)
     bad = slots.verify(camera["install"], _bad_golden_bundle(camera, tmp_path))["slot"]
     with pytest.raises(EdgekitError, match=f"slot {bad}: golden images fail: output 'logits' deviates"):
         LineModel.from_slot(camera["install"], bad)
@@ -229,13 +268,11 @@ def test_the_previous_slot_runs_the_line_when_the_active_one_cannot_load(camera,
     assert [r["slot"] for r in _lines(out.getvalue())] == [camera["first"]] * 3
     assert summary["fallback"].startswith(f"active slot {camera['second']} cannot load")
     assert any(f"running the previous slot {camera['first']}" in line for line in said)
-    from edgekit.line.status import LineMetrics
+    from edgekit.camera.status import LineMetrics
 
     metrics = LineMetrics()
     metrics.fallback(summary["fallback"])
-    from prometheus_client import generate_latest
-
-    assert b"edgekit_running_previous_slot 1.0" in generate_latest(metrics.registry)
+    assert "edgekit_running_previous_slot 1.0" in metrics.exposition()
     for path in (install / slots.SLOTS / camera["first"] / "model").iterdir():
         path.write_bytes(b"")                                  # neither can load: the run says so
     with pytest.raises(Exception):

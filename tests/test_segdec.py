@@ -11,15 +11,15 @@ import pytest
 import torch
 import yaml
 
+from edgekit.camera.post.segdec import postprocess
+from edgekit.camera.post.segmentation import PostprocessSpec
 from edgekit.errors import EdgekitError
 from edgekit.models import create_model
 from edgekit.recipes import load_recipe, recipes_dir
 from edgekit.targets import load_target
 from edgekit.tasks.segdec.metrics import decision_figures
-from edgekit.tasks.segdec.postprocess import postprocess
 from edgekit.tasks.segdec.spec import DecisionSpec
 from edgekit.tasks.segdec.train import pixel_labelled, segdec_loss
-from edgekit.tasks.segmentation.spec import PostprocessSpec
 
 
 def test_both_subnets_and_the_66_decision_features() -> None:
@@ -164,7 +164,7 @@ def test_a_tiny_build_through_every_stage_and_a_jetson_kit(tiny_segdec, tmp_path
     report = (tmp_path / "run" / "validate" / "report.md").read_text()
     assert "## Decision and segmentation figures" in report and "F at threshold %" in report
     from edgekit.backends import get_backend
-    from edgekit.line.model import LineModel
+    from edgekit.camera.model import LineModel
 
     folder = tmp_path / "run" / "compile" / "openvino-int8"
     line = LineModel.for_runner(folder, get_backend("openvino").load(folder / "model.xml", 1))

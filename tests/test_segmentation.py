@@ -10,6 +10,7 @@ import torch
 
 from edgekit.backends import get_backend
 from edgekit.backends.pytorch import TorchRunner
+from edgekit.camera.post.segmentation import PostprocessSpec, postprocess
 from edgekit.checkpoint import load_model
 from edgekit.data.masks import load_masks, read_mask
 from edgekit.data.recipe_data import load_split
@@ -19,8 +20,7 @@ from edgekit.stages.build import BuildOptions, build
 from edgekit.targets import load_target
 from edgekit.tasks.segmentation.data import bounding_rectangles
 from edgekit.tasks.segmentation.metrics import confusion, figures, split_figures, trivial_figures
-from edgekit.tasks.segmentation.postprocess import postprocess
-from edgekit.tasks.segmentation.spec import PostprocessSpec, SegmentationSpec
+from edgekit.tasks.segmentation.spec import SegmentationSpec
 from edgekit.tasks.segmentation.train import bce_dice, feature_difference, segmentation_loss
 
 
@@ -178,7 +178,7 @@ def test_build_runs_every_stage_and_reports_masks(run) -> None:
     assert "## Segmentation figures" in report and "(all background)" in report and "![masks](masks.png)" in report
     assert (run["dir"] / "validate" / "masks.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     pipeline = (run["dir"] / "compile" / "openvino-int8" / "pipeline.json").read_text()
-    assert '"logit_threshold": 0.0' in pipeline and '"min_area_px": 4' in pipeline
+    assert '"logit_threshold": 0.0' in pipeline and '"min_area": 4' in pipeline
 
 
 def test_export_is_static_and_parsable_by_tensorrt_8_2(run) -> None:

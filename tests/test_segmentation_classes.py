@@ -9,6 +9,7 @@ import pytest
 import torch
 import yaml
 
+from edgekit.camera.post.segmentation import PostprocessSpec, postprocess
 from edgekit.data.masks import load_masks
 from edgekit.errors import EdgekitError
 from edgekit.models import create_model
@@ -17,8 +18,7 @@ from edgekit.stages.build import BuildOptions, build
 from edgekit.targets import load_target
 from edgekit.tasks.segmentation.data import read_masked
 from edgekit.tasks.segmentation.metrics import confusion, figures, split_figures, trivial_figures
-from edgekit.tasks.segmentation.postprocess import postprocess
-from edgekit.tasks.segmentation.spec import PostprocessSpec, SegmentationSpec
+from edgekit.tasks.segmentation.spec import SegmentationSpec
 from edgekit.tasks.segmentation.train import ce_dice, segmentation_loss
 
 NEU = ["crazing", "inclusion", "patches", "pitted_surface", "rolled-in_scale", "scratches"]

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.backends.tensorrt import device_cli
-from edgekit.deploy import keys, loopback, slots
-from edgekit.deploy.bundle import unverified_tar, write_bundle
+from edgekit.camera import app as device_cli
+from edgekit.camera import slots
+from edgekit.camera.bundle import unverified_tar
+from edgekit.deploy import keys, loopback
+from edgekit.deploy.bundle import write_bundle
 from edgekit.errors import EdgekitError
 
 

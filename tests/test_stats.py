@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from edgekit.camera.post.detection import Detections
 from edgekit.stats import Answers, at_least, describe, one_image, paired_drop
 from edgekit.tasks.detection.metrics import GroundTruth, match, voc_map, weighted_map
-from edgekit.tasks.detection.postprocess import Detections
 
 
 def answers(n: int, wrong: int = 0) -> np.ndarray:

@@ -20,10 +20,10 @@ import time
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
-from edgekit.backends.tensorrt import device_app
-from edgekit.deploy.bundle import peek_manifest
+from edgekit.camera import pack
+from edgekit.camera.bundle import peek_manifest
+from edgekit.camera.slots import bundle_id
 from edgekit.deploy.fleet import Camera, Fleet
-from edgekit.deploy.slots import bundle_id
 from edgekit.errors import EdgekitError
 
 Step = Callable[[str], None]          # told each step's name, for progress (and for tests that interrupt)
@@ -187,7 +187,7 @@ def _gather(cameras: list[Camera], work: Callable[[Camera], Awaitable[dict]],
 
 def app_file(folder: Path) -> Path:
     """This edgekit's device app, named by its content (a camera keeps each version it was sent)."""
-    tmp = device_app.write_app(Path(folder) / device_app.APP)
+    tmp = pack.write_app(Path(folder) / pack.APP)
     final = tmp.with_name(f"edgekit-device-{bundle_id(tmp)}.pyz")
     tmp.rename(final)
     return final

@@ -1,31 +1,13 @@
-"""Ed25519 signing keys (the ``cryptography`` library): the private key signs bundles on the workstation and
-never leaves it (file mode 0600); cameras trust the public keys placed in their install folder.
-
-A key is named by its fingerprint: the first 16 hex digits of the SHA-256 of its raw 32 public bytes."""
-import hashlib
+"""Ed25519 signing keys on the workstation: the private key signs bundles and never leaves it (file mode
+0600); cameras trust the public halves (:mod:`edgekit.camera.trust`)."""
 import os
 from pathlib import Path
 from typing import Dict, List
 
+from edgekit.camera.trust import PUBLIC, _crypto, fingerprint, load_public, trusted  # noqa: F401 - keys in one place
 from edgekit.errors import EdgekitError
 
-PRIVATE, PUBLIC = ".key", ".pub"
-
-
-def _crypto():
-    try:
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric import ed25519
-    except ImportError:
-        raise EdgekitError("signing and verifying bundles needs the cryptography library (pip install "
-                           "cryptography; on JetPack 4.6's Python 3.6: 'cryptography<41')") from None
-    return serialization, ed25519
-
-
-def fingerprint(public_key) -> str:
-    serialization, _ = _crypto()
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[:16]
+PRIVATE = ".key"
 
 
 def new_key(name: str, folder: Path) -> Path:
@@ -63,23 +45,6 @@ def load_private(path: Path):
     if not isinstance(key, ed25519.Ed25519PrivateKey):
         raise EdgekitError("{}: not an Ed25519 key".format(path))
     return key
-
-
-def load_public(path: Path):
-    serialization, ed25519 = _crypto()
-    try:
-        key = serialization.load_pem_public_key(Path(path).read_bytes())
-    except (OSError, ValueError):
-        raise EdgekitError("{}: not a PEM public key".format(path)) from None
-    if not isinstance(key, ed25519.Ed25519PublicKey):
-        raise EdgekitError("{}: not an Ed25519 public key".format(path))
-    return key
-
-
-def trusted(folder: Path) -> Dict[str, object]:
-    """The public keys a camera trusts (every ``*.pub`` in ``folder``), by fingerprint."""
-    keys = [load_public(p) for p in sorted(Path(folder).glob("*" + PUBLIC))]
-    return {fingerprint(k): k for k in keys}
 
 
 def listing(folder: Path) -> List[Dict[str, str]]:

@@ -15,9 +15,8 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from edgekit.deploy import slots
+from edgekit.camera import golden, pipeline, slots
 from edgekit.errors import EdgekitError
-from edgekit.line import golden
 
 SSHD = Path("/usr/sbin/sshd")
 
@@ -103,20 +102,23 @@ def start(root: Path) -> LoopbackCamera:
 
 def rehearsal_bundle(folder: Path, key, version: str, weights_kib: int = 16, target: str = "intel-cpu",
                      wrong_golden: bool = False) -> Path:
-    """A small, real, signed bundle: a one-layer ONNX model (``weights_kib`` of random weights, so that
-    versions differ and uploads take time) run by ONNX Runtime, with golden images and the outputs it
-    gives for them (another model's outputs with ``wrong_golden``: a bundle the camera must refuse)."""
+    """A small, real, signed bundle: a one-layer classifier in ONNX (``weights_kib`` of random weights, so
+    that versions differ and uploads take time) run by ONNX Runtime, with its ``pipeline.json``, golden
+    frames and the outputs it gives for them (another model's outputs with ``wrong_golden``: a bundle the
+    camera must refuse). It loads on the camera through the same path as a built bundle."""
     import numpy as np
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     from edgekit.backends.onnxruntime import OrtRunner
+    from edgekit.camera.post.classification import config
+    from edgekit.camera.preprocess import Preprocess
     from edgekit.deploy.bundle import write_bundle
 
     src = Path(folder) / version
     src.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(zlib.crc32(version.encode()))
-    columns = max(1, weights_kib * 1024 // (4 * 48))
+    columns = max(2, weights_kib * 1024 // (4 * 48))
     weights = rng.normal(0, 0.1, (48, columns)).astype(np.float32)
     graph = helper.make_graph(
         [helper.make_node("Flatten", ["input"], ["flat"]), helper.make_node("MatMul", ["flat", "w"], ["logits"])],
@@ -124,13 +126,19 @@ def rehearsal_bundle(folder: Path, key, version: str, weights_kib: int = 16, tar
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, columns])], [numpy_helper.from_array(weights, "w")])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(src / "model.onnx"))
     (src / "manifest.json").write_text('{"stage": "compile", "results": {"file": "model.onnx"}}\n')
+    pre = Preprocess(size=4, channels=3, scale=1 / 255, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+    pipeline.write(src, {"recipe": "rehearsal", "task": "classification", "classes": [f"c{i}" for i in range(columns)],
+                         "input": {"name": "input", "shape": [1, *pre.input_shape], "layout": "NCHW",
+                                   "preprocess": pre.config()},
+                         "outputs": ["logits"], "postprocess": config()})
     runner = OrtRunner(src / "model.onnx", threads=1)
-    images = rng.normal(0, 1, (4, 3, 4, 4)).astype(np.float32)
+    frames = list(rng.integers(0, 256, (4, 4, 4, 3), dtype=np.uint8))
+    images = pre.batch(frames)
     outputs = np.concatenate([runner.infer(x[None])[0] for x in images])
     if wrong_golden:
         outputs = outputs[:, ::-1].copy()
-    files = {"model/model.onnx": src / "model.onnx", "model/manifest.json": src / "manifest.json"}
-    for path in golden.write(src / golden.FOLDER, images, ["logits"], {"logits": outputs},
+    files = {f"model/{name}": src / name for name in ("model.onnx", "manifest.json", pipeline.FILE)}
+    for path in golden.write(src / golden.FOLDER, frames, images, ["logits"], {"logits": outputs},
                              {"fp32": {"artifact": "onnxruntime-fp32", "outputs": {"logits": outputs}}}):
         files[f"{golden.FOLDER}/{path.name}"] = path
     out = Path(folder) / f"{version}-{target}.bundle"

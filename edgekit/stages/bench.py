@@ -13,8 +13,8 @@ from edgekit.backends import get_backend, is_available
 from edgekit.backends.base import onnx_input_shape, read_onnx
 from edgekit.errors import EdgekitError
 from edgekit.plots import latency_histogram
-from edgekit.targets import host_cpu
 from edgekit.progress import bar
+from edgekit.targets import host_cpu
 from edgekit.timing import measure
 
 
@@ -50,7 +50,7 @@ def machine() -> dict:
 
 def read_frames(source: str, limit: int = 500) -> list[np.ndarray]:
     """Up to ``limit`` decoded frames of a video, image folder or camera (as ``edgekit run`` reads them)."""
-    from edgekit.line.sources import open_source
+    from edgekit.camera.sources import open_source
 
     frames = []
     for frame in open_source(source).frames():
@@ -65,19 +65,19 @@ def read_frames(source: str, limit: int = 500) -> list[np.ndarray]:
 
 def end_to_end(folder: Path, runner, warmup: int, iters: int, max_seconds: float,
                frames: list[np.ndarray] | None = None) -> dict | None:
-    """Decoded frames through the recipe's pre-processing, ``runner`` and the task's post-processing, one at a
-    time as ``edgekit run`` does it (None for a folder without the recipe it was compiled from). Without
+    """Decoded frames through the pipeline's pre-processing, ``runner`` and post-processing, one at a time as
+    ``edgekit run`` does it (None for a folder without its ``pipeline.json``). Without
     ``frames``, one random frame: post-processing then has little to do (no defects), so real frames
     (``--frames``) give the line's figure."""
-    from edgekit.line.model import LineModel
-    from edgekit.stages.compile import RECIPE
+    from edgekit.camera import pipeline
+    from edgekit.camera.model import LineModel
 
-    if not (Path(folder) / RECIPE).is_file():
+    if not (Path(folder) / pipeline.FILE).is_file():
         return None
     model = LineModel.for_runner(folder, runner)
     used = f"{len(frames)} decoded frames" if frames else "one random frame"
     if not frames:
-        size = model.recipe.preprocess.size
+        size = model.preprocess.size
         frames = [np.random.default_rng(0).integers(0, 256, size=(size, size, 3), dtype=np.uint8)]
     turn = itertools.cycle(frames)
     return {**measure(lambda _: model(next(turn)), np.zeros(1), warmup, iters, max_seconds), "frames": used}

@@ -3,7 +3,7 @@ finished build.
 
 For a TensorRT target the payload is the device kit (the camera builds its engines); for a CPU target
 it is the fastest compiled artifact whose validation gates all passed (INT8, else FP16, else FP32),
-with its ``pipeline.json`` and ``recipe.yaml``. Golden images go along (:mod:`edgekit.line.golden`: the
+with its ``pipeline.json`` and ``recipe.yaml``. Golden images go along (:mod:`edgekit.camera.golden`: the
 raw outputs validation produced for a few test images, per precision the camera may run, and the
 tolerance to hold), with the validation report; the manifest carries the recipe, the target, the
 artifact and its validated figure."""
@@ -19,11 +19,11 @@ import numpy as np
 
 from edgekit import __version__
 from edgekit.backends.tensorrt.kit_build import read_kit
+from edgekit.camera import golden
+from edgekit.camera.model import PREFERENCE
 from edgekit.deploy import keys as keys_mod
 from edgekit.deploy.bundle import write_bundle
 from edgekit.errors import EdgekitError
-from edgekit.line import golden
-from edgekit.line.slot_runner import PREFERENCE
 from edgekit.targets import load_target
 
 
@@ -53,12 +53,16 @@ def golden_files(run: Path, results: dict, precisions: dict[str, str], folder: P
     if not source.is_file():
         raise EdgekitError(f"{run}: no validate/golden.npz (validated by an older edgekit: run `edgekit validate` again)")
     with np.load(source) as data:
-        names = list(dict.fromkeys(k.split(":", 1)[1] for k in data.files if ":" in k))   # graph order
+        names = list(dict.fromkeys(k.split(":", 1)[1] for k in data.files if ":" in k and not k.startswith("frame:")))
         reference = {n: data[f"{results['rows'][0]['artifact']}:{n}"] for n in names}
         artifacts = {p: {"artifact": label, "outputs": {n: data[f"{label}:{n}"] for n in names}}
                      for p, label in precisions.items()}
         inputs = data["input"]
-    return {f"{golden.FOLDER}/{f.name}": f for f in golden.write(folder, inputs, names, reference, artifacts)}
+        frames = [data[f"frame:{i}"] for i in range(len(inputs)) if f"frame:{i}" in data.files]
+    if len(frames) != len(inputs):
+        raise EdgekitError(f"{run}: validate/golden.npz holds no frames (validated by an older edgekit: run "
+                           "`edgekit validate` again)")
+    return {f"{golden.FOLDER}/{f.name}": f for f in golden.write(folder, frames, inputs, names, reference, artifacts)}
 
 
 def _validated(results: dict, row: dict | None, kit: Path) -> dict[str, str]:

@@ -9,8 +9,6 @@ estimate the INT8 model's accuracy before a device is touched.
 """
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
 from pathlib import Path
 
 import yaml
@@ -18,29 +16,29 @@ import yaml
 from edgekit.artifacts import read_manifest, staged_dir, write_manifest
 from edgekit.backends import get_backend, is_available
 from edgekit.backends.tensorrt import kit as tensorrt_kit
+from edgekit.camera import pipeline
 from edgekit.errors import EdgekitError
 from edgekit.recipes import Recipe
 from edgekit.stages.export import output_names
 from edgekit.stages.quantize import FILES, NNCF
-from edgekit.tasks import get_task
 from edgekit.targets import Target
+from edgekit.tasks import get_task
 
 STAGE = "compile"
 KIT = "tensorrt-kit"
-PIPELINE = "pipeline.json"
 RECIPE = "recipe.yaml"
 
 
 def write_pipeline(recipe: Recipe, folder: Path) -> None:
     """``pipeline.json`` (and a detector's ``priors.npy``): the pre- and post-processing the model was
-    validated with, for the line-side runtime that runs it; ``recipe.yaml``, the recipe as applied, from
-    which the runtime rebuilds them with the code validation ran."""
-    pipeline = {"recipe": recipe.name, "task": recipe.task, "classes": list(recipe.classes),
-                "input": {"name": "input", "shape": [1, *recipe.preprocess.input_shape], "layout": "NCHW",
-                          "preprocess": asdict(recipe.preprocess)},
-                "outputs": list(output_names(recipe)),
-                "postprocess": get_task(recipe).describe_postprocess(recipe, folder)}
-    (Path(folder) / PIPELINE).write_text(json.dumps(pipeline, indent=2) + "\n")
+    validated with, all the camera needs to run it (:mod:`edgekit.camera.pipeline`); ``recipe.yaml``, the
+    recipe as applied, for the people who read the artifact later."""
+    pipeline.write(folder, {
+        "recipe": recipe.name, "task": recipe.task, "classes": list(recipe.classes),
+        "input": {"name": "input", "shape": [1, *recipe.preprocess.input_shape], "layout": "NCHW",
+                  "preprocess": recipe.preprocess.config()},
+        "outputs": list(output_names(recipe)),
+        "postprocess": get_task(recipe).describe_postprocess(recipe, folder)})
     (Path(folder) / RECIPE).write_text(yaml.safe_dump(recipe.resolved(), sort_keys=False))
 
 

@@ -199,7 +199,7 @@ def quantize(
                                  bounded=data is not None and accuracy_settings(recipe) is not None, openvino=openvino)
     model_hash = sha256_file(onnx_path)
     key = sha256_json({"model": model_hash, "calibration": manifest["sha256"],
-                       "preprocess": recipe.preprocess.__dict__, **settings})[:16]
+                       "preprocess": recipe.preprocess._asdict(), **settings})[:16]
     method, per_channel = settings["method"], settings["per_channel"]
     cache_dir = Path(cache_dir or Path.home() / ".cache" / "edgekit" / "calibration")
     cache_dir.mkdir(parents=True, exist_ok=True)

@@ -17,8 +17,8 @@ from edgekit.errors import EdgekitError
 from edgekit.recipes import Recipe
 from edgekit.report import validation_markdown
 from edgekit.stats import at_least, describe, paired_drop
-from edgekit.timing import measure
 from edgekit.tasks import get_task
+from edgekit.timing import measure
 
 STAGE = "validate"
 GOLDEN_IMAGES = 8      # test images whose raw outputs each artifact leaves for the camera's check (golden.npz)
@@ -136,7 +136,7 @@ def validate(
     rows = []
     answers = {}       # each artifact's per-image answers, for the paired gates (not written to results.json)
     picked = np.linspace(0, len(task.x) - 1, min(GOLDEN_IMAGES, len(task.x))).round().astype(int)
-    golden = {"input": task.x[picked]}
+    golden = {"input": task.x[picked], **{f"frame:{k}": task.images[i] for k, i in enumerate(picked)}}
     names = get_task(recipe).outputs
     for b in builds:
         runner = get_backend(b.backend).load(b.file, threads)

@@ -100,3 +100,8 @@ class TaskPackage:
 
     def validation(self, recipe, data) -> TaskValidation:
         return self._load(self.validation_class)(recipe, data)
+
+    def line_record(self, answer: Any, classes: tuple[str, ...], min_score: float) -> dict[str, Any]:
+        from edgekit.camera.post import module
+
+        return module(self.name).record(answer, classes, min_score)

@@ -2,9 +2,9 @@
 
 On any machine (host side):
 
-- :mod:`.kit` writes a target's device kit (models, calibration caches, preflight, commands, the app);
-- :mod:`.preflight` checks an ONNX file against a target before any device is touched;
-- :mod:`.device_app` zips the device-side modules into the kit's ``edgekit-device.pyz``.
+- :mod:`.kit` writes a target's device kit (models, calibration caches, preflight, commands, and the
+  camera package as ``edgekit-device.pyz``: :mod:`edgekit.camera.pack`);
+- :mod:`.preflight` checks an ONNX file against a target before any device is touched.
 
 On the device (Python 3.6+, numpy, TensorRT, pycuda or cuda-python; no torch, no onnx):
 
@@ -16,8 +16,9 @@ On the device (Python 3.6+, numpy, TensorRT, pycuda or cuda-python; no torch, no
   calibration, and refuses to load it elsewhere;
 - :mod:`.runner` runs it (pinned buffers, a stream, optional CUDA graph) behind ``infer``, over
   :mod:`.cuda`'s cuda-python or pycuda;
-- :mod:`.bench` times it, :mod:`.jetson` reads the power mode and tegrastats;
-- :mod:`.device_cli` is the app's ``info`` / ``build`` / ``bench``.
+- :mod:`.bench` times it, :mod:`.jetson` reads the power mode and tegrastats.
+
+The device app's ``info`` / ``build`` / ``bench`` commands are :mod:`edgekit.camera.app`'s.
 """
 from edgekit.backends.tensorrt.engine import ENGINE_FILE as ARTIFACT
 from edgekit.backends.tensorrt.runner import load

@@ -25,11 +25,12 @@ from typing import Any
 import onnx
 
 from edgekit.artifacts import sha256_file, staged_dir, write_manifest
-from edgekit.backends.tensorrt import calibration_cache, device_app, preflight
+from edgekit.backends.tensorrt import calibration_cache, preflight
 from edgekit.backends.tensorrt.engine import Device, device_facts
 from edgekit.backends.tensorrt.kit_build import (KIT_FILE, ONNX, RANGES, build_from_kit, cache_name, int8_route,
                                                  kit_file, read_kit)
 from edgekit.backends.tensorrt.version import JETPACK_TENSORRT, TrtVersion, jetpack_python
+from edgekit.camera import pack
 from edgekit.errors import EdgekitError
 from edgekit.sparsity import onnx_sparse_layers
 from edgekit.targets import Target
@@ -96,7 +97,7 @@ def write_kit(quant_dir: Path, target: Target, out: Path, precisions: list[str],
                 caches[str(v)] = calibration_cache.write(scales, v, tmp / cache_name(v)).name
         (tmp / "target.json").write_text(json.dumps(target.summary_row(), indent=2) + "\n")
         write_pipeline(tmp)
-        device_app.write_app(tmp / device_app.APP)
+        pack.write_app(tmp / pack.APP)
         check = preflight.preflight({p: tmp / ONNX[p] for p in ONNX}, target,
                                     {int(n): tmp / name for n, name in copies.items()})
         (tmp / "preflight.json").write_text(json.dumps(check, indent=2) + "\n")
@@ -137,7 +138,7 @@ def route_table(target: Target, kit: dict[str, Any]) -> list[str]:
                   for p in kit["precisions"]]
         rows.setdefault((str(version), jetpack_python(jp), ", ".join(parsed)), []).append(jp)
     lines = [f"| {jps[0]}{'–' + jps[-1] if len(jps) > 1 else ''} | {trt} | {py} | "
-             f"`python3 {device_app.APP} build` or trtexec | {parsed} |" for (trt, py, parsed), jps in rows.items()]
+             f"`python3 {pack.APP} build` or trtexec | {parsed} |" for (trt, py, parsed), jps in rows.items()]
     return ["| JetPack | TensorRT | Python | route | parsed |", "|---|---|---|---|---|", *lines, ""] if lines else []
 
 
@@ -145,11 +146,11 @@ def instructions(target: Target, kit: dict[str, Any], commands: dict[str, dict[s
     lines = [f"# Build the engines on {target.name}", "",
              "TensorRT engines are tied to the GPU and to the TensorRT version: build them on the device.",
              "Copy this folder to the device, then either", "",
-             "```sh", f"python3 {device_app.APP} info     # this device, and the route each precision takes",
-             f"python3 {device_app.APP} build    # every precision below, into ../tensorrt-<precision>/",
-             f"python3 {device_app.APP} bench ../tensorrt-{kit['precisions'][-1]}",
+             "```sh", f"python3 {pack.APP} info     # this device, and the route each precision takes",
+             f"python3 {pack.APP} build    # every precision below, into ../tensorrt-<precision>/",
+             f"python3 {pack.APP} bench ../tensorrt-{kit['precisions'][-1]}",
              "```", "",
-             f"`{device_app.APP}` is edgekit's device-side code alone: it runs on the Python the JetPack ships, with "
+             f"`{pack.APP}` is edgekit's device-side code alone: it runs on the Python the JetPack ships, with "
              "numpy, TensorRT's bindings (`python3-libnvinfer`) and pycuda or cuda-python, and needs no install "
              "(`edgekit compile --kit .` does the same where edgekit itself is installed).", ""]
     lines += route_table(target, kit)
@@ -161,7 +162,7 @@ def instructions(target: Target, kit: dict[str, Any], commands: dict[str, dict[s
     for version, per in commands.items():
         lines += [f"TensorRT {version}:", "", "```sh", *per.values(), "```", ""]
     if target.dla_cores:
-        lines += [f"DLA ({target.dla_cores} cores): `python3 {device_app.APP} build --dla-core 0` (FP16/INT8; layers "
+        lines += [f"DLA ({target.dla_cores} cores): `python3 {pack.APP} build --dla-core 0` (FP16/INT8; layers "
                   "the DLA cannot run fall back to the GPU and are listed). A DLA core takes INT8 by implicit "
                   "quantization only, so its INT8 engine is built from fp32.onnx and the calibration cache, not from "
                   "the Q/DQ model. With trtexec:", ""]
@@ -179,7 +180,7 @@ def instructions(target: Target, kit: dict[str, Any], commands: dict[str, dict[s
         lines.append(f"- {p}: skipped: {why}")
         if p == "int8" and kit["int8_routes"]:
             routes = ", ".join(f"{r} on TensorRT {v}" for v, r in kit["int8_routes"].items())
-            lines.append(f"  To build it anyway: `python3 {device_app.APP} build --precision int8` ({routes}).")
+            lines.append(f"  To build it anyway: `python3 {pack.APP} build --precision int8` ({routes}).")
     lines += ["", "Preflight (checked here, no GPU): see preflight.md. "
               "Check each engine against the accuracy estimate in the build report before deploying."]
     return "\n".join(lines) + "\n"

@@ -14,12 +14,11 @@ class Classification(TaskPackage):
     validation_class = "edgekit.tasks.classification.val:ClassificationValidation"
 
     def postprocessor(self, recipe):
-        from edgekit.tasks.classification.postprocess import postprocess
+        from edgekit.camera.post.classification import postprocess
 
         return lambda outputs: postprocess(outputs[0])
 
     def describe_postprocess(self, recipe, folder: Path) -> dict:
-        return {"argmax": "over logits' last axis", "score": "softmax probability of that class"}
+        from edgekit.camera.post.classification import config
 
-    def line_record(self, answer, classes: tuple[str, ...], min_score: float) -> dict:
-        return {"class": classes[answer.label], "score": round(answer.score, 4)}
+        return config()

@@ -16,7 +16,7 @@ class Detection(TaskPackage):
     validation_class = "edgekit.tasks.detection.val:DetectionValidation"
 
     def postprocessor(self, recipe):
-        from edgekit.tasks.detection.postprocess import postprocess
+        from edgekit.camera.post.detection import postprocess
         from edgekit.tasks.detection.spec import DetectionSpec
 
         spec = DetectionSpec.from_recipe(recipe)
@@ -27,9 +27,3 @@ class Detection(TaskPackage):
         from edgekit.tasks.detection.spec import DetectionSpec
 
         return DetectionSpec.from_recipe(recipe).describe(folder)
-
-    def line_record(self, answer, classes: tuple[str, ...], min_score: float) -> dict:
-        keep = answer.scores >= min_score
-        return {"defects": [{"class": classes[int(k)], "score": round(float(s), 4),
-                             "box": [round(float(v), 4) for v in box]}
-                            for box, s, k in zip(answer.boxes[keep], answer.scores[keep], answer.labels[keep])]}

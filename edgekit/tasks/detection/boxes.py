@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-VARIANCES = (0.1, 0.2)   # SSD's centre / size variances
+from edgekit.camera.post.detection import VARIANCES
 
 
 def voc_to_corners(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -44,12 +44,6 @@ def encode(corners: np.ndarray, priors: np.ndarray, variances: tuple[float, floa
     size = np.log(np.maximum(c[:, 2:], 1e-6) / priors[:, 2:]) / variances[1]
     return np.concatenate([centre, size], 1).astype(np.float32)
 
-
-def decode(loc: np.ndarray, priors: np.ndarray, variances: tuple[float, float] = VARIANCES) -> np.ndarray:
-    """SSD offsets (..., P, 4) -> corner boxes (..., P, 4); the inverse of :func:`encode`."""
-    centre = priors[:, :2] + loc[..., :2] * variances[0] * priors[:, 2:]
-    size = priors[:, 2:] * np.exp(loc[..., 2:] * variances[1])
-    return np.concatenate([centre - size / 2, centre + size / 2], -1).astype(np.float32)
 
 
 @dataclass(frozen=True)

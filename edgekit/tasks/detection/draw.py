@@ -4,7 +4,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from edgekit.tasks.detection.postprocess import Detections
+from edgekit.camera.post.detection import Detections
 from edgekit.tasks.pictures import FONT
 
 # One BGR colour per class (Okabe-Ito, distinguishable by colour-blind readers), cycling.

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgekit.camera.post.detection import Detections
 from edgekit.data.neu import Sample
 from edgekit.tasks.detection.boxes import iou, voc_to_corners
-from edgekit.tasks.detection.postprocess import Detections
 
 
 @dataclass(frozen=True)

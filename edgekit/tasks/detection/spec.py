@@ -12,15 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.camera.post.detection import PRIORS_FILE, PostprocessConfig, config
 from edgekit.errors import EdgekitError
 from edgekit.models import model_meta
 from edgekit.recipes import Recipe
-from edgekit.tasks.detection.boxes import VARIANCES
-from edgekit.tasks.detection.postprocess import PostprocessConfig
 from edgekit.tasks.detection.priors import PriorSpec, make_priors
 
 KEYS = {"priors", "match_iou", "loss", "postprocess"}
-PRIORS_FILE = "priors.npy"
 
 
 @dataclass(frozen=True)
@@ -39,11 +37,8 @@ class DetectionSpec:
     def describe(self, folder: Path) -> dict:
         """Write the priors beside a deployable model; return how its outputs are post-processed."""
         np.save(Path(folder) / PRIORS_FILE, self.prior_boxes)
-        return {"priors": {"file": PRIORS_FILE, "count": len(self.prior_boxes), "format": "cx, cy, w, h (0..1)",
-                           "map_sizes": list(self.map_sizes), **asdict(self.priors)},
-                "box_coding": {"variances": list(VARIANCES), "decoded": "x0, y0, x1, y1 (0..1)"},
-                "softmax": "over conf's last axis; index 0 is background",
-                "nms": {"implementation": "OpenCV dnn.NMSBoxesBatched, per class", **asdict(self.postprocess)}}
+        return config(self.postprocess, {"count": len(self.prior_boxes), "map_sizes": list(self.map_sizes),
+                                         **asdict(self.priors)})
 
     @classmethod
     def from_recipe(cls, recipe: Recipe) -> "DetectionSpec":

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from edgekit.camera.preprocess import Preprocess
 from edgekit.data.augment import AugmentConfig, augment
 from edgekit.data.recipe_data import SplitData, read_images
 from edgekit.errors import EdgekitError
-from edgekit.preprocess import Preprocess
 from edgekit.recipes import Recipe
 from edgekit.tasks import postprocessor
 from edgekit.tasks.detection.boxes import match

@@ -8,16 +8,16 @@ from typing import Any
 import numpy as np
 
 from edgekit.backends.base import Runner
+from edgekit.camera.post.detection import Detections
 from edgekit.data.recipe_data import SplitData, read_images
 from edgekit.plots import pr_curves
 from edgekit.recipes import Recipe
 from edgekit.report import markdown_table
-from edgekit.tasks.detection.draw import TRUTH, draw, draw_detections
 from edgekit.stats import Answers
-from edgekit.tasks.detection.metrics import GroundTruth, detection_metrics, per_image_hits, voc_map, weighted_map
 from edgekit.tasks import postprocessor
 from edgekit.tasks.answers import DeployedAnswers
-from edgekit.tasks.detection.postprocess import Detections
+from edgekit.tasks.detection.draw import TRUTH, draw, draw_detections
+from edgekit.tasks.detection.metrics import GroundTruth, detection_metrics, per_image_hits, voc_map, weighted_map
 from edgekit.tasks.detection.spec import DetectionSpec
 from edgekit.tasks.pictures import grid, write_png
 

@@ -16,7 +16,7 @@ class SegDecTask(TaskPackage):
     validation_class = "edgekit.tasks.segdec.val:SegDecValidation"
 
     def postprocessor(self, recipe):
-        from edgekit.tasks.segdec.postprocess import postprocess
+        from edgekit.camera.post.segdec import postprocess
         from edgekit.tasks.segdec.spec import DecisionSpec
         from edgekit.tasks.segmentation.spec import SegmentationSpec
 
@@ -40,17 +40,8 @@ class SegDecTask(TaskPackage):
         return out
 
     def describe_postprocess(self, recipe, folder: Path) -> dict:
+        from edgekit.camera.post.segdec import config
         from edgekit.tasks.segdec.spec import DecisionSpec
         from edgekit.tasks.segmentation.spec import SegmentationSpec
 
-        seg = SegmentationSpec.from_recipe(recipe).postprocess.describe()
-        return {"decision": {"output": "decision logit (N, 1)", "defective_if":
-                             f"sigmoid(logit) >= {DecisionSpec.from_recipe(recipe).threshold}"},
-                "mask": {**seg, "output": "mask logits (N, 1, H/8, W/8)"}}
-
-    def line_record(self, answer, classes: tuple[str, ...], min_score: float) -> dict:
-        seg = answer.segmentation
-        return {"defective": answer.defective, "score": round(answer.score, 4),
-                "defect_fraction": round(float(seg.mask.mean()), 5),
-                "defects": [{"class": classes[d.label], "score": round(d.score, 4), "area_px": d.area,
-                             "box": [round(v, 4) for v in d.box]} for d in seg.defects]}
+        return config(DecisionSpec.from_recipe(recipe).threshold, SegmentationSpec.from_recipe(recipe).postprocess)

@@ -9,14 +9,14 @@ import cv2
 import numpy as np
 
 from edgekit.backends.base import Runner
+from edgekit.camera.post.segdec import Decided
+from edgekit.camera.post.segmentation import Segmentation
 from edgekit.data.recipe_data import SplitData
 from edgekit.recipes import Recipe
 from edgekit.report import markdown_table
 from edgekit.tasks.segdec.metrics import decision_answers, decision_figures
-from edgekit.tasks.segdec.postprocess import Decided
 from edgekit.tasks.segdec.spec import DecisionSpec
 from edgekit.tasks.segmentation.metrics import split_figures
-from edgekit.tasks.segmentation.postprocess import Segmentation
 from edgekit.tasks.segmentation.val import SegmentationValidation
 
 FIGURES = (("ap", "AP %"), ("auc", "AUC %"), ("f_best", "F best %"), ("f_at_threshold", "F at threshold %"),

@@ -16,19 +16,15 @@ class SegmentationTask(TaskPackage):
     validation_class = "edgekit.tasks.segmentation.val:SegmentationValidation"
 
     def postprocessor(self, recipe):
-        from edgekit.tasks.segmentation.postprocess import postprocess
+        from edgekit.camera.post.segmentation import postprocess
         from edgekit.tasks.segmentation.spec import SegmentationSpec
 
         spec = SegmentationSpec.from_recipe(recipe).postprocess
         return lambda outputs: postprocess(outputs[0], spec)
 
     def describe_postprocess(self, recipe, folder: Path) -> dict:
+        from edgekit.camera.post.segmentation import config
         from edgekit.tasks.segmentation.spec import SegmentationSpec
 
         spec = SegmentationSpec.from_recipe(recipe)
-        return spec.postprocess.describe(spec.classes)
-
-    def line_record(self, answer, classes: tuple[str, ...], min_score: float) -> dict:
-        return {"defect_fraction": round(float(answer.mask.mean()), 5),
-                "defects": [{"class": classes[d.label], "score": round(d.score, 4), "area_px": d.area,
-                             "box": [round(v, 4) for v in d.box]} for d in answer.defects]}
+        return config(spec.postprocess, spec.classes)

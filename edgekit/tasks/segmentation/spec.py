@@ -10,12 +10,11 @@ NEU-Seg and the built-in data write them), or every defect pixel of the images i
 the class's name (``class_source: groups``: Magnetic-Tile's 0/255 masks under ``MT_<Class>/``)."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
+from edgekit.camera.post.segmentation import PostprocessSpec
 from edgekit.data.masks import ON_MISSING, ON_SIZE
 from edgekit.errors import EdgekitError
 
@@ -27,31 +26,6 @@ class LossWeights:
     diff: float = 0.2          # nu: feature-difference loss between SPPM and LSPM
     bce: float = 0.5           # BCE's share inside loss_seg (Eq. 4's 1/2)
     epsilon: float = 1.0       # loss_diff = mean 1 / (MSE(V1, V2) + epsilon)
-
-
-@dataclass(frozen=True)
-class PostprocessSpec:
-    threshold: float = 0.5     # defect probability at which a pixel is defect
-    min_area: int = 0          # components smaller than this (pixels at the model's resolution) dropped
-    connectivity: int = 8
-
-    @property
-    def logit_threshold(self) -> float:
-        """The threshold on the exported logits (sigmoid is monotonic: no sigmoid over the whole map)."""
-        return math.log(self.threshold / (1.0 - self.threshold))
-
-    def describe(self, classes: tuple[str, ...] = ("defect",)) -> dict[str, Any]:
-        components = f"OpenCV, {self.connectivity}-connected"
-        if len(classes) == 1:
-            out = {"output": "mask logits (N, 1, H, W)", "defect_if": f"sigmoid(logit) >= {self.threshold}"}
-        else:
-            out = {"output": f"mask logits (N, {len(classes) + 1}, H, W): background, {', '.join(classes)}",
-                   "defect_if": f"1 - softmax(logits)[background] >= {self.threshold}, i.e. "
-                                "logsumexp(class logits) - background logit >= logit_threshold",
-                   "class": "argmax over the class logits", "classes": list(classes)}
-            components += ", per class"
-        return {**out, "logit_threshold": self.logit_threshold, "components": components,
-                "min_area_px": self.min_area}
 
 
 @dataclass(frozen=True)
@@ -93,7 +67,7 @@ class SegmentationSpec:
         if spec.on_size not in ON_SIZE or spec.on_missing not in ON_MISSING:
             raise EdgekitError(f"{where}: on_size must be one of {', '.join(ON_SIZE)} and on_missing one of "
                                f"{', '.join(ON_MISSING)}")
-        if not 0.0 < post.threshold < 1.0 or post.min_area < 0 or post.connectivity not in (4, 8):
+        if not post.valid:
             raise EdgekitError(f"{where}.postprocess: threshold in (0, 1), min_area >= 0, connectivity 4 or 8")
         return spec
 

@@ -11,12 +11,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from edgekit.camera.post.segmentation import postprocess
 from edgekit.data.recipe_data import SplitData
 from edgekit.errors import EdgekitError
 from edgekit.recipes import Recipe
 from edgekit.tasks.segmentation.data import bounding_rectangles, read_masked
 from edgekit.tasks.segmentation.metrics import split_figures
-from edgekit.tasks.segmentation.postprocess import postprocess
 from edgekit.tasks.segmentation.spec import LossWeights, SegmentationSpec
 
 

@@ -9,17 +9,17 @@ from typing import Any
 import numpy as np
 
 from edgekit.backends.base import Runner
+from edgekit.camera.post.segmentation import Segmentation
 from edgekit.data.recipe_data import SplitData
 from edgekit.recipes import Recipe
 from edgekit.report import markdown_table
+from edgekit.stats import Answers
 from edgekit.tasks import postprocessor
 from edgekit.tasks.answers import DeployedAnswers
 from edgekit.tasks.pictures import grid, write_png
 from edgekit.tasks.segmentation.data import read_masked
 from edgekit.tasks.segmentation.draw import PALETTE, tile
-from edgekit.stats import Answers
 from edgekit.tasks.segmentation.metrics import figures, per_image_confusion, split_figures, trivial_figures
-from edgekit.tasks.segmentation.postprocess import Segmentation
 from edgekit.tasks.segmentation.spec import SegmentationSpec
 
 GRID = "masks.png"

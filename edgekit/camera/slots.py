@@ -17,8 +17,8 @@ import shutil
 from pathlib import Path
 from typing import Any, Dict, Optional
 
-from edgekit.deploy import keys
-from edgekit.deploy.bundle import MANIFEST, SIGNED, fsync_dir, open_bundle
+from edgekit.camera import trust
+from edgekit.camera.bundle import MANIFEST, SIGNED, fsync_dir, open_bundle
 from edgekit.errors import EdgekitError
 
 ACTIVE, PREVIOUS, SLOTS, TRUSTED = "active", "previous", "slots", "trusted"
@@ -56,7 +56,7 @@ def verify(install: Path, bundle: Path) -> Dict[str, Any]:
     """Check ``bundle`` against the trusted keys and unpack it into a new slot (kept if it already is);
     returns the manifest with ``slot``. The active slot is not touched."""
     install, bundle = Path(install), Path(bundle)
-    trusted = keys.trusted(install / TRUSTED)
+    trusted = trust.trusted(install / TRUSTED)
     if not trusted:
         raise EdgekitError("{}: no trusted public keys: this camera accepts no bundle".format(install / TRUSTED))
     slot = bundle_id(bundle)
@@ -75,7 +75,7 @@ def vouched(install: Path, slot: str) -> None:
         key = json.loads((Path(install) / SLOTS / slot / SIGNED).read_text())["key"]
     except (OSError, ValueError, KeyError, TypeError):
         raise EdgekitError("{}: slot {} has no record of its signing key: refused".format(install, slot)) from None
-    if key not in keys.trusted(Path(install) / TRUSTED):
+    if key not in trust.trusted(Path(install) / TRUSTED):
         raise EdgekitError("{}: slot {} was signed by key {}, which is no longer among the trusted keys: "
                            "refused".format(install, slot, key))
 

@@ -1,27 +1,32 @@
-"""Image pre-processing shared by training, calibration, validation and the line-side runtime.
-
-One definition, read from the recipe, so the model that is validated sees exactly the pixels
-the deployed model sees.
-"""
-from __future__ import annotations
-
-from dataclasses import dataclass, field
+"""Image pre-processing: one definition, read from the recipe by training, calibration and validation, and
+from ``pipeline.json`` by the camera, so the model that is validated sees exactly the pixels the deployed
+model sees. numpy and OpenCV alone (Python 3.6+)."""
+from typing import List, NamedTuple, Tuple
 
 import cv2
 import numpy as np
 
 
-@dataclass(frozen=True)
-class Preprocess:
+class Preprocess(NamedTuple):
     size: int = 200
     channels: int = 3
     channel_order: str = "bgr"          # order of the replicated/colour channels fed to the net
     scale: float = 1.0                  # multiply the 0..255 pixel values by this first
-    mean: tuple[float, ...] = field(default=(104.0, 117.0, 123.0))
-    std: tuple[float, ...] = field(default=(1.0, 1.0, 1.0))
+    mean: Tuple[float, ...] = (104.0, 117.0, 123.0)
+    std: Tuple[float, ...] = (1.0, 1.0, 1.0)
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> "Preprocess":
+        """From a recipe's ``preprocess`` section or ``pipeline.json``'s (lists become tuples); unknown keys
+        are a TypeError."""
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in cfg.items()})
+
+    def config(self) -> dict:
+        """As YAML and JSON write it."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self._asdict().items()}
 
     @property
-    def input_shape(self) -> tuple[int, int, int]:
+    def input_shape(self) -> Tuple[int, int, int]:
         return (self.channels, self.size, self.size)
 
     def __call__(self, image: np.ndarray) -> np.ndarray:
@@ -40,5 +45,5 @@ class Preprocess:
         x = (x - np.asarray(self.mean, np.float32)) / np.asarray(self.std, np.float32)
         return np.ascontiguousarray(x.transpose(2, 0, 1))
 
-    def batch(self, images: list[np.ndarray]) -> np.ndarray:
+    def batch(self, images: List[np.ndarray]) -> np.ndarray:
         return np.stack([self(im) for im in images])

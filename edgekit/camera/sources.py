@@ -6,14 +6,11 @@ oldest waiting frame is dropped and counted. A file or folder is read completely
 A frame that cannot be decoded is counted and skipped, never fatal; a video whose reads keep failing is
 taken to have ended, and a live stream that keeps failing is reopened.
 """
-from __future__ import annotations
-
 import queue
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, List, Optional
 
 import cv2
 import numpy as np
@@ -25,12 +22,14 @@ STREAM_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://", "udp://", "tcp:
 FAILED_READS = 25          # consecutive failed reads that end a video (or reopen a live stream)
 
 
-@dataclass
 class Frame:
-    index: int                     # frame number in the source, from 0 (skipped frames keep their numbers)
-    time: float                    # wall-clock time it was read (seconds since the epoch)
-    image: np.ndarray | None       # None: the frame could not be decoded
-    prepared: Any = None           # what ``prefetch``'s ``prepare`` made of the image on the reader thread
+    __slots__ = ("index", "time", "image", "prepared")
+
+    def __init__(self, index: int, time: float, image: Optional[np.ndarray], prepared: Any = None) -> None:
+        self.index = index          # frame number in the source, from 0 (skipped frames keep their numbers)
+        self.time = time            # wall-clock time it was read (seconds since the epoch)
+        self.image = image          # None: the frame could not be decoded
+        self.prepared = prepared    # what ``prefetch``'s ``prepare`` made of the image on the reader thread
 
 
 class Source:
@@ -59,7 +58,7 @@ class ImageFolder(Source):
             yield Frame(i, time.time(), read_image(path))
 
 
-def read_image(path: Path) -> np.ndarray | None:
+def read_image(path: Path) -> Optional[np.ndarray]:
     """A BGR image as a capture gives it, or None when it cannot be decoded whole: OpenCV fills a JPEG cut
     short with grey and answers it without a word, so a JPEG must end with its end-of-image marker."""
     data = Path(path).read_bytes()
@@ -134,14 +133,14 @@ def open_source(spec: str) -> Source:
                        "folder, an rtsp:// URL or a GStreamer pipeline)")
 
 
-def prefetch(source: Source, depth: int = 4, prepare: Callable[[np.ndarray], Any] | None = None) -> Iterator[Frame]:
+def prefetch(source: Source, depth: int = 4, prepare: Optional[Callable[[np.ndarray], Any]] = None) -> Iterator[Frame]:
     """The source's frames read ahead on a thread, each decoded image handed to ``prepare`` there too
     (``frame.prepared``: pre-processing overlaps inference). A live source drops its oldest waiting frame
     rather than wait (``source.dropped``); a file waits for the model."""
-    frames: queue.Queue = queue.Queue(maxsize=depth)
+    frames = queue.Queue(maxsize=depth)          # type: queue.Queue
     done = object()
     stop = threading.Event()
-    failure: list[BaseException] = []
+    failure = []                                 # type: List[BaseException]
 
     def read() -> None:
         try:

@@ -1,6 +1,4 @@
 """A frame with its line answer drawn on it (boxes and classes, or the class of the whole image)."""
-from __future__ import annotations
-
 from pathlib import Path
 
 import cv2

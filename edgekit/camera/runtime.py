@@ -8,49 +8,46 @@ model and post-processing alone; ``age_ms`` runs from the frame's reading to its
 for a classifier; ``defects`` with class, score, box (x0, y0, x1, y1 as fractions of the frame) and, for
 segmentation, area in pixels at the model's resolution). Undecodable frames get no line; they are counted.
 """
-from __future__ import annotations
-
 import datetime as _dt
 import json
 import sys
 import threading
 import time
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any, Callable, Dict, Optional, Tuple
 
-from edgekit.deploy.slots import ACTIVE, PREVIOUS, hold, status_links
+from edgekit.camera.model import LineModel
+from edgekit.camera.slots import ACTIVE, PREVIOUS, hold, status_links
+from edgekit.camera.sources import open_source, prefetch
+from edgekit.camera.status import LineMetrics, serve
 from edgekit.errors import EdgekitError
-from edgekit.line.model import LineModel
-from edgekit.line.sources import open_source, prefetch
-from edgekit.line.status import LineMetrics, serve
 
 
-@dataclass
 class RunOptions:
-    source: str
-    install: Path
-    min_score: float = 0.5            # detections below it are not reported
-    threads: int | None = None
-    annotate: Path | None = None      # write each frame with its answer drawn, here
-    status_host: str = "127.0.0.1"
-    status_port: int | None = 9108    # None: no status endpoint
-    poll_s: float = 0.5               # how often the active slot is looked at
-    max_frames: int | None = None
+    def __init__(self, source: str, install: Path, min_score: float = 0.5, threads: Optional[int] = None,
+                 annotate: Optional[Path] = None, status_host: str = "127.0.0.1", status_port: Optional[int] = 9108,
+                 poll_s: float = 0.5, max_frames: Optional[int] = None) -> None:
+        self.source, self.install = source, Path(install)
+        self.min_score = min_score            # detections below it are not reported
+        self.threads = threads
+        self.annotate = annotate              # write each frame with its answer drawn, here
+        self.status_host, self.status_port = status_host, status_port      # port None: no status endpoint
+        self.poll_s = poll_s                  # how often the active slot is looked at
+        self.max_frames = max_frames
 
 
 class SlotWatcher:
     """Follows ``<install>/active``; loads a new slot on a thread of its own while the old model runs."""
 
-    def __init__(self, install: Path, current: str, threads: int | None, poll_s: float,
+    def __init__(self, install: Path, current: str, threads: Optional[int], poll_s: float,
                  log: Callable[[str], None]) -> None:
         self.install, self.current, self.threads, self.log = Path(install), current, threads, log
         self.poll_s, self._next_look = poll_s, 0.0
-        self._ready: LineModel | None = None
-        self._failed: str | None = None
-        self._loading: threading.Thread | None = None
+        self._ready = None          # type: Optional[LineModel]
+        self._failed = None         # type: Optional[str]
+        self._loading = None        # type: Optional[threading.Thread]
 
-    def poll(self) -> tuple[LineModel | None, bool]:
+    def poll(self) -> Tuple[Optional[LineModel], bool]:
         """(a newly loaded model to swap in or None, whether a load just failed); cheap between frames."""
         ready, self._ready = self._ready, None
         failed, self._failed = self._failed, None
@@ -75,7 +72,7 @@ class SlotWatcher:
             self._loading = None
 
 
-def first_model(install: Path, threads: int | None, log: Callable[[str], None]) -> tuple[LineModel, str | None]:
+def first_model(install: Path, threads: Optional[int], log: Callable[[str], None]) -> Tuple[LineModel, Optional[str]]:
     """The active slot's model; when it cannot load (a power cut mid-flash, a slot the camera cannot run), the
     previous slot's, with the reason it stands in. The line runs whenever either can."""
     links = status_links(install)
@@ -95,8 +92,8 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
-def run(opts: RunOptions, out: IO[str] = sys.stdout, log: Callable[[str], None] | None = None,
-        on_frame: Callable[[int], None] | None = None) -> dict[str, Any]:
+def run(opts: RunOptions, out: IO[str] = sys.stdout, log: Optional[Callable[[str], None]] = None,
+        on_frame: Optional[Callable[[int], None]] = None) -> Dict[str, Any]:
     """Run until the source ends (or ``max_frames``); returns the summary."""
     log = log or (lambda line: print(f"edgekit run: {line}", file=sys.stderr, flush=True))
     install = Path(opts.install)
@@ -113,11 +110,11 @@ def run(opts: RunOptions, out: IO[str] = sys.stdout, log: Callable[[str], None] 
     if server is not None:
         log(f"status: http://{opts.status_host}:{server.server_port}/metrics and /healthz")
     if opts.annotate:
-        from edgekit.line.annotate import draw
+        from edgekit.camera.annotate import draw
         Path(opts.annotate).mkdir(parents=True, exist_ok=True)
     watcher = SlotWatcher(install, slot, opts.threads, opts.poll_s, log)
     started, written = time.perf_counter(), 0
-    pre = [model.recipe.preprocess]                 # the running model's, read by the reader thread
+    pre = [model.preprocess]                 # the running model's, read by the reader thread
     frames = prefetch(source, prepare=lambda image, pre=pre: (pre[0], pre[0](image)))
     try:
         for frame in frames:
@@ -131,20 +128,21 @@ def run(opts: RunOptions, out: IO[str] = sys.stdout, log: Callable[[str], None] 
             if new is not None:
                 old, model = model, new
                 old.close()
-                pre[0] = model.recipe.preprocess
+                pre[0] = model.preprocess
                 hold(install, model.name)
                 metrics.swapped(True)
                 metrics.running(model.describe())
                 metrics.fallback(None)
             t0 = time.perf_counter()
             by, x = frame.prepared
-            answer = model.answer(x if by == model.recipe.preprocess else model.recipe.preprocess(frame.image))
+            answer = model.answer(x if by == model.preprocess else model.preprocess(frame.image))
             record = model.record(answer, opts.min_score)
             seconds = time.perf_counter() - t0
             metrics.observe(seconds, bool(record.get("defective", record.get("defects"))))
             line = {"frame": frame.index, "time": _dt.datetime.fromtimestamp(frame.time, _dt.timezone.utc)
                     .isoformat(timespec="milliseconds"), "slot": model.name, "latency_ms": round(1000 * seconds, 3),
-                    "age_ms": round(1000 * (time.time() - frame.time), 3), **record}
+                    "age_ms": round(1000 * (time.time() - frame.time), 3)}
+            line.update(record)
             out.write(json.dumps(line) + "\n")
             out.flush()
             if opts.annotate:
@@ -161,7 +159,30 @@ def run(opts: RunOptions, out: IO[str] = sys.stdout, log: Callable[[str], None] 
             server.shutdown()
         model.close()
         holding.unlink()
-    return {"source": opts.source, "install": str(install), "model": model.describe(), "fallback": fallback,
-            "ended": _now(),
-            "seconds": round(elapsed, 3), "throughput_fps": round(written / elapsed, 2) if elapsed else 0.0,
-            **metrics.summary()}
+    summary = {"source": opts.source, "install": str(install), "model": model.describe(), "fallback": fallback,
+               "ended": _now(), "seconds": round(elapsed, 3),
+               "throughput_fps": round(written / elapsed, 2) if elapsed else 0.0}
+    summary.update(metrics.summary())
+    return summary
+
+
+def run_to(opts: RunOptions, out: Optional[Path] = None, log: Optional[Callable[[str], None]] = None) -> Dict[str, Any]:
+    """:func:`run` with its lines appended to ``out`` (a restarted line adds to its log, never truncates it)
+    and the summary written beside it (``<out>.summary.json``), or the lines on standard output."""
+    if out is None:
+        return run(opts, sys.stdout, log)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with open(str(out), "a") as f:
+        summary = run(opts, f, log)
+    out.with_suffix(".summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def summary_row(summary: Dict[str, Any]) -> Dict[str, Any]:
+    """The end-of-run table's one row."""
+    return {"model": "{} {}".format(summary["model"]["recipe"], summary["model"]["artifact"]),
+            "frames": summary["frames"],
+            "skipped": ", ".join("{} {}".format(k, v) for k, v in summary["skipped"].items()) or "none",
+            "fps": summary["throughput_fps"], "p50 ms": summary["p50_ms"], "p99 ms": summary["p99_ms"],
+            "swaps": summary["swaps"]}

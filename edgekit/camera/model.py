@@ -1,0 +1,103 @@
+"""A camera's slot as the line runs it: the runner of the model the verified bundle names (its compiled
+artifact, or the TensorRT engine flash built on the camera from its device kit), with the pre- and
+post-processing its ``pipeline.json`` describes; one frame at a time, batch 1, as validated. The golden check
+(:mod:`edgekit.camera.golden`), ``edgekit run`` and the device app's ``run`` all load slots through
+:meth:`LineModel.from_slot`, so a slot that passes golden is the slot the line runs.
+"""
+import json
+import os
+from pathlib import Path
+from typing import Any, Dict, Optional, Tuple
+
+import numpy as np
+
+from edgekit.backends import get_backend
+from edgekit.backends.tensorrt.engine import ENGINE_FILE
+from edgekit.backends.tensorrt.kit_build import engine_dir
+from edgekit.camera import golden
+from edgekit.camera.bundle import MANIFEST
+from edgekit.camera.pipeline import Pipeline
+from edgekit.camera.slots import ENGINES, SLOTS
+from edgekit.errors import EdgekitError
+
+PREFERENCE = ("int8", "fp16", "fp32")       # fastest first: what a slot runs, and what a bundle carries
+MODEL = "model"                              # a slot's folder of what it runs
+
+
+def slot_dir(install: Path, slot: str) -> Path:
+    folder = Path(install) / SLOTS / slot
+    if not (folder / MANIFEST).is_file():
+        raise EdgekitError("{}: no verified slot {}".format(Path(install) / SLOTS, slot))
+    return folder
+
+
+def slot_model(install: Path, slot: str) -> Tuple[str, str, Path, Dict[str, Any]]:
+    """(backend, precision, model file, bundle manifest) of a verified slot."""
+    folder = slot_dir(install, slot)
+    manifest = json.loads((folder / MANIFEST).read_text())
+    if manifest.get("kind") == "device-kit":
+        root = Path(install) / ENGINES / slot
+        for precision in PREFERENCE:
+            engine = engine_dir(root, precision) / ENGINE_FILE
+            if engine.is_file():
+                return "tensorrt", precision, engine, manifest
+        raise EdgekitError("{}: no TensorRT engine built for slot {} (flash builds them on the camera)".format(root, slot))
+    compiled = folder / MODEL / "manifest.json"
+    if not compiled.is_file():
+        raise EdgekitError("{}: slot {} holds no compiled artifact".format(folder, slot))
+    results = json.loads(compiled.read_text())["results"]
+    return manifest["backend"], manifest["precision"], folder / MODEL / results["file"], manifest
+
+
+class LineModel:
+    """A runner (``infer(batch) -> outputs``) with the pipeline of the model it runs."""
+
+    def __init__(self, pipeline: Pipeline, runner: Any, name: str, precision: str = "",
+                 bundle: Optional[Dict[str, Any]] = None) -> None:
+        self.pipeline, self.runner, self.name, self.precision = pipeline, runner, name, precision
+        self.bundle = bundle or {}
+        self.golden = None           # the golden check's figures, once passed
+
+    @classmethod
+    def from_slot(cls, install: Path, slot: str, threads: Optional[int] = None) -> "LineModel":
+        """A camera's slot, loaded and passed through its golden images before anyone may use it."""
+        folder = slot_dir(install, slot)
+        backend, precision, path, manifest = slot_model(install, slot)
+        pipeline = Pipeline(folder / MODEL)                  # a bad pipeline fails before the model loads
+        model = cls(pipeline, get_backend(backend).load(path, threads or os.cpu_count() or 1), slot, precision,
+                    manifest)
+        try:
+            model.golden = golden.check(model, folder / golden.FOLDER, "slot {}".format(slot))
+        except BaseException:
+            model.close()
+            raise
+        return model
+
+    @classmethod
+    def for_runner(cls, folder: Path, runner: Any) -> "LineModel":
+        """``runner`` of the artifact or engine in ``folder``, with its pipeline (``edgekit bench``'s end-to-end
+        timing)."""
+        return cls(Pipeline(folder), runner, Path(folder).name)
+
+    @property
+    def preprocess(self):
+        return self.pipeline.preprocess
+
+    def __call__(self, frame: np.ndarray) -> Any:
+        """One decoded frame (uint8 grey or BGR, any size) -> the deployed answer."""
+        return self.answer(self.pipeline.preprocess(frame))
+
+    def answer(self, x: np.ndarray) -> Any:
+        """One pre-processed frame (float32 CHW) -> the deployed answer."""
+        return self.pipeline.answers(self.runner.infer(x[None]))[0]
+
+    def record(self, answer: Any, min_score: float) -> Dict[str, Any]:
+        return self.pipeline.record(answer, min_score)
+
+    def describe(self) -> Dict[str, Any]:
+        return {"slot": self.name, "recipe": self.pipeline.recipe, "artifact": self.bundle.get("artifact", self.name),
+                "backend": getattr(self.runner, "backend", "?"), "precision": self.precision}
+
+    def close(self) -> None:
+        if hasattr(self.runner, "close"):
+            self.runner.close()
