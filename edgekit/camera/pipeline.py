@@ -43,6 +43,9 @@ class Pipeline:
             found = raw.get("format", 1) if isinstance(raw, dict) else "?"
             raise EdgekitError("{}: format {}, this edgekit reads {} (build it again with this edgekit)".format(
                 path, found, FORMAT))
+        if raw.get("task") not in post.MODULES:
+            raise EdgekitError("{}: task {!r} has no camera-side post-processing (known: {})".format(
+                path, raw.get("task"), ", ".join(sorted(post.MODULES))))
         try:
             self.task, self.recipe = raw["task"], raw["recipe"]
             self.classes = tuple(raw["classes"])
