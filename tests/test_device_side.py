@@ -154,8 +154,10 @@ def test_type_stubs_alone_are_not_taken_for_tensorrt(monkeypatch) -> None:
 
 
 # The interpreters JetPack 4.6 and 5.x ship, where this machine has them (pyenv), or EDGEKIT_DEVICE_PYTHONS
-# (paths separated by os.pathsep); numpy pinned to a release that supports each.
-OLD_PYTHONS = {"3.6": ["numpy==1.19.5", "cryptography<41"], "3.8": ["numpy==1.24.4", "cryptography<45"]}
+# (paths separated by os.pathsep): numpy pinned to a release that supports each, the OpenCV each JetPack ships
+# (4.1.1 on 4.6, 4.5.4 on 5.x), and ONNX Runtime as a CPU slot's runtime (1.10: the last for Python 3.6).
+OLD_PYTHONS = {"3.6": ["numpy==1.19.5", "cryptography<41", "opencv-python-headless==4.1.1.26", "onnxruntime==1.10.0"],
+               "3.8": ["numpy==1.24.4", "cryptography<45", "opencv-python-headless==4.5.4.60", "onnxruntime==1.19.2"]}
 
 
 def old_pythons() -> list[Path]:
@@ -167,27 +169,36 @@ def old_pythons() -> list[Path]:
             if (p / "bin" / "python").is_file()]
 
 
-@pytest.mark.parametrize("python", old_pythons() or [None], ids=lambda p: p.parent.parent.name if p else "none")
-def test_the_device_app_builds_a_kit_on_jetpacks_own_python(python, tiny_recipe, tiny_quantized, tmp_path,
-                                                           pytestconfig) -> None:
-    """Really run on Python 3.6 / 3.8 (a venv with numpy and cryptography alone): the app in a Xavier NX kit
-    builds FP16 and INT8 for TensorRT 8.2.1 (a minimal TensorRT of the probe's own): opset-13 model, re-headed
-    cache; and a bundle signed here is verified and unpacked there, its altered copy refused."""
+@pytest.fixture(scope="module", params=old_pythons() or [None], ids=lambda p: p.parent.parent.name if p else "none")
+def jetpack_python(request, pytestconfig) -> tuple[str, Path]:
+    """(version, interpreter) of a venv on JetPack 4.6's or 5's Python with what the camera needs (kept in
+    pytest's cache between runs)."""
+    python = request.param
     if python is None:
         pytest.skip("no Python 3.6 or 3.8 here (pyenv, or EDGEKIT_DEVICE_PYTHONS)")
-    from edgekit.backends.tensorrt import kit as kit_mod
-    from edgekit.stages.compile import write_pipeline
-    from edgekit.targets import load_target
-
     version = subprocess.run([str(python), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
                              capture_output=True, text=True, check=True).stdout.strip()
     venv = pytestconfig.cache.mkdir(f"device-python-{version}")
     if not (venv / "bin" / "python").is_file():
         subprocess.run([str(python), "-m", "venv", "--clear", str(venv)], check=True)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
-    if subprocess.run([str(venv / "bin" / "python"), "-c", "import numpy, cryptography"], capture_output=True).returncode:
+    if subprocess.run([str(venv / "bin" / "python"), "-c", "import numpy, cryptography, cv2, onnxruntime"],
+                      capture_output=True).returncode:
         subprocess.run(pip + ["--upgrade", "pip<22"], check=True, capture_output=True)   # knows manylinux2014 wheels
-        subprocess.run(pip + OLD_PYTHONS[version], check=True, capture_output=True)
+        subprocess.run(pip + ["--only-binary=:all:"] + OLD_PYTHONS[version], check=True, capture_output=True)
+    return version, venv / "bin" / "python"
+
+
+def test_the_device_app_builds_a_kit_on_jetpacks_own_python(jetpack_python, tiny_recipe, tiny_quantized,
+                                                           tmp_path) -> None:
+    """Really run on Python 3.6 / 3.8: the app in a Xavier NX kit builds FP16 and INT8 for TensorRT 8.2.1 (a
+    minimal TensorRT of the probe's own): opset-13 model, re-headed cache; and a bundle signed here is verified
+    and unpacked there, its altered copy refused."""
+    from edgekit.backends.tensorrt import kit as kit_mod
+    from edgekit.stages.compile import write_pipeline
+    from edgekit.targets import load_target
+
+    version, python = jetpack_python
     kit = tmp_path / "kit"
     kit_mod.write_kit(tiny_quantized, load_target("jetson-xavier-nx"), kit, ["fp32", "fp16", "int8"],
                       lambda folder: write_pipeline(tiny_recipe, folder))
@@ -212,8 +223,84 @@ def test_the_device_app_builds_a_kit_on_jetpacks_own_python(python, tiny_recipe,
     (tmp_path / "bad.bundle").write_bytes((tmp_path / "b.bundle").read_bytes()[:HEADER_SIZE]
                                           + (tmp_path / "bad.tar").read_bytes())
     probe = Path(__file__).parent / "device_probe.py"
-    run = subprocess.run([str(venv / "bin" / "python"), "-I", str(probe), str(kit), str(tmp_path / "out"),
+    run = subprocess.run([str(python), "-I", str(probe), str(kit), str(tmp_path / "out"),
                           str(tmp_path / "b.bundle"), str(tmp_path / "keys"), str(tmp_path / "bad.bundle")],
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     assert run.stdout.strip().splitlines()[-1].startswith(f"ok {version}.")
+
+
+def _ort_slot_bundle(recipe, export_dir: Path, images: list, key, out: Path) -> Path:
+    """A signed bundle of the recipe's model for ONNX Runtime, as ``edgekit bundle`` makes one for a CPU camera:
+    the export's opset-13 copy (ONNX Runtime 1.10, the last release for Python 3.6, reads opset <= 15), its
+    pipeline.json, and golden frames with the outputs ONNX Runtime gives for them here."""
+    import numpy as np
+
+    from edgekit.backends.onnxruntime import OrtRunner
+    from edgekit.camera import golden
+    from edgekit.deploy.bundle import write_bundle
+    from edgekit.stages.compile import write_pipeline
+    from edgekit.stages.export import copy_name
+
+    art = out.parent / "artifact"
+    art.mkdir(parents=True)
+    (art / "model.onnx").write_bytes((export_dir / copy_name(13)).read_bytes())
+    write_pipeline(recipe, art)
+    (art / "manifest.json").write_text('{"stage": "compile", "results": {"file": "model.onnx"}}\n')
+    inputs = recipe.preprocess.batch(images)
+    runner = OrtRunner(art / "model.onnx", threads=1)
+    logits = np.concatenate([runner.infer(x[None])[0] for x in inputs])
+    files = {f"model/{p.name}": p for p in sorted(art.iterdir()) if p.is_file()}
+    for path in golden.write(art / "golden", images, inputs, ["logits"], {"logits": logits},
+                             {"fp32": {"artifact": "onnxruntime-fp32", "outputs": {"logits": logits}}}):
+        files[f"golden/{path.name}"] = path
+    write_bundle(files, {"recipe": recipe.name, "kind": "artifact", "artifact": "onnxruntime-fp32",
+                         "backend": "onnxruntime", "precision": "fp32", "target": "cpu"}, key, out)
+    return out
+
+
+def test_the_camera_runs_the_line_on_jetpacks_own_python(jetpack_python, tiny_recipe, tiny_quantized, tiny_data,
+                                                         tmp_path) -> None:
+    """Issue 29: the whole camera side under real CPython 3.6 / 3.8 with the OpenCV its JetPack ships, from the
+    zipapp alone: verify a signed bundle, golden-check its slot, activate it, and ``run`` the line on a video
+    through ONNX Runtime, answering every frame as the workstation's runtime answers it."""
+    import cv2
+
+    from edgekit.camera import slots
+    from edgekit.camera.runtime import RunOptions, run
+    from edgekit.deploy import keys, loopback
+
+    version, python = jetpack_python
+    images = [cv2.imread(str(p)) for p in sorted((tiny_data / "IMAGES").glob("*.png"))[::7][:8]]
+    key_file = keys.new_key("mill", tmp_path / "keys")
+    bundle = _ort_slot_bundle(tiny_recipe, tiny_quantized.parent / "export", images, keys.load_private(key_file),
+                              tmp_path / "src" / "line.bundle")
+    install = loopback.prepare_install(tmp_path / "camera", key_file.with_suffix(".pub"))
+    video = tmp_path / "line.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 25, (200, 200))
+    for i in range(24):
+        writer.write(cv2.resize(images[i % len(images)], (200, 200)))
+    writer.release()
+    app = pack.write_app(tmp_path / pack.APP)
+
+    def device(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([str(python), "-I", str(app), *args, "--install", str(install)], capture_output=True,
+                              text=True, timeout=300)
+
+    verified = device("verify", str(bundle))
+    assert verified.returncode == 0, verified.stderr
+    slot = json.loads(verified.stdout)["slot"]
+    checked = device("golden", slot)
+    assert checked.returncode == 0 and json.loads(checked.stdout)["images"] == len(images), checked.stderr
+    assert device("activate", slot).returncode == 0
+    ran = device("run", "--source", str(video), "--out", str(tmp_path / "line.jsonl"), "--status-port", "0")
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    lines = [json.loads(line) for line in (tmp_path / "line.jsonl").read_text().splitlines()]
+    summary = json.loads((tmp_path / "line.summary.json").read_text())
+    assert len(lines) == summary["frames"] == 24 and {line["slot"] for line in lines} == {slot}
+    assert summary["model"]["backend"] == "onnxruntime" and "status: http://127.0.0.1:" in ran.stderr
+    here = io.StringIO()
+    run(RunOptions(str(video), install, status_port=None), here, log=lambda line: None)
+    ours = [json.loads(line) for line in here.getvalue().splitlines()]
+    assert [line["class"] for line in lines] == [line["class"] for line in ours]
+    assert max(abs(a["score"] - b["score"]) for a, b in zip(lines, ours)) < 0.01
