@@ -93,7 +93,9 @@ def targets(
     """List the deployment targets (`edgekit targets NAME` for one target's details)."""
     if name is not None:
         t = load_target(name)
-        details = t.details()
+        from edgekit.backends.tensorrt.kit import device_side
+
+        details = {**t.details(), "device side": device_side(t)}
         print_table(f"target {t.name}", ["field", "value"], list(details.items()), out)
         _json(json_out, details)
         return

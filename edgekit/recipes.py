@@ -133,6 +133,7 @@ _TYPED: dict[tuple[str, str], tuple[Any, str]] = {
     ("train", "lr"): (lambda v: _is_number(v) and v > 0, "a positive number"),
     ("model", "name"): (lambda v: isinstance(v, str) and v, "a model name"),
     ("model", "args"): (lambda v: isinstance(v, dict), "a mapping"),
+    ("data", "boxes"): (lambda v: isinstance(v, bool), "true or false"),
     ("data", "classes"): (lambda v: isinstance(v, list) and v and all(isinstance(c, str) and c for c in v),
                           "a list of class names"),
     ("validate", "max_drop"): (lambda v: isinstance(v, dict) and all(map(_is_number, v.values())),

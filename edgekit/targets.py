@@ -153,24 +153,10 @@ class Target:
             "JetPack": str(self.jetpack) if self.jetpack else "-", "TensorRT": str(self.tensorrt) if self.tensorrt else "-",
             "precisions": ", ".join(self.precisions), "INT8 route": self.int8_route, "DLA cores": str(self.dla_cores),
             "memory GB": f"{self.memory_gb:g}", "workspace MB": str(self.workspace_mb), "peak": peak or "-",
-            "power modes": ", ".join(self.power_modes) or "-", "device side": self.device_side(),
+            "power modes": ", ".join(self.power_modes) or "-",
             "CPU instruction sets": ", ".join(self.cpu_isa) or "-",
             "file": str(self.path),
         }
-
-    def device_side(self) -> str:
-        """How engines get built on the device: the kit's zipapp on each JetPack's Python, or edgekit itself."""
-        from edgekit.backends.tensorrt.version import JETPACK_TENSORRT, TrtVersion, jetpack_python
-
-        if self.backend != "tensorrt":
-            return "-"
-        if self.jetpack is None:
-            return "edgekit compile --kit (edgekit installed beside TensorRT)"
-        shipped = sorted({(trt, jetpack_python(jp)) for jp, trt in JETPACK_TENSORRT.items()
-                          if self.jetpack.contains(jp) and self.tensorrt.contains(trt)},
-                         key=lambda pair: TrtVersion.parse(pair[0]))
-        return "python3 edgekit-device.pyz (in the kit), or trtexec: " + ", ".join(
-            f"TensorRT {trt} on Python {py}" for trt, py in shipped)
 
     def summary_row(self) -> dict[str, Any]:
         """One row of ``edgekit targets``: plain strings and numbers, JSON-ready."""

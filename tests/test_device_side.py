@@ -136,9 +136,11 @@ def test_a_kit_without_caches_says_so_to_a_calibration_cache_tensorrt(orin_kit, 
 def test_each_jetson_target_says_its_device_side() -> None:
     from edgekit.targets import load_target
 
-    assert load_target("jetson-nano").details()["device side"].endswith("TensorRT 8.2.1 on Python 3.6")
-    assert "TensorRT 10.3.0 on Python 3.10" in load_target("jetson-orin").details()["device side"]
-    assert load_target("intel-cpu").details()["device side"] == "-"
+    from edgekit.backends.tensorrt.kit import device_side
+
+    assert device_side(load_target("jetson-nano")).endswith("TensorRT 8.2.1 on Python 3.6")
+    assert "TensorRT 10.3.0 on Python 3.10" in device_side(load_target("jetson-orin"))
+    assert device_side(load_target("intel-cpu")) == "-"
 
 
 def test_type_stubs_alone_are_not_taken_for_tensorrt(monkeypatch) -> None:
@@ -195,13 +197,13 @@ def test_the_device_app_builds_a_kit_on_jetpacks_own_python(jetpack_python, tiny
     minimal TensorRT of the probe's own): opset-13 model, re-headed cache; and a bundle signed here is verified
     and unpacked there, its altered copy refused."""
     from edgekit.backends.tensorrt import kit as kit_mod
-    from edgekit.stages.compile import write_pipeline
+    from edgekit.stages.compile import kit_extras
     from edgekit.targets import load_target
 
     version, python = jetpack_python
     kit = tmp_path / "kit"
     kit_mod.write_kit(tiny_quantized, load_target("jetson-xavier-nx"), kit, ["fp32", "fp16", "int8"],
-                      lambda folder: write_pipeline(tiny_recipe, folder))
+                      kit_extras(tiny_recipe))
     from edgekit.camera.bundle import HEADER_SIZE, unverified_tar
     from edgekit.deploy import keys
     from edgekit.deploy.bundle import write_bundle

@@ -15,7 +15,7 @@ from onnx import TensorProto, helper
 
 from edgekit.artifacts import write_manifest
 from edgekit.backends.tensorrt import calibration_cache as cc
-from edgekit.backends.tensorrt import jetson, kit as kit_mod, preflight
+from edgekit.backends.tensorrt import jetson, kit as kit_mod, preflight, scales
 from edgekit.backends.tensorrt.builder import EngineRequest, build_engine
 from edgekit.backends.tensorrt.runner import TensorRTRunner
 from edgekit.backends.tensorrt.version import TrtVersion
@@ -64,8 +64,8 @@ def test_calibration_cache_rejects_garbage_with_file_and_line(tmp_path):
 
 def test_cache_scales_agree_with_the_qdq_scales_of_the_same_calibration(tiny_quantized):
     """The implicit (cache) and explicit (Q/DQ) INT8 engines get the same scale for every tensor both quantize."""
-    ranges = cc.scales_from_ranges(tiny_quantized / "calibration_ranges.json", tiny_quantized / "fp32.onnx")
-    qdq = cc.scales_from_qdq(tiny_quantized / "int8.onnx")
+    ranges = scales.scales_from_ranges(tiny_quantized / "calibration_ranges.json", tiny_quantized / "fp32.onnx")
+    qdq = scales.scales_from_qdq(tiny_quantized / "int8.onnx")
     assert len(qdq) >= 10 and set(qdq) <= set(ranges)
     for name, scale in qdq.items():
         assert ranges[name] == pytest.approx(scale, rel=1e-6), name
@@ -211,10 +211,10 @@ def test_each_target_kit_names_its_precision_routes():
 def test_kit_holds_one_calibration_cache_per_tensorrt_version(tiny_recipe, tiny_quantized, tmp_path):
     """TensorRT skips a cache whose header names another version (trtexec then calibrates on random data
     without an error): every trtexec line must name a cache written for its own version."""
-    from edgekit.stages.compile import write_pipeline
+    from edgekit.stages.compile import kit_extras
 
     kit = kit_mod.write_kit(tiny_quantized, load_target("jetson-xavier-nx"), tmp_path / "kit", ["int8"],
-                            lambda folder: write_pipeline(tiny_recipe, folder))
+                            kit_extras(tiny_recipe))
     caches = kit["calibration_caches"]
     assert set(caches) == {"8.2.1", "8.4.1", "8.5.2"}
     for version, name in caches.items():

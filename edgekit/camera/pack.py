@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import List
 
 import edgekit
+from edgekit.backends.tensorrt.kit_build import APP  # noqa: F401 - the name a kit and a camera give it
 
-APP = "edgekit-device.pyz"
 MIN_PYTHON = (3, 6)            # JetPack 4.6's Python: the oldest a supported Jetson ships
 WORKSTATION_ONLY = ("camera/pack.py",)
 DEVICE_MODULES = (

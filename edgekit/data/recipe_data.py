@@ -32,7 +32,6 @@ from edgekit.data.splits import grouped_split, stratified_split
 from edgekit.errors import EdgekitError
 from edgekit.progress import bar
 from edgekit.recipes import Recipe
-from edgekit.tasks import get_task
 
 SPLITS = ("test", "all")
 FORMATS = ("neu", "masks")
@@ -160,11 +159,11 @@ def _voc_list(root: Path) -> Path | None:
 
 
 def reader(recipe: Recipe) -> Callable[[Path], Dataset]:
-    """The recipe's data reader: ``data.format`` neu (NEU-CLS / NEU-DET / VOC folders, boxes when the
-    task reads them) or masks (the mask layouts of ``edgekit.data.masks``)."""
+    """The recipe's data reader: ``data.format`` neu (NEU-CLS / NEU-DET / VOC folders, with each image's
+    boxes where ``data.boxes`` says so) or masks (the mask layouts of ``edgekit.data.masks``)."""
     fmt = recipe.data.get("format", "neu")
     if fmt == "neu":
-        boxes = get_task(recipe).reads_boxes
+        boxes = bool(recipe.data.get("boxes", False))
         return lambda root: load_neu(root, recipe.classes, with_boxes=boxes)
     if fmt == "masks":
         groups = recipe.data.get("groups")
@@ -204,7 +203,8 @@ def load_split(recipe: Recipe, data: DataSource | Path, needs: tuple[int, str] |
         how = f"the data's own {name} split"
     elif recipe.data.get("format", "neu") == "neu" and (src.root / NEU_VALIDATION[0]).is_dir():
         folders = (src.root / NEU_VALIDATION[0], src.root / NEU_VALIDATION[1])
-        test_ds = load_neu(src.root, recipe.classes, with_boxes=get_task(recipe).reads_boxes, folders=folders)
+        test_ds = load_neu(src.root, recipe.classes, with_boxes=bool(recipe.data.get("boxes", False)),
+                           folders=folders)
         train, test, how = dataset.samples, test_ds.samples, "the data's own Validation_Images/ folder"
     elif recipe.data.get("format", "neu") == "neu" and boxed_layout(src.root) is not None and (listing := _voc_list(src.root)) is not None:
         train, test = _by_stems(dataset.samples, read_split_file(listing), listing)

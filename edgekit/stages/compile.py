@@ -10,13 +10,14 @@ estimate the INT8 model's accuracy before a device is touched.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import yaml
 
 from edgekit.artifacts import read_manifest, staged_dir, write_manifest
 from edgekit.backends import get_backend, is_available
 from edgekit.backends.tensorrt import kit as tensorrt_kit
-from edgekit.camera import pipeline
+from edgekit.camera import pack, pipeline
 from edgekit.errors import EdgekitError
 from edgekit.recipes import Recipe
 from edgekit.stages.export import output_names
@@ -40,6 +41,14 @@ def write_pipeline(recipe: Recipe, folder: Path) -> None:
         "outputs": list(output_names(recipe)),
         "postprocess": get_task(recipe).describe_postprocess(recipe, folder)})
     (Path(folder) / RECIPE).write_text(yaml.safe_dump(recipe.resolved(), sort_keys=False))
+
+
+def kit_extras(recipe: Recipe) -> Callable[[Path], None]:
+    """What a device kit carries beside its models: the pipeline, and the camera package as ``edgekit-device.pyz``."""
+    def write(folder: Path) -> None:
+        write_pipeline(recipe, folder)
+        pack.write_app(Path(folder) / pack.APP)
+    return write
 
 
 def source_file(quant_dir: Path, precision: str, encoding: str, backend: str = "") -> Path:
@@ -74,7 +83,7 @@ def compile_backend(recipe: Recipe, quant_dir: Path, backend: str, precision: st
 
 def device_kit(recipe: Recipe, quant_dir: Path, target: Target, out: Path, precisions: list[str]) -> dict:
     """The portable artifact for a TensorRT target, with its preflight report and the commands left to run."""
-    kit = tensorrt_kit.write_kit(quant_dir, target, out, precisions, lambda folder: write_pipeline(recipe, folder))
+    kit = tensorrt_kit.write_kit(quant_dir, target, out, precisions, kit_extras(recipe))
     check = kit["preflight"]
     return {"backend": "tensorrt", "kind": "device-kit", "precision": ",".join(kit["precisions"]), "path": str(out),
             "status": f"device kit (preflight: {check['errors']} errors, {check['warnings']} warnings)",

@@ -94,7 +94,7 @@ def opset_copies(onnx_path: Path, folder: Path) -> dict[str, str]:
     pre-processed as ``fp32.onnx`` is, into ``folder`` as ``fp32.opset<N>.onnx``. Older TensorRT builds
     INT8 from that file and a calibration cache naming its tensors: a copy is kept only when every
     calibrated tensor of ``fp32.onnx`` has its name there too."""
-    from edgekit.backends.tensorrt.calibration_cache import read_ranges
+    from edgekit.backends.tensorrt.scales import read_ranges
 
     calibrated = set(read_ranges(folder / "calibration_ranges.json"))
     kept = {}

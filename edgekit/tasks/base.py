@@ -62,7 +62,6 @@ class TaskValidation(Protocol):
 class Task(Protocol):
     name: str
     outputs: tuple[str, ...]   # the exported graph's outputs, in the order runners return them
-    reads_boxes: bool          # its data needs VOC boxes
 
     def training(self, recipe, data, seed: int) -> TrainingTask: ...
 
@@ -86,7 +85,6 @@ class TaskPackage:
     """The base of a task package's registered class: its training and validation classes are named
     (``module:Class``) and imported when first asked for."""
     outputs: tuple[str, ...] = ()
-    reads_boxes = False
     training_class = ""        # e.g. "edgekit.tasks.detection.train:DetectionTraining"
     validation_class = ""
 

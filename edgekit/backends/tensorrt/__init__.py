@@ -4,7 +4,8 @@ On any machine (host side):
 
 - :mod:`.kit` writes a target's device kit (models, calibration caches, preflight, commands, and the
   camera package as ``edgekit-device.pyz``: :mod:`edgekit.camera.pack`);
-- :mod:`.preflight` checks an ONNX file against a target before any device is touched.
+- :mod:`.preflight` checks an ONNX file against a target before any device is touched;
+- :mod:`.scales` turns the quantize stage's calibration ranges into INT8 scales for the caches.
 
 On the device (Python 3.6+, numpy, TensorRT, pycuda or cuda-python; no torch, no onnx):
 

@@ -20,17 +20,17 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import onnx
 
 from edgekit.artifacts import sha256_file, staged_dir, write_manifest
 from edgekit.backends.tensorrt import calibration_cache, preflight
 from edgekit.backends.tensorrt.engine import Device, device_facts
-from edgekit.backends.tensorrt.kit_build import (KIT_FILE, ONNX, RANGES, build_from_kit, cache_name, int8_route,
+from edgekit.backends.tensorrt.kit_build import (APP, KIT_FILE, ONNX, RANGES, build_from_kit, cache_name, int8_route,
                                                  kit_file, read_kit)
+from edgekit.backends.tensorrt.scales import scales_from_ranges
 from edgekit.backends.tensorrt.version import JETPACK_TENSORRT, TrtVersion, jetpack_python
-from edgekit.camera import pack
 from edgekit.errors import EdgekitError
 from edgekit.sparsity import onnx_sparse_layers
 from edgekit.targets import Target
@@ -75,8 +75,23 @@ def plan(target: Target, precisions: list[str]) -> tuple[list[str], dict[str, st
     return routed, skipped, routes
 
 
-def write_kit(quant_dir: Path, target: Target, out: Path, precisions: list[str], write_pipeline) -> dict[str, Any]:
-    """The portable kit for ``target`` from a quantize artifact; returns the kit's description."""
+def device_side(target: Target) -> str:
+    """How a target's engines get built on the device: the kit's zipapp on each JetPack's Python, or edgekit."""
+    if target.backend != "tensorrt":
+        return "-"
+    if target.jetpack is None:
+        return "edgekit compile --kit (edgekit installed beside TensorRT)"
+    shipped = sorted({(trt, jetpack_python(jp)) for jp, trt in JETPACK_TENSORRT.items()
+                      if target.jetpack.contains(jp) and target.tensorrt.contains(trt)},
+                     key=lambda pair: TrtVersion.parse(pair[0]))
+    return f"python3 {APP} (in the kit), or trtexec: " + ", ".join(
+        f"TensorRT {trt} on Python {py}" for trt, py in shipped)
+
+
+def write_kit(quant_dir: Path, target: Target, out: Path, precisions: list[str],
+              write_extras: Callable[[Path], None]) -> dict[str, Any]:
+    """The portable kit for ``target`` from a quantize artifact; ``write_extras(folder)`` adds the pipeline and
+    the camera program (:func:`edgekit.stages.compile.kit_extras`). Returns the kit's description."""
     quant_dir = Path(quant_dir)
     routed, skipped, routes = plan(target, precisions)
     versions = versions_in_range(target)
@@ -92,12 +107,11 @@ def write_kit(quant_dir: Path, target: Target, out: Path, precisions: list[str],
         shutil.copyfile(quant_dir / RANGES, tmp / RANGES)
         caches = {}
         if cached:   # a cache per version (trtexec lines, and the device app re-heads one for any other)
-            scales = calibration_cache.scales_from_ranges(tmp / RANGES, tmp / ONNX["fp32"])
+            scales = scales_from_ranges(tmp / RANGES, tmp / ONNX["fp32"])
             for v in cached:   # the GPU's implicit-INT8 versions, and every version a DLA core's INT8 is built on
                 caches[str(v)] = calibration_cache.write(scales, v, tmp / cache_name(v)).name
         (tmp / "target.json").write_text(json.dumps(target.summary_row(), indent=2) + "\n")
-        write_pipeline(tmp)
-        pack.write_app(tmp / pack.APP)
+        write_extras(tmp)
         check = preflight.preflight({p: tmp / ONNX[p] for p in ONNX}, target,
                                     {int(n): tmp / name for n, name in copies.items()})
         (tmp / "preflight.json").write_text(json.dumps(check, indent=2) + "\n")
@@ -138,7 +152,7 @@ def route_table(target: Target, kit: dict[str, Any]) -> list[str]:
                   for p in kit["precisions"]]
         rows.setdefault((str(version), jetpack_python(jp), ", ".join(parsed)), []).append(jp)
     lines = [f"| {jps[0]}{'–' + jps[-1] if len(jps) > 1 else ''} | {trt} | {py} | "
-             f"`python3 {pack.APP} build` or trtexec | {parsed} |" for (trt, py, parsed), jps in rows.items()]
+             f"`python3 {APP} build` or trtexec | {parsed} |" for (trt, py, parsed), jps in rows.items()]
     return ["| JetPack | TensorRT | Python | route | parsed |", "|---|---|---|---|---|", *lines, ""] if lines else []
 
 
@@ -146,11 +160,11 @@ def instructions(target: Target, kit: dict[str, Any], commands: dict[str, dict[s
     lines = [f"# Build the engines on {target.name}", "",
              "TensorRT engines are tied to the GPU and to the TensorRT version: build them on the device.",
              "Copy this folder to the device, then either", "",
-             "```sh", f"python3 {pack.APP} info     # this device, and the route each precision takes",
-             f"python3 {pack.APP} build    # every precision below, into ../tensorrt-<precision>/",
-             f"python3 {pack.APP} bench ../tensorrt-{kit['precisions'][-1]}",
+             "```sh", f"python3 {APP} info     # this device, and the route each precision takes",
+             f"python3 {APP} build    # every precision below, into ../tensorrt-<precision>/",
+             f"python3 {APP} bench ../tensorrt-{kit['precisions'][-1]}",
              "```", "",
-             f"`{pack.APP}` is edgekit's device-side code alone: it runs on the Python the JetPack ships, with "
+             f"`{APP}` is edgekit's device-side code alone: it runs on the Python the JetPack ships, with "
              "numpy, TensorRT's bindings (`python3-libnvinfer`) and pycuda or cuda-python, and needs no install "
              "(`edgekit compile --kit .` does the same where edgekit itself is installed).", ""]
     lines += route_table(target, kit)
@@ -162,7 +176,7 @@ def instructions(target: Target, kit: dict[str, Any], commands: dict[str, dict[s
     for version, per in commands.items():
         lines += [f"TensorRT {version}:", "", "```sh", *per.values(), "```", ""]
     if target.dla_cores:
-        lines += [f"DLA ({target.dla_cores} cores): `python3 {pack.APP} build --dla-core 0` (FP16/INT8; layers "
+        lines += [f"DLA ({target.dla_cores} cores): `python3 {APP} build --dla-core 0` (FP16/INT8; layers "
                   "the DLA cannot run fall back to the GPU and are listed). A DLA core takes INT8 by implicit "
                   "quantization only, so its INT8 engine is built from fp32.onnx and the calibration cache, not from "
                   "the Q/DQ model. With trtexec:", ""]
@@ -180,7 +194,7 @@ def instructions(target: Target, kit: dict[str, Any], commands: dict[str, dict[s
         lines.append(f"- {p}: skipped: {why}")
         if p == "int8" and kit["int8_routes"]:
             routes = ", ".join(f"{r} on TensorRT {v}" for v, r in kit["int8_routes"].items())
-            lines.append(f"  To build it anyway: `python3 {pack.APP} build --precision int8` ({routes}).")
+            lines.append(f"  To build it anyway: `python3 {APP} build --precision int8` ({routes}).")
     lines += ["", "Preflight (checked here, no GPU): see preflight.md. "
               "Check each engine against the accuracy estimate in the build report before deploying."]
     return "\n".join(lines) + "\n"

@@ -20,6 +20,7 @@ from edgekit.errors import EdgekitError
 
 KIT_FILE = "kit.json"
 ONNX = {"fp32": "fp32.onnx", "fp16": "fp16.onnx", "int8": "int8.onnx"}
+APP = "edgekit-device.pyz"        # the camera program every kit carries (edgekit.camera.pack writes it)
 RANGES = "calibration_ranges.json"
 CACHE = "calibration.cache"          # what ``build_from_kit`` writes beside the engines it builds
 QDQ_FROM = (8, 6)   # explicit Q/DQ from TensorRT 8.6; the calibration cache below it (issue 4, DESIGN.md)

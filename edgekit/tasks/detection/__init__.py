@@ -11,7 +11,6 @@ from edgekit.tasks.base import TaskPackage
 @register_task("detection")
 class Detection(TaskPackage):
     outputs = ("loc", "conf")
-    reads_boxes = True
     training_class = "edgekit.tasks.detection.train:DetectionTraining"
     validation_class = "edgekit.tasks.detection.val:DetectionValidation"
 

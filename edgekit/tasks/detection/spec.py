@@ -54,6 +54,9 @@ class DetectionSpec:
             post = PostprocessConfig.from_config(cfg.get("postprocess", {}))
         except (TypeError, ValueError) as exc:
             raise EdgekitError(f"{where}: {exc}") from exc
+        if recipe.data.get("boxes") is not True:
+            raise EdgekitError(f"{recipe.path}: data.boxes must be true (a detector trains and is scored on each "
+                               "image's boxes)")
         args = recipe.model.get("args", {})
         if args.get("boxes_per_cell", 4) != len(priors.aspect_ratios):
             raise EdgekitError(f"{recipe.path}: model.args.boxes_per_cell ({args.get('boxes_per_cell', 4)}) must equal "
