@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-import cv2
+from run_tables import make_video
 
 from edgekit.artifacts import write_json
 from edgekit.camera import slots
@@ -32,17 +32,6 @@ from edgekit.stages.bench import bench, machine, read_frames
 from edgekit.stages.bundle import bundle
 
 RESULTS = Path(__file__).parent / "results"
-
-
-def make_video(images: list, frames: int, path: Path) -> Path:
-    h, w = images[0].shape[:2]
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (w, h))
-    for i in range(frames):
-        im = images[i % len(images)]
-        im = cv2.resize(im, (w, h)) if im.shape[:2] != (h, w) else im
-        writer.write(cv2.cvtColor(im, cv2.COLOR_GRAY2BGR) if im.ndim == 2 else im)
-    writer.release()
-    return path
 
 
 def main() -> int:

@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+import cv2
+
 from edgekit.artifacts import write_json
 from edgekit.recipes import Recipe, load_recipe
 from edgekit.report import markdown_table, print_table
@@ -44,3 +46,15 @@ def record(name: str, title: str, markdown: str, results: dict) -> None:
     write_json(RESULTS / f"{name}.json", results)
     (RESULTS / f"{name}.md").write_text(f"# {title}\n\nMachine: {results['machine']}\n\n"
                                         f"Command: `{results['command']}`\n\n{markdown}\n")
+
+
+def make_video(images: list, frames: int, path: Path) -> Path:
+    """An MJPG AVI of ``images`` cycled to ``frames`` frames, at the first image's size."""
+    h, w = images[0].shape[:2]
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), 25, (w, h))
+    for i in range(frames):
+        im = images[i % len(images)]
+        im = cv2.resize(im, (w, h)) if im.shape[:2] != (h, w) else im
+        writer.write(cv2.cvtColor(im, cv2.COLOR_GRAY2BGR) if im.ndim == 2 else im)
+    writer.release()
+    return path

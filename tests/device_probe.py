@@ -48,9 +48,10 @@ class Parser:
         return len(model) > 0
 
 
-class Config:
+class Config:   # TensorRT 8.2's: a workspace size, no memory pools (8.4+)
     int8_calibrator = None
     DLA_core = -1
+    workspaces = []
 
     def __init__(self):
         self.flags = []
@@ -58,8 +59,13 @@ class Config:
     def set_flag(self, flag):
         self.flags.append(int(flag))
 
-    def set_memory_pool_limit(self, pool, pool_size):
-        pass
+    @property
+    def max_workspace_size(self):
+        return self.workspaces[-1] if self.workspaces else 0
+
+    @max_workspace_size.setter
+    def max_workspace_size(self, size):
+        self.workspaces.append(size)
 
     def create_timing_cache(self, serialized_timing_cache):
         return types.SimpleNamespace(serialize=lambda: b"timing")
@@ -87,6 +93,13 @@ class Builder:
         return b"plan"
 
 
+class Runtime:
+    num_DLA_cores = 0
+
+    def __init__(self, logger):
+        pass
+
+
 class Calibrator:
     def __init__(self):
         pass
@@ -96,10 +109,9 @@ trt = types.ModuleType("tensorrt")
 trt.__version__ = "8.2.1.8"
 trt.Logger = type("Logger", (), {"WARNING": 2, "ERROR": 1, "__init__": lambda self, min_severity=2: None,
                                  "log": lambda self, severity, msg: None})
-trt.Builder, trt.OnnxParser, trt.IInt8EntropyCalibrator2 = Builder, Parser, Calibrator
+trt.Builder, trt.Runtime, trt.OnnxParser, trt.IInt8EntropyCalibrator2 = Builder, Runtime, Parser, Calibrator
 trt.BuilderFlag = enum(FP16=0, INT8=1, GPU_FALLBACK=3)
 trt.NetworkDefinitionCreationFlag = enum(EXPLICIT_BATCH=0)
-trt.MemoryPoolType = enum(WORKSPACE=0)
 trt.DeviceType = enum(GPU=0, DLA=1)
 trt.ProfilingVerbosity = enum(DETAILED=2)
 cuda = types.SimpleNamespace(device=lambda: ("Fake Nano", "5.3"), name="fake-cuda", close=lambda: None)
@@ -109,6 +121,7 @@ assert device_cli.main(["build", "--kit", str(kit), "--out", str(out), "--precis
                        trt=trt, cuda=cuda) == 0
 built = json.loads((out / "device_build.json").read_text())
 assert [b["precision"] for b in built] == ["fp16", "int8"], built
+assert Config.workspaces and min(Config.workspaces) > 0, Config.workspaces   # 8.2's route: max_workspace_size
 version, _, scales = calibration_cache.read(out / "tensorrt-int8" / "calibration.cache")
 assert str(version) == "8.2.1" and scales
 manifest = json.loads((out / "tensorrt-int8" / "manifest.json").read_text())

@@ -37,7 +37,8 @@ def fake_cudart(cuda_major: int, minor: int = 4) -> types.SimpleNamespace:
     record what is alive."""
     ok = Err(0)
     ptrs = itertools.count(0x7F0000001000, 0x1000)
-    alive: dict[str, set] = {"device": set(), "host": set(), "stream": set(), "graph": set(), "exec": set()}
+    alive: dict[str, set] = {"device": set(), "host": set(), "stream": set(), "graph": set(), "exec": set(),
+                             "event": set()}
     rt = types.SimpleNamespace(alive=alive, launched=[])
 
     def make(kind):
@@ -56,6 +57,7 @@ def fake_cudart(cuda_major: int, minor: int = 4) -> types.SimpleNamespace:
     rt.cudaMalloc, rt.cudaFree = make("device"), free("device")
     rt.cudaMallocHost, rt.cudaFreeHost = make("host"), free("host")
     rt.cudaStreamCreate, rt.cudaStreamDestroy = make("stream"), free("stream")
+    rt.cudaEventCreate, rt.cudaEventDestroy = make("event"), free("event")
     rt.cudaStreamCaptureMode = types.SimpleNamespace(cudaStreamCaptureModeGlobal=0)
     rt.cudaStreamBeginCapture = lambda stream, mode: (ok,)
     rt.cudaStreamEndCapture = make("graph")
@@ -149,6 +151,16 @@ def test_pycuda_pops_its_context_and_frees_its_buffers_on_close() -> None:
     assert driver.stack == [] and sorted(driver.freed) == sorted([a, b]) and cuda.ctx.detached
     cuda.close()
     assert driver.stack == []
+
+
+def test_cuda_python_destroys_the_events_it_made() -> None:
+    """cuda-python's events live until cudaEventDestroy: the adapter destroys them with everything else."""
+    rt = fake_cudart(12)
+    cuda = CudaPython(rt)
+    made = [cuda.event() for _ in range(4)]
+    assert len(rt.alive["event"]) == len(made)
+    cuda.close()
+    assert all(not alive for alive in rt.alive.values())
 
 
 def test_bindings_are_chosen_by_the_devices_cuda_major(monkeypatch) -> None:

@@ -377,3 +377,69 @@ def test_real_tensorrt_engine_matches_onnxruntime(tmp_path, tiny_recipe, tiny_qu
     ref = ort.InferenceSession(str(tiny_quantized / "fp32.onnx")).run(None, {"input": x})
     for got, want in zip(runner.infer(x), ref):
         assert np.allclose(got, want, rtol=1e-2, atol=1e-2)
+
+
+# ------------------------------------------------------------------ the device side owns what it makes (issue 29)
+class _PushedContexts:
+    """The CUDA adapter over pycuda as it behaves: the primary context pushed at start, popped only by close();
+    a context still pushed at exit makes pycuda abort the interpreter (exit 134)."""
+
+    def __init__(self, cc: str = "8.7", gpu: str = "Fake Orin") -> None:
+        self.pushed, self.cc, self.gpu = [], cc, gpu
+
+    def __call__(self):
+        adapter = FakeCuda(cc=self.cc, gpu=self.gpu)
+        self.pushed.append(adapter)
+        adapter.close = lambda: self.pushed.remove(adapter) if adapter in self.pushed else None
+        return adapter
+
+
+def test_an_engine_refused_at_load_leaves_no_cuda_context_pushed(engine_dir, monkeypatch):
+    """A JetPack upgrade refuses the engine (another TensorRT): the runner raises, and the adapter it made for
+    itself is closed, or `golden` would exit 134 at interpreter exit instead of 2 (and flash reads that)."""
+    from edgekit.backends.tensorrt import runner as runner_mod
+
+    contexts = _PushedContexts()
+    monkeypatch.setattr(runner_mod, "cuda_api", contexts)
+    with pytest.raises(EdgekitError, match="built with TensorRT 10.3.0.30, this device has 8.6.2.3"):
+        TensorRTRunner(engine_dir / "model.engine", trt=make_trt("8.6.2.3"))
+    assert contexts.pushed == []
+    with TensorRTRunner(engine_dir / "model.engine", trt=make_trt("10.3.0.30")) as runner:
+        assert len(contexts.pushed) == 1
+        for _ in range(200):
+            runner.compute_ms()
+        assert runner._events is not None and len(runner._events) == 2     # two events a runner, not two a call
+    assert contexts.pushed == []
+
+
+def test_the_host_kit_build_and_the_native_device_check_close_the_adapter_they_make(orin_kit, tmp_path, monkeypatch):
+    """`edgekit compile --kit` exited 134 under pycuda: the adapter made to read the device was never closed."""
+    import importlib.util
+
+    from edgekit.backends.tensorrt import cuda as cuda_mod
+    from edgekit.backends.tensorrt import runner as runner_mod
+
+    contexts = _PushedContexts()
+    monkeypatch.setattr(cuda_mod, "cuda_api", contexts)
+    kit_mod.build_from_kit(orin_kit, tmp_path / "out", ["fp16"], trt=make_trt("10.3.0.30"))
+    assert contexts.pushed == [] and (tmp_path / "out" / "tensorrt-fp16" / "model.engine").is_file()
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: object() if name == "tensorrt"
+                        else real_find_spec(name, *a))
+    monkeypatch.setattr(runner_mod, "import_tensorrt", lambda: make_trt("10.3.0.30"))
+    assert kit_mod.native_device(load_target("jetson-orin")).compute_capability == "8.7"
+    assert contexts.pushed == []
+
+
+def test_loading_an_engine_builds_no_builder(engine_dir):
+    """The DLA core count is the Runtime's to say (`Runtime.num_DLA_cores`); a Builder per engine load is waste."""
+    from trt_api import Recorder, Use
+
+    recorder = Recorder({"Runtime": "Runtime", "TensorEngine": "ICudaEngine", "TensorContext": "IExecutionContext",
+                         "Logger": "Logger"}, set())
+    raw = make_trt("10.3.0.30")
+    with TensorRTRunner(engine_dir / "model.engine", trt=recorder.module(raw), cuda=raw._cuda):
+        pass
+    calls = {u.name for u in recorder.uses if u.kind == "call" and u.owner == "tensorrt"}
+    assert "Runtime" in calls and "Builder" not in calls
+    assert Use("get", "Runtime", "num_DLA_cores") in recorder.uses

@@ -269,6 +269,7 @@ class Runtime:
 
     def __init__(self, trt: types.ModuleType, logger: object) -> None:
         self.trt = trt
+        self.num_DLA_cores = trt._dla_cores
 
     def deserialize_cuda_engine(self, serialized_engine: bytes):
         try:

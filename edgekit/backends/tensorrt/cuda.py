@@ -2,8 +2,9 @@
 
 cuda-python (NVIDIA's bindings, ``pip install cuda-python``) is preferred: it also captures CUDA
 graphs. pycuda (the ``jetson`` extra) serves everything but graphs. Both are imported lazily.
-Each adapter frees what it allocated on ``close()`` (pycuda also pops the context it pushed, or
-pycuda aborts at exit with "context stack was not empty").
+Each adapter frees what it allocated on ``close()``: buffers, streams, graphs and events (pycuda also pops
+the context it pushed, or pycuda aborts at exit with "context stack was not empty"). Whoever makes an
+adapter closes it, also on the way out of an error.
 """
 import ctypes
 import importlib
@@ -82,7 +83,9 @@ class CudaPython:
         self._ok(self.rt.cudaStreamSynchronize(stream))
 
     def event(self) -> Any:
-        return self._ok(self.rt.cudaEventCreate())
+        event = self._ok(self.rt.cudaEventCreate())
+        self._owned.append(("cudaEventDestroy", event))
+        return event
 
     def record(self, event: Any, stream: Any) -> None:
         self._ok(self.rt.cudaEventRecord(event, stream))

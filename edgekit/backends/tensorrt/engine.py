@@ -26,7 +26,7 @@ class Device(NamedTuple):
 def device_facts(trt: Any, cuda: Any) -> Device:
     gpu, cc = cuda.device()
     logger = trt.Logger(trt.Logger.ERROR)
-    dla = int(getattr(trt.Builder(logger), "num_DLA_cores", 0))
+    dla = int(getattr(trt.Runtime(logger), "num_DLA_cores", 0))     # a Runtime is cheap; a Builder is not
     return Device(tensorrt=str(trt.__version__), compute_capability=cc, gpu=gpu, dla_cores=dla)
 
 

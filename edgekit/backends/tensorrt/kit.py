@@ -208,7 +208,13 @@ def native_device(target: Target) -> Device | None:
     try:
         from edgekit.backends.tensorrt.cuda import cuda_api
         from edgekit.backends.tensorrt.runner import import_tensorrt
-        device = device_facts(import_tensorrt(), cuda_api())
+        trt, cuda = import_tensorrt(), cuda_api()
     except (EdgekitError, ImportError, RuntimeError, OSError):
         return None
+    try:
+        device = device_facts(trt, cuda)
+    except (EdgekitError, RuntimeError, OSError):
+        return None
+    finally:
+        cuda.close()
     return device if device.compute_capability == target.compute_capability else None

@@ -120,7 +120,14 @@ def build_from_kit(kit_dir: Path, out_root: Path, precisions: Optional[List[str]
     kit_dir, out_root = Path(kit_dir), Path(out_root)
     kit = read_kit(kit_dir)
     trt = trt or import_tensorrt()
-    device = device_facts(trt, cuda or cuda_api())
+    if cuda is None:                              # made here: closed here (pycuda aborts on a context left pushed)
+        cuda = cuda_api()
+        try:
+            device = device_facts(trt, cuda)
+        finally:
+            cuda.close()
+    else:
+        device = device_facts(trt, cuda)
     version = TrtVersion.parse(device.tensorrt)
     wanted = precisions or kit["precisions"]
     unknown = [p for p in wanted if p not in ONNX]

@@ -45,7 +45,16 @@ class TensorRTRunner:
                  cuda_graph: bool = False, trt: Any = None, cuda: Any = None) -> None:
         path = self.path = Path(path)
         self.trt = trt or import_tensorrt()
+        self._owns_cuda = cuda is None          # an adapter made here is closed here, also when loading fails
         self.cuda = cuda or cuda_api()
+        self.host, self.dev, self.graph, self._events = {}, {}, None, None
+        try:
+            self._load(path, batch, cuda_graph)
+        except BaseException:
+            self.close()                        # pycuda aborts the interpreter at exit on a context left pushed
+            raise
+
+    def _load(self, path: Path, batch: Optional[int], cuda_graph: bool) -> None:
         self.device = engine_keys.device_facts(self.trt, self.cuda)
         self.keys = engine_keys.check(path.parent, self.device)
         logger = self.trt.Logger(self.trt.Logger.WARNING)
@@ -65,7 +74,6 @@ class TensorRTRunner:
             raise EdgekitError(f"{path}: the engine was built for batch {self.input_shape[0]}, not {batch}; "
                                "engines have static shapes: rebuild for that batch")
         self.stream = self.cuda.stream()
-        self.host, self.dev = {}, {}
         for name, _, shape, dtype in tensors:
             self.host[name] = self.cuda.pinned(shape, dtype)
             self.dev[name] = self.cuda.alloc(self.host[name].nbytes)
@@ -77,7 +85,6 @@ class TensorRTRunner:
                 self.context.set_tensor_address(name, ptr)
         else:
             self.bindings = [self.dev[t[0]] for t in tensors]
-        self.graph = None
         if cuda_graph:
             if not self.cuda.graphs:
                 raise EdgekitError(f"CUDA graphs need cuda-python; {self.cuda.name} is in use")
@@ -112,9 +119,11 @@ class TensorRTRunner:
         return [self.host[n].astype(np.float32, copy=True) for n in self.output_names]
 
     def close(self) -> None:
-        """Release the GPU buffers, stream, graph and (pycuda) context; the runner is unusable after."""
-        self.host, self.dev, self.graph = {}, {}, None
-        self.cuda.close()
+        """Release the GPU buffers, stream, graph, events and (pycuda) context of the adapter this runner made;
+        one handed in is its caller's to close. The runner is unusable after."""
+        self.host, self.dev, self.graph, self._events = {}, {}, None, None
+        if self._owns_cuda:
+            self.cuda.close()
 
     def __enter__(self) -> "TensorRTRunner":
         return self
@@ -123,8 +132,10 @@ class TensorRTRunner:
         self.close()
 
     def compute_ms(self) -> float:
-        """GPU time of one engine execution alone (no copies), from CUDA events."""
-        start, end = self.cuda.event(), self.cuda.event()
+        """GPU time of one engine execution alone (no copies), from two CUDA events made once per runner."""
+        if self._events is None:
+            self._events = (self.cuda.event(), self.cuda.event())
+        start, end = self._events
         self.cuda.record(start, self.stream)
         self._enqueue()
         self.cuda.record(end, self.stream)

@@ -1,0 +1,142 @@
+"""What running the line costs a camera: peak memory, start to first answer, and throughput of the camera's
+program (``python3 edgekit-device.pyz run``) against ``edgekit run`` of this edgekit and, with ``--baseline``,
+``edgekit run`` of an earlier commit (checked out into a temporary git worktree), all in one run on one machine.
+
+The run's bundle is installed into a local camera folder (verified, golden-checked, activated, as flash does
+it); a video (MJPG AVI) of the run's test images is cycled to ``--frames`` frames. Each program is started as
+its own process, ``--rounds`` times in turn, answering the video with its JSON lines appended to a file:
+start to first answer is from the process's start to the first line in that file (imports, loading and
+golden-checking the slot, the first frame), peak memory is the process's maximum resident set (``wait4``),
+and the modules it imported are read from a ``-X importtime`` run of the same command. The camera's program
+must stay within ``--max-rss-mb`` (120) and ``--max-start-s`` (1.0), or this script fails. Table on stdout,
+JSON and Markdown in ``benchmarks/results/``::
+
+    python benchmarks/line_memory.py --run runs/sdc --baseline 3a766c2 --name line-memory-sdc
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from run_tables import make_video, record
+
+from edgekit.camera import pack, slots
+from edgekit.data.recipe_data import load_split, read_images, recorded_source
+from edgekit.deploy import keys, loopback
+from edgekit.errors import run_reporting
+from edgekit.recipes import load_recipe
+from edgekit.report import markdown_table, print_table
+from edgekit.stages.bench import machine
+from edgekit.stages.bundle import bundle
+
+ROOT = Path(__file__).parent.parent
+HEAVY = ("torch", "onnx", "typer", "yaml", "matplotlib", "rich", "scipy", "sklearn", "nncf", "prometheus_client")
+
+
+def measure(command: list[str], env: dict, lines: Path, frames: int) -> dict:
+    """Run ``command`` to its end; peak RSS, start to first line in ``lines``, and the run's own summary."""
+    lines.unlink(missing_ok=True)
+    started = time.perf_counter()
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    first = None
+    while first is None:
+        if lines.is_file() and b"\n" in lines.read_bytes()[:65536]:
+            first = time.perf_counter() - started
+        elif proc.poll() is not None:
+            break
+        else:
+            time.sleep(0.002)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    stderr = proc.stderr.read()
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(command)} exited {proc.returncode}: {stderr[-600:]}")
+    summary = json.loads(lines.with_suffix(".summary.json").read_text())
+    if summary["frames"] != frames:
+        raise SystemExit(f"{' '.join(command)} answered {summary['frames']} of {frames} frames")
+    return {"peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "first_answer_s": round(first, 3),
+            "fps": summary["throughput_fps"], "frames": summary["frames"]}
+
+
+def heavy_imports(command: list[str], env: dict, lines: Path) -> list[str]:
+    """The heavy modules the command imports (from ``python -X importtime``)."""
+    lines.unlink(missing_ok=True)
+    out = subprocess.run([command[0], "-X", "importtime", *command[1:]], env=env, capture_output=True, text=True)
+    found = {line.split("|")[-1].strip().split(".")[0] for line in out.stderr.splitlines()
+             if line.startswith("import time:") and "|" in line}
+    return sorted(found & set(HEAVY))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--run", type=Path, required=True, help="a finished `edgekit build` run folder")
+    ap.add_argument("--frames", type=int, default=1000)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--baseline", default=None, help="a commit whose `edgekit run` is measured beside (git worktree)")
+    ap.add_argument("--max-rss-mb", type=float, default=120.0)
+    ap.add_argument("--max-start-s", type=float, default=1.0)
+    ap.add_argument("--name", default=None, help="record in benchmarks/results/NAME.{json,md}")
+    args = ap.parse_args()
+    built = json.loads((args.run / "build.json").read_text())
+    recipe = load_recipe(built["recipe"])
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        key = keys.new_key("bench", root / "keys")
+        m = bundle(args.run, built["target"], key, root / "line.bundle")
+        install = loopback.prepare_install(root / "camera", root / "keys" / "bench.pub")
+        slots.activate(install, slots.verify(install, root / "line.bundle")["slot"])
+        images = read_images(load_split(recipe, recorded_source(args.run)).test, "test images")
+        video = make_video(images, args.frames, root / "line.avi")
+        app = pack.write_app(root / pack.APP)
+        run_args = ["run", "--install", str(install), "--source", str(video), "--status-port", "-1", "--out"]
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        programs = {"edgekit-device.pyz run": ([sys.executable, "-I", str(app), *run_args], env),
+                    "edgekit run": ([sys.executable, "-m", "edgekit", *run_args], env)}
+        if args.baseline:
+            worktree = root / "baseline"
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(worktree), args.baseline],
+                           check=True)
+            programs[f"edgekit run at {args.baseline}"] = ([sys.executable, "-m", "edgekit", *run_args],
+                                                            {**env, "PYTHONPATH": str(worktree)})
+        try:
+            rounds = {name: [] for name in programs}
+            for _ in range(args.rounds):
+                for name, (command, environment) in programs.items():
+                    lines = root / "lines.jsonl"
+                    rounds[name].append(measure(command + [str(lines)], environment, lines, args.frames))
+            imported = {name: heavy_imports(command + [str(root / "lines.jsonl")], environment, root / "lines.jsonl")
+                        for name, (command, environment) in programs.items()}
+        finally:
+            if args.baseline:
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(root / "baseline")])
+    rows = [{"program": name, "peak_rss_mb": max(r["peak_rss_mb"] for r in rs),
+             "first_answer_s": min(r["first_answer_s"] for r in rs), "fps": max(r["fps"] for r in rs),
+             "heavy_imports": imported[name]} for name, rs in rounds.items()]
+    cpu = machine()
+    headers = ["program", "peak RSS MB", "start to first answer s", "fps", "heavy modules imported"]
+    table = [[r["program"], r["peak_rss_mb"], r["first_answer_s"], r["fps"], ", ".join(r["heavy_imports"]) or "none"]
+             for r in rows]
+    title = f"{built['recipe']} {m['artifact']}: what the line costs ({args.frames} frames, best of {args.rounds})"
+    print_table(title, headers, table)
+    camera = rows[0]
+    ok = camera["peak_rss_mb"] <= args.max_rss_mb and camera["first_answer_s"] <= args.max_start_s and \
+        not camera["heavy_imports"]
+    verdict = (f"camera program: {camera['peak_rss_mb']} MB peak (need <= {args.max_rss_mb:g}), first answer after "
+               f"{camera['first_answer_s']} s (need <= {args.max_start_s:g}): {'pass' if ok else 'FAIL'}; "
+               f"{cpu['processor']} ({', '.join(cpu['isa'])})")
+    print(verdict)
+    if args.name:
+        record(args.name, title, markdown_table(headers, table) + f"\n\n{verdict}\n",
+               {"run": str(args.run), "recipe": built["recipe"], "artifact": m["artifact"], "frames": args.frames,
+                "rows": rows, "rounds": rounds, "pass": ok})
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    run_reporting(lambda: sys.exit(main()))
