@@ -1,6 +1,7 @@
-"""edgekit's TensorRT code and its test doubles held to a description written by others: the type stubs
-generated from NVIDIA's TensorRT 10.13 bindings (``tensorrt-stubs``), and for 8.x and 11 the
-differences NVIDIA's release notes state (tests/data/tensorrt_api.yaml).
+"""edgekit's TensorRT code and its test doubles held to descriptions written by others: the type stubs
+generated from NVIDIA's TensorRT 10.13 bindings (``tensorrt-stubs``) for names and signatures, the names
+NVIDIA's own bindings wheels of 8.6.1, 10.0.1, 10.3, 11.0 and 11.4 register, and for 8.2 and 8.5 (no wheel)
+an allow-list from each release's API reference (tests/data/tensorrt_api.yaml).
 
 Every attribute edgekit reads, sets or calls on TensorRT while building engines (FP32, FP16 on a DLA
 with a timing cache, INT8 by Q/DQ or by calibration cache) and running one is recorded under the real
@@ -24,7 +25,7 @@ from edgekit.backends.tensorrt.builder import EngineRequest, build_engine, has_c
 from edgekit.backends.tensorrt.engine import device_facts
 from edgekit.backends.tensorrt.runner import TensorRTRunner
 from edgekit.backends.tensorrt.version import TrtVersion
-from trt_api import Recorder, Stubs, Use, violations
+from trt_api import Recorder, Release, Stubs, Use, violations
 from trt_fakes import FakeCuda, make_trt
 
 STUBS = "10.13.0.35.1"           # tensorrt-stubs: generated from the TensorRT 10.13.0.35 bindings
@@ -35,6 +36,34 @@ NAMES = {"Builder": "Builder", "Network": "INetworkDefinition", "Layer": "ILayer
          "TensorEngine": "ICudaEngine", "BindingEngine": "ICudaEngine", "TensorContext": "IExecutionContext",
          "BindingContext": "IExecutionContext", "Runtime": "Runtime", "Logger": "Logger"}
 SUBCLASSED = {"IInt8EntropyCalibrator2"}      # edgekit derives its cache calibrator from it: handed over as is
+
+
+def _download(pytestconfig, spec: str, pattern: str) -> Path:
+    """A wheel fetched once into pytest's cache, without its dependencies (TensorRT itself, which no index here
+    serves), for CPython 3.11 on x86-64 whatever runs the tests."""
+    folder = pytestconfig.cache.mkdir("tensorrt-wheels")
+    wheels = sorted(folder.glob(pattern))
+    if not wheels:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+                        "--python-version", "3.11", "--implementation", "cp", "--abi", "none",
+                        "--platform", "manylinux_2_17_x86_64", "--platform", "manylinux_2_28_x86_64",
+                        "--dest", str(folder), spec], capture_output=True)
+        wheels = sorted(folder.glob(pattern))
+    if not wheels:
+        if os.environ.get("EDGEKIT_OFFLINE"):
+            pytest.skip(f"EDGEKIT_OFFLINE: {spec} cannot be fetched")
+        pytest.fail(f"could not download {spec} from the package index")
+    return wheels[0]
+
+
+def release(pytestconfig, version: str) -> Release:
+    entry = RELEASES[version]
+    absent = frozenset(entry.get("absent", ()))
+    if "exists" in entry:
+        return Release(version, allowed=frozenset(entry["exists"]), absent=absent)
+    name, _, pinned = entry["bindings"].partition("==")
+    wheel = _download(pytestconfig, entry["bindings"], f"{name.replace('-', '_')}-{pinned}-*.whl")
+    return Release.from_wheel(version, wheel, absent)
 
 
 @pytest.fixture(scope="session")
@@ -121,20 +150,63 @@ def test_the_cache_calibrator_overrides_what_tensorrt_calls(stubs) -> None:
         assert kind == "method" and any(len(s.parameters) == ours for s in signatures), name
 
 
-@pytest.mark.parametrize("version", sorted(RELEASES))
-def test_other_releases_by_their_release_notes(stubs, tmp_path, version) -> None:
-    notes = RELEASES[version]
-    absent, present = set(notes["absent"]), set(notes["present"])
+@pytest.mark.parametrize("version", list(RELEASES))
+def test_each_release_has_what_edgekit_uses_there(stubs, pytestconfig, tmp_path, version) -> None:
     uses = recorded(version, tmp_path)
-    assert violations(uses, stubs, absent, present) == []
-    # the version's double lacks what the release lacks
-    raw = make_trt(version)
-    objects = {"IBuilderConfig": raw.Builder(raw.Logger()).create_builder_config()}
-    for name in sorted(absent):
-        owner, _, member = name.rpartition(".")
-        holder = objects.get(owner) or (getattr(raw, owner, None) if owner else raw)
-        if holder is not None and owner in ("", *objects, "BuilderFlag", "NetworkDefinitionCreationFlag"):
-            assert not hasattr(holder, member or name), f"the {version} double has {name}"
+    assert violations(uses, stubs, release(pytestconfig, version)) == []
+
+
+@pytest.mark.parametrize("version", list(RELEASES))
+def test_each_releases_double_offers_only_what_the_release_has(pytestconfig, version) -> None:
+    """The doubles edgekit's device side is tested against (tests/trt_fakes.py) have no name their release
+    lacks: a double with 8.6's attributes in its 8.2 cannot stand in for 8.2."""
+    trt, real = make_trt(version), release(pytestconfig, version)
+    keys = {f"{cls}.{name}" for cls, members in double_surface(trt).items() for name in members}
+    keys |= {name for name in vars(trt) if not name.startswith("_") or name == "__version__"}
+    keys |= {f"{name}.{m}" for name, value in vars(trt).items() if type(value).__name__ == "_Enum" for m in vars(value)}
+    assert sorted(k for k in keys if real.lacks(k)) == []
+
+
+def test_the_device_probes_82_double_is_82(pytestconfig) -> None:
+    """tests/device_probe.py, the one TensorRT that really runs under Python 3.6, offers only what 8.2 has:
+    its builder takes 8.2's route (max_workspace_size, not memory pools)."""
+    import ast
+
+    tree = ast.parse((Path(__file__).parent / "device_probe.py").read_text())
+    real_names = {"Config": "IBuilderConfig", "Builder": "Builder", "Network": "INetworkDefinition",
+                  "Parser": "OnnxParser", "Runtime": "Runtime", "Layer": "ILayer"}
+    keys = set()
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name in real_names:
+            for item in node.body:
+                names = [item.name] if isinstance(item, ast.FunctionDef) else \
+                    [t.id for t in getattr(item, "targets", []) if isinstance(t, ast.Name)]
+                keys |= {f"{real_names[node.name]}.{n}" for n in names if not n.startswith("_") and n != "workspaces"}
+    real = release(pytestconfig, "8.2.1")
+    assert "IBuilderConfig.max_workspace_size" in keys
+    assert sorted(k for k in keys if real.lacks(k) and not k.startswith("ILayer.")) == []
+
+
+def test_an_attribute_of_8_6_planted_in_the_builder_fails_8_2_and_8_5(stubs, pytestconfig, tmp_path,
+                                                                       monkeypatch) -> None:
+    """``IBuilderConfig.builder_optimization_level`` came with 8.6: the check refuses it for JetPack 4.6's 8.2
+    and 5.1's 8.5, and takes it for 8.6.1, whose bindings have it."""
+    import trt_fakes
+    from edgekit.backends.tensorrt import builder
+
+    monkeypatch.setattr(trt_fakes.Config, "builder_optimization_level", 3, raising=False)   # every release's double
+    original = builder.build_engine
+
+    def planted(trt, request, logger=None):
+        trt.Builder(trt.Logger(trt.Logger.WARNING)).create_builder_config().builder_optimization_level = 5
+        return original(trt, request, logger)
+
+    for version, expect in (("8.2.1", True), ("8.5.2", True), ("8.6.1", False)):
+        recorder = Recorder(NAMES, SUBCLASSED)
+        trt = recorder.module(make_trt(version))
+        planted(trt, EngineRequest(tiny_onnx(tmp_path / "m.onnx"), "fp32", 256))
+        found = "\n".join(violations(recorder.uses, stubs, release(pytestconfig, version)))
+        assert ("builder_optimization_level" in found) == expect, (version, found)
 
 
 def test_a_misspelled_call_or_a_wrong_signature_is_caught(stubs, tmp_path, monkeypatch) -> None:
@@ -171,10 +243,13 @@ def double_surface(trt) -> dict[str, dict[str, list[str] | None]]:
 
     import trt_fakes
 
+    tensors = trt._tensor_api              # 8.5+: name-based I/O tensors; 8.2: binding indices
     classes = {"Builder": trt_fakes.Builder, "INetworkDefinition": trt_fakes.Network, "ILayer": trt_fakes.Layer,
                "OnnxParser": trt_fakes.Parser, "IBuilderConfig": trt_fakes._config_class(trt),
-               "ITimingCache": trt_fakes.TimingCache, "ICudaEngine": trt_fakes.TensorEngine,
-               "IExecutionContext": trt_fakes.TensorContext, "Runtime": trt_fakes.Runtime, "Logger": trt.Logger}
+               "ITimingCache": trt_fakes.TimingCache,
+               "ICudaEngine": trt_fakes.TensorEngine if tensors else trt_fakes.BindingEngine,
+               "IExecutionContext": trt_fakes.TensorContext if tensors else trt_fakes.BindingContext,
+               "Runtime": trt_fakes.Runtime, "Logger": trt.Logger}
     out = {}
     for real, cls in classes.items():
         members: dict[str, list[str] | None] = {}

@@ -2,16 +2,21 @@
 
 :class:`Stubs` indexes the type stubs generated from the TensorRT 10.13 bindings (the
 ``tensorrt-stubs`` wheel): classes with their bases, methods (every overload's signature),
-properties, attributes and enum members, and the module's own names. :class:`Recorder` wraps a
-TensorRT double so that every attribute edgekit reads, sets or calls on it is recorded under the
-real API's class name, with the call's arguments; :func:`violations` holds those uses to the stubs.
+properties, attributes and enum members, and the module's own names. :class:`Release` is what one
+release offers: the names its own bindings wheel registers (read from the compiled module without
+importing it), or, for a release without a wheel, an allow-list from its API reference.
+:class:`Recorder` wraps a TensorRT double so that every attribute edgekit reads, sets or calls on it is
+recorded under the real API's class name, with the call's arguments; :func:`violations` holds those
+uses to a release and to the stubs' signatures.
 """
 from __future__ import annotations
 
 import ast
 import inspect
 import keyword
+import zipfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 _EMPTY = inspect.Parameter.empty
@@ -132,6 +137,51 @@ class Stubs:
         return None
 
 
+class Release:
+    """What one TensorRT release offers, by name.
+
+    From a bindings wheel (``from_wheel``): every name its compiled module holds as a NUL-terminated string
+    (pybind11 registers each class, method, property and enum member by its name) and every name its
+    ``__init__.py`` defines (``nptype``, ``__version__``). A name counts where it ends such a string: the
+    linker lets strings share a tail ("Runtime" is the end of "IRuntime"). Names alone do not say which class
+    holds a member, and an enum member's name may live on in another enum: ``absent`` lists what the release
+    notes say is gone although the name stays (``BuilderFlag.INT8`` in 11, while ``DataType.INT8`` remains).
+
+    Without a wheel (``allowed``): the "Class.member" keys its API reference lists, and nothing else."""
+
+    def __init__(self, version: str, compiled: bytes = b"", python_names: frozenset = frozenset(),
+                 allowed: frozenset | None = None, absent: frozenset = frozenset()) -> None:
+        self.version, self.compiled, self.python_names = version, compiled, set(python_names)
+        self.allowed, self.absent = (set(allowed) if allowed is not None else None), set(absent)
+
+    @classmethod
+    def from_wheel(cls, version: str, wheel: Path, absent: frozenset = frozenset()) -> "Release":
+        with zipfile.ZipFile(wheel) as z:
+            so = next(n for n in z.namelist() if n.endswith(".so") and "/" in n and n.count("/") == 1)
+            init = next(n for n in z.namelist() if n.endswith("/__init__.py") and n.count("/") == 1)
+            compiled, tree = z.read(so), ast.parse(z.read(init).decode())
+        names = set()
+        for node in tree.body:
+            if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+                names.add(node.name)
+            elif isinstance(node, ast.Assign):
+                names |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+        return cls(version, compiled, frozenset(names), absent=absent)
+
+    def has(self, name: str) -> bool:
+        """A bare name (a class, a member, a module attribute), from a wheel."""
+        return name in self.python_names or name.encode() + b"\0" in self.compiled
+
+    def lacks(self, key: str) -> str | None:
+        """Why "Class.member" (or a module name) is not in this release, or None."""
+        if key in self.absent:
+            return f"not in TensorRT {self.version} (its release notes)"
+        if self.allowed is not None:
+            return None if key in self.allowed else f"not in TensorRT {self.version}'s API reference"
+        missing = [n for n in key.split(".") if not self.has(n)]
+        return f"TensorRT {self.version}'s bindings have no {missing[0]}" if missing else None
+
+
 @dataclass(frozen=True)
 class Use:
     """One thing edgekit did to TensorRT: ``kind`` get | set | call, on ``owner`` (a class of the real API,
@@ -158,19 +208,24 @@ def _binds(signatures: list[inspect.Signature], use: Use) -> bool:
     return False
 
 
-def violations(uses: set[Use], stubs: Stubs, absent: set[str] = frozenset(),
-               present: set[str] = frozenset()) -> list[str]:
-    """Every use the stubs do not describe (missing name, read-only property set, arguments that bind to no
-    overload). ``absent`` / ``present``: "Class.member" or "Name" known, from the release notes, to be
-    missing from / added to another TensorRT than the stubs'."""
+def _in_stubs(use: Use, stubs: Stubs) -> bool:
+    return use.name in stubs.module_names if use.owner == "tensorrt" else stubs.member(use.owner, use.name) is not None
+
+
+def violations(uses: set[Use], stubs: Stubs, release: Release | None = None) -> list[str]:
+    """Every use ``release`` does not have, and every use the stubs do not describe (missing name, read-only
+    property set, arguments that bind to no overload). With ``release``, a name it has that the 10.13 stubs
+    lack (``max_workspace_size`` on 8.x) is the release's, its signature unchecked."""
     found = []
     for use in sorted(uses, key=str):
         key = use.name if use.owner == "tensorrt" else f"{use.owner}.{use.name}"
-        if key in absent:
-            found.append(f"{use}: not in this TensorRT (release notes)")
-            continue
-        if key in present:
-            continue
+        if release is not None:
+            why = release.lacks(key)
+            if why:
+                found.append(f"{use}: {why}")
+                continue
+            if not _in_stubs(use, stubs):
+                continue
         if use.owner == "tensorrt":
             if use.name not in stubs.module_names:
                 found.append(f"{use}: TensorRT {stubs.version} has no {use.name}")

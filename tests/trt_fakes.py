@@ -391,7 +391,8 @@ def make_trt(version: str, dla_cores: int = 0, cuda: FakeCuda | None = None, fai
         trt.MemoryPoolType = _Enum(WORKSPACE=0, DLA_MANAGED_SRAM=1)
     trt.DeviceType = _Enum(GPU=0, DLA=1)
     trt.ProfilingVerbosity = _Enum(LAYER_NAMES_ONLY=0, DETAILED=2)
-    trt.TensorIOMode = _Enum(NONE=0, INPUT=1, OUTPUT=2)
+    if trt._tensor_api:                            # name-based I/O tensors: 8.5
+        trt.TensorIOMode = _Enum(NONE=0, INPUT=1, OUTPUT=2)
     trt.DataType = _Enum(FLOAT=0, HALF=1, INT8=2)
     trt.nptype = lambda dtype: {"FLOAT": np.float32, "HALF": np.float16, "INT8": np.int8}[dtype.name]
     if not strongly_typed_only:
