@@ -425,34 +425,23 @@ def device(ctx: typer.Context) -> None:
     status, and on a Jetson info, build, bench (`edgekit device --help`)."""
     from edgekit.camera.app import main as device_main
 
-    code = device_main(list(ctx.args))
+    code = device_main(list(ctx.args), prog="edgekit device")
     if code:
         raise typer.Exit(code)
 
 
-@app.command("run")
-def run_line(
-    source: Annotated[str, typer.Option(help="Camera index, video file, image folder, rtsp:// URL or GStreamer "
-                                             "pipeline")],
-    install: Annotated[Path, typer.Option(help="The camera's install folder (its active slot is run)")] = Path(
-        os.environ.get("EDGEKIT_INSTALL", "/opt/edgekit")),
-    jsonl: Annotated[Optional[Path], typer.Option("--out", help="JSON lines here (default: standard output); "
-                                                  "the summary beside it")] = None,
-    annotate: Annotated[Optional[Path], typer.Option(help="Write each frame with its answer drawn, here")] = None,
-    status_port: Annotated[int, typer.Option(help="Status endpoint port (/metrics, /healthz); -1: none")] = 9108,
-    status_host: Annotated[str, typer.Option(help="Status endpoint address (0.0.0.0 exposes it)")] = "127.0.0.1",
-    min_score: Annotated[float, typer.Option(help="Detections below this score are not reported")] = 0.5,
-    max_frames: Annotated[Optional[int], typer.Option(help="Stop after this many frames")] = None,
-    threads: Threads = None,
-) -> None:
-    """Run the camera's active model on frames: one JSON line per frame, Prometheus counters, and a new
-    model swapped in between two frames when flash switches the active slot."""
-    from edgekit.camera.runtime import RunOptions, run_to, summary_row
+@app.command("run", context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
+                                     "help_option_names": []})
+def run_line(ctx: typer.Context) -> None:
+    """Run the camera's active model on frames: one JSON line per frame, Prometheus metrics, and a new model
+    swapped in between two frames when flash switches the active slot (`edgekit run --help`). The camera
+    package's `run`, the same code as `python3 edgekit-device.pyz run` on a camera; it starts without the
+    workstation's libraries."""
+    from edgekit.camera.app import main as camera_main
 
-    opts = RunOptions(source, install, min_score, threads, annotate, status_host,
-                      None if status_port < 0 else status_port, max_frames=max_frames)
-    row = summary_row(run_to(opts, jsonl))
-    print_table("edgekit run", list(row), [list(row.values())], Console(stderr=True) if jsonl is None else out)
+    code = camera_main(["run", *ctx.args], prog="edgekit")
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

@@ -22,6 +22,7 @@ written as JSON beside what they describe. Errors are one line and exit code 2.
 """
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -135,11 +136,12 @@ def run_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edgekit-device.pyz", description=__doc__.split("\n\n")[0])
+def parser(prog: str = "edgekit-device.pyz") -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog=prog, description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="command")
     p_run = sub.add_parser("run", help="run the active slot on frames, one JSON line each")
-    p_run.add_argument("--install", type=Path, required=True, help="the camera's install folder")
+    p_run.add_argument("--install", type=Path, default=Path(os.environ.get("EDGEKIT_INSTALL", "/opt/edgekit")),
+                       help="the camera's install folder (default: $EDGEKIT_INSTALL, else /opt/edgekit)")
     p_run.add_argument("--source", required=True, help="camera index, video file, image folder, rtsp:// URL or "
                                                         "GStreamer pipeline")
     p_run.add_argument("--out", type=Path, default=None, help="JSON lines appended here (default: standard "
@@ -175,10 +177,10 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: Optional[List[str]] = None, trt: Any = None, cuda: Any = None) -> int:
-    args = parser().parse_args(argv)
+def main(argv: Optional[List[str]] = None, trt: Any = None, cuda: Any = None, prog: str = "edgekit-device.pyz") -> int:
+    args = parser(prog).parse_args(argv)
     if args.command is None:
-        parser().print_help()
+        parser(prog).print_help()
         return 2
     try:
         if args.command == "run":
