@@ -10,8 +10,9 @@ golden-checking the slot, the first frame), peak memory is the process's own hig
 ``/proc/PID/status``, read every few milliseconds until it ends: the ``ru_maxrss`` a parent gets from
 ``wait4`` counts the parent's own pages the child had before ``exec``), and the modules it imported are read
 from a ``-X importtime`` run of the same command. Beside them, the floor: numpy, OpenCV and the slot's runtime
-alone, loading the same model file with the runner's settings and answering as many frames of zeros, one line
-each (no edgekit code): what any program running this model on this machine needs. The camera's program
+alone, no edgekit code, loading the same model file with the runner's settings, decoding the same video and
+answering each frame (resized, no other pre-processing) with one line: what any program running this model on
+this video on this machine needs. The camera's program
 must stay within ``--max-rss-mb`` (120) and ``--max-start-s`` (1.0), or this script fails. Table on stdout,
 JSON and Markdown in ``benchmarks/results/``::
 
@@ -43,7 +44,7 @@ ROOT = Path(__file__).parent.parent
 FLOOR = """
 import json, os, sys, time
 import cv2, numpy
-path, backend, out, frames = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+path, backend, video, out = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 threads = os.cpu_count()
 if backend == "openvino":
     import openvino
@@ -58,12 +59,19 @@ else:
     session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     shape = tuple(session.get_inputs()[0].shape)
     infer = lambda x: session.run(None, {session.get_inputs()[0].name: x})
-x, started = numpy.zeros(shape, numpy.float32), time.perf_counter()
+capture, frames, started = cv2.VideoCapture(video), 0, time.perf_counter()
 with open(out, "a") as f:
-    for i in range(frames):
-        infer(x)
-        f.write('{"frame": %d}\\n' % i)
+    while True:
+        ok, image = capture.read()
+        if not ok:
+            break
+        image = cv2.resize(image, (shape[3], shape[2]))
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)[..., None] if shape[1] == 1 else image
+        x = image.transpose(2, 0, 1)[None].astype(numpy.float32)
+        infer(numpy.ascontiguousarray(x))
+        f.write('{"frame": %d}\\n' % frames)
         f.flush()
+        frames += 1
 summary = {"frames": frames, "throughput_fps": round(frames / (time.perf_counter() - started), 2)}
 open(out[: -len(".jsonl")] + ".summary.json", "w").write(json.dumps(summary))
 """
@@ -142,7 +150,7 @@ def main() -> int:
         programs = {"edgekit-device.pyz run": ([sys.executable, "-I", str(app), *run_args], env),
                     "edgekit run": ([sys.executable, "-m", "edgekit", *run_args], env),
                     f"floor: numpy, OpenCV, {m['backend']} alone": (
-                        [sys.executable, "-I", "-c", FLOOR, str(model), m["backend"], "OUT", str(args.frames)], env)}
+                        [sys.executable, "-I", "-c", FLOOR, str(model), m["backend"], str(video), "OUT"], env)}
         if args.baseline:
             worktree = root / "baseline"
             subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(worktree), args.baseline],

@@ -12,8 +12,6 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 
 from edgekit.backends import get_backend
-from edgekit.backends.tensorrt.engine import ENGINE_FILE
-from edgekit.backends.tensorrt.kit_build import engine_dir
 from edgekit.camera import golden
 from edgekit.camera.bundle import MANIFEST
 from edgekit.camera.pipeline import Pipeline
@@ -36,6 +34,9 @@ def slot_model(install: Path, slot: str) -> Tuple[str, str, Path, Dict[str, Any]
     folder = slot_dir(install, slot)
     manifest = json.loads((folder / MANIFEST).read_text())
     if manifest.get("kind") == "device-kit":
+        from edgekit.backends.tensorrt.engine import ENGINE_FILE      # a CPU camera never loads TensorRT's code
+        from edgekit.backends.tensorrt.kit_build import engine_dir
+
         root = Path(install) / ENGINES / slot
         for precision in PREFERENCE:
             engine = engine_dir(root, precision) / ENGINE_FILE
