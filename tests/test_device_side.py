@@ -4,6 +4,7 @@ calibration cache of the installed TensorRT."""
 from __future__ import annotations
 
 import ast
+import importlib.machinery
 import io
 import json
 import os
@@ -306,3 +307,71 @@ def test_the_camera_runs_the_line_on_jetpacks_own_python(jetpack_python, tiny_re
     ours = [json.loads(line) for line in here.getvalue().splitlines()]
     assert [line["class"] for line in lines] == [line["class"] for line in ours]
     assert max(abs(a["score"] - b["score"]) for a, b in zip(lines, ours)) < 0.01
+
+
+def test_a_device_kit_slot_runs_the_line_through_tensorrt_8_2(tiny_recipe, tiny_quantized, tiny_data, tmp_path,
+                                                               monkeypatch) -> None:
+    """The TensorRT route of the camera, end to end, against a TensorRT 8.2.1 double that offers nothing 8.2
+    lacks (tests/test_trt_api_conformance.py): a Xavier NX kit bundled, verified, its engines built on the
+    camera, golden-checked and activated by the device app, then `run` on a video through the engine (binding
+    API, execute_async_v2) and the kit's pipeline.json; everything it asked of TensorRT is in 8.2's API
+    reference. The double computes (k + 1) * sum(input) per output, so the golden outputs are that."""
+    import cv2
+    import numpy as np
+    import yaml
+    from trt_api import Recorder, Release, violations
+    from trt_fakes import expected_outputs
+
+    from edgekit.backends.tensorrt import kit as kit_mod
+    from edgekit.backends.tensorrt import runner as runner_mod
+    from edgekit.camera import golden, slots
+    from edgekit.camera.runtime import RunOptions, run
+    from edgekit.deploy import keys, loopback
+    from edgekit.deploy.bundle import write_bundle
+    from edgekit.stages.compile import kit_extras
+    from edgekit.targets import load_target
+
+    kit = tmp_path / "kit"
+    kit_mod.write_kit(tiny_quantized, load_target("jetson-xavier-nx"), kit, ["fp16", "int8"], kit_extras(tiny_recipe))
+    images = [cv2.imread(str(p)) for p in sorted((tiny_data / "IMAGES").glob("*.png"))[::9][:6]]
+    inputs = tiny_recipe.preprocess.batch(images)
+    outputs = np.concatenate([expected_outputs(x[None], [[1, len(tiny_recipe.classes)]])[0] for x in inputs])
+    files = {f"model/{p.name}": p for p in sorted(kit.iterdir()) if p.is_file()}
+    for path in golden.write(tmp_path / "golden", images, inputs, ["logits"], {"logits": outputs},
+                             {p: {"artifact": f"openvino-{p}", "outputs": {"logits": outputs}} for p in ("fp16", "int8")}):
+        files[f"golden/{path.name}"] = path
+    key = keys.new_key("mill", tmp_path / "keys")
+    write_bundle(files, {"recipe": tiny_recipe.name, "kind": "device-kit", "artifact": "tensorrt-kit",
+                         "backend": "tensorrt", "precision": None, "target": "jetson-xavier-nx"},
+                 keys.load_private(key), tmp_path / "kit.bundle")
+    install = loopback.prepare_install(tmp_path / "camera", key.with_suffix(".pub"))
+
+    recorder = Recorder({"Builder": "Builder", "Network": "INetworkDefinition", "Layer": "ILayer",
+                         "Parser": "OnnxParser", "Config": "IBuilderConfig", "PoolConfig": "IBuilderConfig",
+                         "TimingCache": "ITimingCache", "BindingEngine": "ICudaEngine",
+                         "BindingContext": "IExecutionContext", "Runtime": "Runtime", "Logger": "Logger"},
+                        {"IInt8EntropyCalibrator2"})
+    raw = make_trt("8.2.1.8")
+    raw.__spec__ = importlib.machinery.ModuleSpec("tensorrt", None)     # importable, as JetPack installs it
+    trt = recorder.module(raw)
+    monkeypatch.setitem(sys.modules, "tensorrt", trt)
+    monkeypatch.setattr(runner_mod, "cuda_api", FakeCuda)
+    slot = slots.verify(install, tmp_path / "kit.bundle")["slot"]
+    assert device_cli.main(["build", "--kit", str(install / slots.SLOTS / slot / "model"), "--out",
+                            str(install / slots.ENGINES / slot), "--json"], trt=trt, cuda=FakeCuda()) == 0
+    assert device_cli.main(["golden", slot, "--install", str(install)]) == 0
+    slots.activate(install, slot)
+    video = tmp_path / "line.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 25, (200, 200))
+    for i in range(12):
+        writer.write(images[i % len(images)])
+    writer.release()
+    out = io.StringIO()
+    summary = run(RunOptions(str(video), install, status_port=None), out, log=lambda line: None)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert len(lines) == 12 and summary["model"]["backend"] == "tensorrt" and summary["model"]["precision"] == "int8"
+    assert all(line["class"] == tiny_recipe.classes[0] for line in lines)      # equal logits: the first class
+    allowed = yaml.safe_load((Path(__file__).parent / "data" / "tensorrt_api.yaml").read_text())["8.2.1"]["exists"]
+    uses = {u for u in recorder.uses if not (u.name.startswith("__") and u.name != "__version__")}
+    assert any(u.name == "execute_async_v2" for u in uses)
+    assert [v for v in violations(uses, None, Release("8.2.1", allowed=frozenset(allowed)))] == []
