@@ -202,7 +202,7 @@ def main() -> int:
           sum(r["line_runs"] for r in rows if r["point"] == p),
           sum(r["as_expected"] for r in rows if r["point"] == p)] for p in POINTS if by_point[p]])
     cut = power_cut_available()
-    summary = (f"{good}/{len(rows)} runs left the camera's active slot loading through the camera's own slot loader "
+    summary = (f"{good}/{len(rows)} runs left the camera's active slot loading as `edgekit run` loads it (LineModel.from_slot) "
                f"and answering its golden images: the new bundle when the flash reported the switch, the previous one "
                f"or (killed after the switch, before the camera could answer) the new one when it reported a failure "
                f"({time.perf_counter() - t0:.0f} s). Each step's measured duration on the camera: "

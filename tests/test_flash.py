@@ -7,7 +7,9 @@ another target all leave the camera as it was; rollback returns to the previous 
 flashed at once. The bundles are small real models (``loopback.rehearsal_bundle``) that the camera runs."""
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
 import tarfile
 from pathlib import Path
@@ -65,6 +67,27 @@ def test_flash_switches_the_active_slot_and_rollback_returns(mill) -> None:
     assert flash_mod.status(fleet, cam)[0]["previous"]["artifact"] == "v1"
     assert flash_mod.rollback(fleet, cam)[0]["status"] == "ok" and active(mill, "cam-a") == "v1"
     assert not list((mill["root"] / "cam-a" / "incoming").iterdir())       # nothing left in transit
+
+
+def test_the_camera_program_a_service_runs_is_the_one_that_activated(mill, tmp_path) -> None:
+    """flash uploads each camera program under its own name; activating a slot points the stable
+    <install>/app/edgekit-device.pyz at the program that did it, and that path runs the line."""
+    import cv2
+    import numpy as np
+
+    fleet = mill["fleet"]
+    assert flash_mod.flash(fleet, fleet.select(names=["cam-a"]), mill["bundle"]("v1"))[0]["status"] == "active"
+    install = mill["root"] / "cam-a"
+    link = install / slots.APP_FOLDER / slots.APP_NAME
+    assert link.is_symlink() and link.resolve().parent == link.parent.resolve() and link.resolve().is_file()
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(frames / f"{i}.png"), np.full((16, 16, 3), 40 * i, np.uint8))
+    ran = subprocess.run([sys.executable, "-I", str(link), "run", "--install", str(install), "--source", str(frames),
+                          "--status-port", "-1"], capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr[-1500:]
+    assert [json.loads(line)["frame"] for line in ran.stdout.splitlines()] == [0, 1, 2]
 
 
 def test_reflashing_the_active_bundle_changes_nothing(mill) -> None:
@@ -204,7 +227,7 @@ def test_the_interruption_benchmark_passes_a_short_run() -> None:
     run = sp.run([sys.executable, str(script), "--runs", "8", "--seed", "1", "--weights-kib", "128"],
                  capture_output=True, text=True, env={**os.environ, "EDGEKIT_NO_PROGRESS": "1"})
     assert run.returncode == 0, run.stdout[-1500:] + run.stderr[-1500:]
-    assert "8/8 runs left the camera's active slot loading through the camera's own slot loader" in run.stdout
+    assert "8/8 runs left the camera's active slot loading as `edgekit run` loads it" in run.stdout
     rows = [line.split("|") for line in run.stdout.splitlines() if line.startswith("| ") and "runs" not in line]
     assert sum(int(r[3]) for r in rows if r[1].strip() != "none") >= 1      # processes were killed on the camera
 

@@ -78,7 +78,9 @@ def slot_command(args: argparse.Namespace) -> Any:
         model.close()
         return model.golden
     if args.command == "activate":
-        return slots.activate(args.install, args.slot)
+        links = slots.activate(args.install, args.slot)
+        app = slots.link_app(args.install, Path(sys.argv[0]))     # the program a service restarts into
+        return dict(links, app=app) if app else links
     if args.command == "rollback":
         return slots.rollback(args.install)
     return slots.status(args.install)

@@ -23,6 +23,7 @@ from edgekit.errors import EdgekitError
 
 ACTIVE, PREVIOUS, SLOTS, TRUSTED = "active", "previous", "slots", "trusted"
 HELD = "held"          # <install>/held/<pid>: the slot a running process (edgekit run) has loaded
+APP_FOLDER, APP_NAME = "app", "edgekit-device.pyz"   # <install>/app/: each camera program flash sent, and a link
 ENGINES = "engines"    # <install>/engines/<slot>/: TensorRT engines a device-kit slot had built on the camera
 
 
@@ -93,6 +94,23 @@ def activate(install: Path, slot: str) -> Dict[str, Optional[str]]:
         _point(install, ACTIVE, slot)
     _prune(install)
     return status_links(install)
+
+
+def link_app(install: Path, app: Path) -> Optional[str]:
+    """Point ``<install>/app/edgekit-device.pyz`` at ``app``, the camera program that activated a slot (flash
+    uploads each version under its own name beside it): the stable path a service unit runs, switched by one
+    rename. Nothing when ``app`` is not a zipapp in that folder (``edgekit device activate``)."""
+    folder = Path(install) / APP_FOLDER
+    app = Path(app).resolve()
+    if app.suffix != ".pyz" or app.parent != folder.resolve() or app.name == APP_NAME:
+        return None
+    link, tmp = folder / APP_NAME, folder / ".{}.new".format(APP_NAME)
+    if os.path.lexists(str(tmp)):
+        os.unlink(str(tmp))
+    os.symlink(app.name, str(tmp))
+    os.replace(str(tmp), str(link))
+    fsync_dir(folder)
+    return str(link)
 
 
 def rollback(install: Path) -> Dict[str, Optional[str]]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import shlex
 import tempfile
 import time
@@ -180,9 +181,25 @@ def _gather(cameras: list[Camera], work: Callable[[Camera], Awaitable[dict]],
             return {**result, "seconds": round(time.monotonic() - started, 2)}
 
     async def everything() -> list[dict[str, Any]]:
+        asyncio.get_running_loop().set_exception_handler(_quiet_about_lost_cameras)
         room = asyncio.Semaphore(max(1, max_in_flight))
         return list(await asyncio.gather(*(guarded(c, room) for c in cameras)))
-    return asyncio.run(everything())
+    asyncio_log = logging.getLogger("asyncio")
+    level = asyncio_log.level
+    asyncio_log.setLevel(logging.ERROR)        # "socket.send() raised exception." for each write to a dead link
+    try:
+        return asyncio.run(everything())
+    finally:
+        asyncio_log.setLevel(level)
+
+
+def _quiet_about_lost_cameras(loop: asyncio.AbstractEventLoop, context: dict) -> None:
+    """A camera that dies mid-upload leaves asyncssh's parallel SFTP writers with a lost connection nobody
+    awaits: that camera's failure is its row in the table, not a traceback on the terminal."""
+    if isinstance(context.get("exception"), (OSError, EOFError)) or \
+            type(context.get("exception")).__module__.startswith("asyncssh"):
+        return
+    loop.default_exception_handler(context)
 
 
 def app_file(folder: Path) -> Path:
