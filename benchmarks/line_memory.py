@@ -8,7 +8,8 @@ its own process, ``--rounds`` times in turn, answering the video with its JSON l
 start to first answer is from the process's start to the first line in that file (imports, loading and
 golden-checking the slot, the first frame), peak memory is the process's own high-water mark (``VmHWM`` of
 ``/proc/PID/status``, read every few milliseconds until it ends: the ``ru_maxrss`` a parent gets from
-``wait4`` counts the parent's own pages the child had before ``exec``), and the modules it imported are read
+``wait4`` counts the parent's own pages the child had before ``exec``), beside the largest anonymous memory
+seen (``smaps_rollup``: the part that is not shared-library pages), and the modules it imported are read
 from a ``-X importtime`` run of the same command. Beside them, the floor: numpy, OpenCV and the slot's runtime
 alone, no edgekit code, loading the same model file with the runner's settings, decoding the same video and
 answering each frame (resized, no other pre-processing) with one line: what any program running this model on
@@ -78,13 +79,18 @@ open(out[: -len(".jsonl")] + ".summary.json", "w").write(json.dumps(summary))
 HEAVY = ("torch", "onnx", "typer", "yaml", "matplotlib", "rich", "scipy", "sklearn", "nncf", "prometheus_client")
 
 
-def high_water_kib(pid: int) -> int:
-    """The process's peak resident set so far (kB), 0 once it is gone."""
+def memory_kib(pid: int) -> tuple[int, int]:
+    """(peak resident set so far, anonymous memory now) of the process in kB; (0, 0) once it is gone. The
+    resident set counts the pages of the shared libraries it touched (clean, shared with any other process
+    using them, reclaimable); anonymous memory is what is the process's own."""
     try:
         with open(f"/proc/{pid}/status") as f:
-            return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+            peak = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            anon = next(int(line.split()[1]) for line in f if line.startswith("Anonymous:"))
+        return peak, anon
     except (OSError, StopIteration):
-        return 0
+        return 0, 0
 
 
 def measure(command: list[str], env: dict, lines: Path, frames: int) -> dict:
@@ -92,9 +98,10 @@ def measure(command: list[str], env: dict, lines: Path, frames: int) -> dict:
     lines.unlink(missing_ok=True)
     started = time.perf_counter()
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    first, peak = None, 0
+    first, peak, anon = None, 0, 0
     while proc.poll() is None:
-        peak = max(peak, high_water_kib(proc.pid))
+        now = memory_kib(proc.pid)
+        peak, anon = max(peak, now[0]), max(anon, now[1])
         if first is None and lines.is_file() and b"\n" in lines.read_bytes()[:65536]:
             first = time.perf_counter() - started
         time.sleep(0.005)
@@ -104,7 +111,8 @@ def measure(command: list[str], env: dict, lines: Path, frames: int) -> dict:
     summary = json.loads(lines.with_suffix(".summary.json").read_text())
     if summary["frames"] != frames:
         raise SystemExit(f"{' '.join(command)} answered {summary['frames']} of {frames} frames")
-    return {"peak_rss_mb": round(peak / 1024, 1), "first_answer_s": round(first, 3),
+    return {"peak_rss_mb": round(peak / 1024, 1), "peak_anonymous_mb": round(anon / 1024, 1),
+            "first_answer_s": round(first, 3),
             "fps": summary["throughput_fps"], "frames": summary["frames"]}
 
 
@@ -169,12 +177,14 @@ def main() -> int:
             if args.baseline:
                 subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(root / "baseline")])
     rows = [{"program": name, "peak_rss_mb": max(r["peak_rss_mb"] for r in rs),
+             "peak_anonymous_mb": max(r["peak_anonymous_mb"] for r in rs),
              "first_answer_s": min(r["first_answer_s"] for r in rs), "fps": max(r["fps"] for r in rs),
              "heavy_imports": imported[name]} for name, rs in rounds.items()]
     cpu = machine()
-    headers = ["program", "peak RSS MB", "start to first answer s", "fps", "heavy modules imported"]
-    table = [[r["program"], r["peak_rss_mb"], r["first_answer_s"], r["fps"], ", ".join(r["heavy_imports"]) or "none"]
-             for r in rows]
+    headers = ["program", "peak RSS MB", "of it anonymous MB", "start to first answer s", "fps",
+               "heavy modules imported"]
+    table = [[r["program"], r["peak_rss_mb"], r["peak_anonymous_mb"], r["first_answer_s"], r["fps"],
+              ", ".join(r["heavy_imports"]) or "none"] for r in rows]
     title = f"{built['recipe']} {m['artifact']}: what the line costs ({args.frames} frames, best of {args.rounds})"
     print_table(title, headers, table)
     camera, floor = rows[0], next(r for r in rows if r["program"].startswith("floor"))

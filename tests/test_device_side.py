@@ -79,6 +79,19 @@ def test_the_device_app_imports_no_host_dependency(app) -> None:
     assert not HOST_ONLY & set(modules.split()), HOST_ONLY & set(modules.split())
 
 
+def test_the_line_starts_without_the_workstations_libraries(app) -> None:
+    """The camera's run path (the app, the runtime, a slot's model, frame sources, metrics), from the zipapp,
+    imports no torch, onnx, yaml, typer, rich, matplotlib or other workstation library (-X importtime)."""
+    probe = ("import sys; sys.path.insert(0, sys.argv[1]); "
+             "import edgekit.camera.app, edgekit.camera.runtime, edgekit.camera.model, edgekit.camera.sources")
+    out = subprocess.run([sys.executable, "-X", "importtime", "-c", probe, str(app)], capture_output=True, text=True,
+                         check=True)
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in out.stderr.splitlines()
+                if line.startswith("import time:") and "|" in line}
+    assert {"edgekit", "numpy", "cv2"} <= imported
+    assert not (HOST_ONLY - {"cv2", "onnxruntime", "openvino"} | {"prometheus_client", "asyncssh"}) & imported
+
+
 def test_the_device_app_runs_and_fails_in_one_line_without_tensorrt(app, orin_kit) -> None:
     help_text = subprocess.run([sys.executable, str(app), "--help"], capture_output=True, text=True)
     assert help_text.returncode == 0 and "build" in help_text.stdout and "bench" in help_text.stdout
