@@ -30,16 +30,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from run_tables import make_video, record
+from run_tables import installed_line, record
 
-from edgekit.camera import pack, slots
-from edgekit.data.recipe_data import load_split, read_images, recorded_source
-from edgekit.deploy import keys, loopback
+from edgekit.camera import pack
 from edgekit.errors import run_reporting
-from edgekit.recipes import load_recipe
 from edgekit.report import markdown_table, print_table
 from edgekit.stages.bench import machine
-from edgekit.stages.bundle import bundle
 
 ROOT = Path(__file__).parent.parent
 FLOOR = """
@@ -141,15 +137,9 @@ def main() -> int:
     ap.add_argument("--name", default=None, help="record in benchmarks/results/NAME.{json,md}")
     args = ap.parse_args()
     built = json.loads((args.run / "build.json").read_text())
-    recipe = load_recipe(built["recipe"])
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        key = keys.new_key("bench", root / "keys")
-        m = bundle(args.run, built["target"], key, root / "line.bundle")
-        install = loopback.prepare_install(root / "camera", root / "keys" / "bench.pub")
-        slots.activate(install, slots.verify(install, root / "line.bundle")["slot"])
-        images = read_images(load_split(recipe, recorded_source(args.run)).test, "test images")
-        video = make_video(images, args.frames, root / "line.avi")
+        m, install, _, video = installed_line(args.run, root, args.frames)
         app = pack.write_app(root / pack.APP)
         run_args = ["run", "--install", str(install), "--source", str(video), "--status-port", "-1", "--out"]
         env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}

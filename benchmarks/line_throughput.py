@@ -18,18 +18,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from run_tables import make_video
+from run_tables import installed_line
 
 from edgekit.artifacts import write_json
-from edgekit.camera import slots
 from edgekit.camera.runtime import RunOptions, run
-from edgekit.data.recipe_data import load_split, read_images, recorded_source
-from edgekit.deploy import keys, loopback
 from edgekit.errors import run_reporting
-from edgekit.recipes import load_recipe
 from edgekit.report import markdown_table, print_table
 from edgekit.stages.bench import bench, machine, read_frames
-from edgekit.stages.bundle import bundle
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -44,17 +39,9 @@ def main() -> int:
     ap.add_argument("--name", default=None, help="record in benchmarks/results/NAME.{json,md}")
     args = ap.parse_args()
     built = json.loads((args.run / "build.json").read_text())
-    recipe = load_recipe(args.run / "compile" / next(p.name for p in (args.run / "compile").iterdir()
-                                                    if (p / "recipe.yaml").is_file()) / "recipe.yaml")
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        key = keys.new_key("bench", root / "keys")
-        m = bundle(args.run, built["target"], key, root / "line.bundle")
-        install = loopback.prepare_install(root / "camera", root / "keys" / "bench.pub")
-        slot = slots.verify(install, root / "line.bundle")["slot"]
-        slots.activate(install, slot)
-        images = read_images(load_split(recipe, recorded_source(args.run)).test, "test images")
-        video = make_video(images, args.frames, root / "line.avi")
+        m, install, images, video = installed_line(args.run, root, args.frames)
         frames = read_frames(str(video))           # bench times the same decoded frames, without decoding
         artifact = args.run / "compile" / m["artifact"]
         rows = []

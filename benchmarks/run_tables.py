@@ -1,6 +1,7 @@
 """What the benchmarks that study one finished build share: their arguments (the run, its recipe, threads,
-the result's name), the recipe the run was built from, and how a table is published — printed, and written
-as ``results/NAME.json`` and ``results/NAME.md`` with the machine and the command that made it."""
+the result's name), the recipe the run was built from, the run installed on a local camera with a video of
+its test images, and how a table is published — printed, and written as ``results/NAME.json`` and
+``results/NAME.md`` with the machine and the command that made it."""
 from __future__ import annotations
 
 import argparse
@@ -58,3 +59,23 @@ def make_video(images: list, frames: int, path: Path) -> Path:
         writer.write(cv2.cvtColor(im, cv2.COLOR_GRAY2BGR) if im.ndim == 2 else im)
     writer.release()
     return path
+
+
+def installed_line(run: Path, root: Path, frames: int) -> tuple[dict, Path, list, Path]:
+    """The run's bundle installed in a camera folder under ``root`` (verified and activated, as flash does it)
+    and an MJPG video of its test images cycled to ``frames`` frames: (bundle manifest, install folder, the
+    images, the video)."""
+    from edgekit.camera import slots
+    from edgekit.data.recipe_data import load_split, read_images, recorded_source
+    from edgekit.deploy import keys, loopback
+    from edgekit.stages.bundle import bundle
+
+    built = json.loads((run / "build.json").read_text())
+    recipe = load_recipe(next(p for p in (run / "compile").iterdir() if (p / "recipe.yaml").is_file()) / "recipe.yaml")
+    key = keys.new_key("bench", root / "keys")
+    manifest = bundle(run, built["target"], key, root / "line.bundle")
+    install = loopback.prepare_install(root / "camera", key.with_suffix(".pub"))
+    slots.activate(install, slots.verify(install, root / "line.bundle")["slot"])
+    images = read_images(load_split(recipe, recorded_source(run)).test, "test images")
+    return manifest, install, images, make_video(images, frames, root / "line.avi")
+

@@ -180,9 +180,10 @@ def parser(prog: str = "edgekit-device.pyz") -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None, trt: Any = None, cuda: Any = None, prog: str = "edgekit-device.pyz") -> int:
-    args = parser(prog).parse_args(argv)
+    commands = parser(prog)
+    args = commands.parse_args(argv)
     if args.command is None:
-        parser(prog).print_help()
+        commands.print_help()
         return 2
     try:
         if args.command == "run":
