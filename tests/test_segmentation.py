@@ -3,6 +3,7 @@ the mask data of the built-in generator, and lsa-net through every stage with eq
 PyTorch, ONNX Runtime and OpenVINO."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import onnx
 import pytest
@@ -15,11 +16,12 @@ from edgekit.checkpoint import load_model
 from edgekit.data.masks import load_masks, read_mask
 from edgekit.data.recipe_data import load_split
 from edgekit.models import create_model
-from edgekit.models.lsa_net import FEM, LAM, SDM, location_map
+from edgekit.models.lsa_net import FEM, LAM, SDM, location_map, pyramid_level
 from edgekit.stages.build import BuildOptions, build
 from edgekit.targets import load_target
-from edgekit.tasks.segmentation.data import bounding_rectangles
-from edgekit.tasks.segmentation.metrics import confusion, figures, split_figures, trivial_figures
+from edgekit.tasks.segmentation.data import area_resize, bounding_rectangles, cover_needed
+from edgekit.tasks.segmentation.metrics import confusion, figures, per_image_confusion, split_figures, trivial_figures
+from edgekit.tasks.segmentation.val import pixel_answers
 from edgekit.tasks.segmentation.spec import SegmentationSpec
 from edgekit.tasks.segmentation.train import bce_dice, feature_difference, segmentation_loss
 
@@ -31,6 +33,43 @@ def test_module_shapes() -> None:
     w, v1, v2 = SDM(16, 24)(x)
     assert w.shape == x.shape and v1.shape == v2.shape == (2, 24, 24, 32)
     assert FEM(16)(x).shape == x.shape
+
+
+def test_sppm_is_a_pyramid_of_cells_upsampled_back() -> None:
+    """Table 2: 3x3 and 5x5 average pools, then "Upsample": each pixel holds the mean of its own k x k cell
+    (a last, partial cell the mean of what it holds), at the map's size."""
+    x = torch.randn(2, 4, 32, 32)
+    for k, cells in ((3, 11), (5, 7)):
+        y = pyramid_level(x, k, 32, 32)
+        assert y.shape == x.shape
+        assert len(torch.unique(y[0, 0])) <= cells * cells < len(torch.unique(x[0, 0]))
+        a = 4 // k * k                                            # the cell holding pixel (4, 4)
+        assert torch.allclose(y[..., 4, 4], x[..., a : a + k, a : a + k].mean((-2, -1)), atol=1e-6)
+        assert torch.allclose(y[..., 31, 31], x[..., 30:, 30:].mean((-2, -1)), atol=1e-6)   # 32 = 30 + 2 for both
+    sdm = SDM(16, 8).eval()
+    out, v1, v2 = sdm(torch.randn(1, 16, 16, 16))
+    assert out.shape == (1, 16, 16, 16) and v1.shape == v2.shape == (1, 8, 16, 16)
+
+
+def test_area_resize_keeps_a_one_pixel_line() -> None:
+    """A crack one pixel wide survives shrinking to the network's size, straight or diagonal, where nearest
+    neighbour drops most of it; a blob keeps about its area."""
+    line = np.zeros((512, 512), np.uint8)
+    line[201, :] = 1                                              # horizontal, 1 px
+    np.fill_diagonal(line, 1)                                     # and a diagonal
+    small = area_resize(line, 128)
+    assert small[50, :].all() and small.diagonal().all()         # each keeps every network pixel it crosses
+    assert small.sum() == 128 + 127                               # and only those (they cross at one)
+    nearest = cv2.resize(line, (128, 128), interpolation=cv2.INTER_NEAREST)
+    assert nearest[50].sum() <= 1                                 # nearest samples row 200: the line is gone
+    assert cover_needed((512, 512), 128) == pytest.approx(0.125) and cover_needed((64, 64), 128) == 0.5
+    blob = np.zeros((400, 300), np.uint8)
+    blob[100:300, 60:240] = 1
+    assert area_resize(blob, 128).sum() == pytest.approx(blob.mean() * 128 * 128, rel=0.06)
+    classes = np.zeros((256, 256), np.uint8)
+    classes[:, :100], classes[10:12, 150:] = 2, 1
+    out = area_resize(classes, 64)
+    assert set(np.unique(out)) == {0, 1, 2} and (out[:, :24] == 2).all() and (out[2, 38:] == 1).all()
 
 
 def test_lam_location_map_is_the_outer_product_of_strip_means() -> None:
@@ -107,6 +146,30 @@ def test_figures_on_hand_made_masks() -> None:
     trivial = trivial_figures([truth])
     assert trivial["all background"]["mean_iou"] == pytest.approx(40.0)
     assert trivial["all defect"]["defect_iou"] == pytest.approx(20.0)
+
+
+def test_split_and_per_image_readings() -> None:
+    """The split's mean IoU is at most (100 + Dice) / 2; per image, many well-answered images each weigh one and
+    the mean can pass it, as LSA-Net's Magnetic-Tile row does. The gates' weighted figure follows the reading."""
+    truth = np.zeros((10, 10), np.uint8)
+    truth[0:4, 0:5] = 1
+    pred = np.zeros_like(truth)
+    pred[0:4, 0:3] = 1
+    hard = [pred, *[np.zeros_like(truth)] * 3]                  # one defect image, three defect-free answered right
+    truths = [truth, *[np.zeros_like(truth)] * 3]
+    f = split_figures(hard, truths, [0] * 4, ("a",), probs=[p.astype(float) for p in hard])
+    one = figures(confusion(pred, truth))
+    assert f["mean_iou_per_image"] == pytest.approx((one["mean_iou"] + 300) / 4)
+    assert f["defect_iou_per_image"] == pytest.approx(one["defect_iou"])          # defined on one image only
+    assert f["dice_per_image"] == pytest.approx(one["dice"]) and f["dice_soft"] == pytest.approx(f["dice"])
+    assert f["mean_iou"] <= (100 + f["dice"]) / 2 < f["mean_iou_per_image"]
+    soft = split_figures(hard, truths, [0] * 4, ("a",), probs=[truth * 0.5, *[np.zeros((10, 10))] * 3])
+    assert soft["dice_soft"] == pytest.approx(100 * 2 * 10 / (10 + 20))
+    answers = pixel_answers(per_image_confusion(hard, truths), "mean_iou_per_image")
+    assert answers.figure(np.ones(4)) == pytest.approx(f["mean_iou_per_image"])
+    assert answers.figure(np.array([2.0, 0, 0, 1])) == pytest.approx((2 * one["mean_iou"] + 100) / 3)
+    # all background: the defect image scores (80 + 0) / 2, the three defect-free ones 100
+    assert trivial_figures(truths)["all background"]["mean_iou_per_image"] == pytest.approx((40 + 300) / 4)
 
 
 def test_components_threshold_area_box_and_score() -> None:
@@ -187,8 +250,12 @@ def test_export_is_static_and_parsable_by_tensorrt_8_2(run) -> None:
     assert outputs == {"mask": [1, 1, 64, 64]}
     ops = {node.op_type for node in model.graph.node}
     assert ops <= {"Conv", "BatchNormalization", "Relu", "MaxPool", "AveragePool", "Resize", "Concat", "Add", "Mul",
-                   "ReduceMean", "Constant"}, ops
+                   "ReduceMean", "Constant", "Slice"}, ops
     assert not {"Shape", "NonZero", "Loop", "If"} & ops
+    # SPPM's crops back to the map's size: Slice with constant starts and ends (folded, no size arithmetic)
+    constants = {i.name for i in model.graph.initializer} | {o for n in model.graph.node if n.op_type == "Constant"
+                                                            for o in n.output}
+    assert all(set(n.input[1:]) <= constants for n in model.graph.node if n.op_type == "Slice")
 
 
 def test_components_equal_after_every_backend(run, tiny_seg_recipe) -> None:

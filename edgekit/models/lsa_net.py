@@ -13,9 +13,9 @@ chosen here and written down):
   channels), a VGG block, added to the backbone's features. A 1x1 conv on it predicts the defect's
   bounding rectangles (``loss_loc``, training only).
 - SDM (shape detection) in the deep features, after encoder block 4 (1/8 scale; 32x32 at 256 px as
-  Tables 2-3): SPPM (VGG block, 3x3 and 5x5 average pools, concatenated, 1x1 conv, VGG block) -> V1
-  (the pools run at stride 1 with "same" padding, so Table 2's upsampling is the identity and the
-  exported graph holds no size arithmetic), LSPM (two 1x3 and two 3x1 conv layers, max pools of 1x(W/2) and (H/2)x1, upsampled,
+  Tables 2-3): SPPM (VGG block, a pyramid of 3x3 and 5x5 average pools, each at its own stride, so 11x11
+  and 7x7 cells at 32x32, upsampled back by its whole factor and cropped, concatenated, 1x1 conv, VGG block)
+  -> V1 (each pixel holds the mean of its own cell: Table 2's "Upsample"), LSPM (two 1x3 and two 3x1 conv layers, max pools of 1x(W/2) and (H/2)x1, upsampled,
   added, VGG block) -> V2; concat(V1, V2) -> VGG block back to the block's width. V1 and V2 are
   returned in training for the feature-difference loss.
 - FEM (fine extraction) on the bottleneck (after block 5): 3x3 convs of dilation 2 and 4,
@@ -69,6 +69,13 @@ class LAM(nn.Module):
         return x + y, self.locate(y)
 
 
+def pyramid_level(x: torch.Tensor, k: int, h: int, w: int) -> torch.Tensor:
+    """SPPM's square pool of ``k``: the mean of each k x k cell (a last, partial cell over what it holds), each
+    cell's mean copied back over its pixels (nearest upsampling by the whole factor k, cropped to h x w)."""
+    pooled = F.avg_pool2d(x, k, stride=k, ceil_mode=True, count_include_pad=False)
+    return F.interpolate(pooled, scale_factor=float(k), mode="nearest")[..., :h, :w]
+
+
 class SDM(nn.Module):
     """Shape detection: square (SPPM) and strip (LSPM) receptive fields, fused; V1, V2 kept for loss_diff."""
 
@@ -82,11 +89,9 @@ class SDM(nn.Module):
         self.fuse = vgg_block(2 * width, channels)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        s = self.sppm_in(x)
-        # square pools at stride 1 ("same" size): the upsampling back to the map's size is the identity
-        pools = [F.avg_pool2d(s, k, stride=1, padding=k // 2, count_include_pad=False) for k in (3, 5)]
-        v1 = self.sppm_out(torch.cat(pools, 1))
         h, w = int(x.shape[-2]), int(x.shape[-1])
+        s = self.sppm_in(x)
+        v1 = self.sppm_out(torch.cat([pyramid_level(s, k, h, w) for k in (3, 5)], 1))
         if h % 2 or w % 2:
             raise ValueError(f"SDM needs an even map size, got {h}x{w}: the input size must be a multiple of 16")
         r = F.max_pool2d(self.rows_conv(x), (1, w // 2))          # local row strips: 1 x W/2 -> H x 2

@@ -16,26 +16,53 @@ from edgekit.tasks.segmentation.spec import SegmentationSpec
 @dataclass
 class MaskedImages:
     images: list[np.ndarray]      # uint8 grey as read (original sizes)
-    masks: list[np.ndarray]       # uint8 (size, size): 0 background, 1..K the recipe's classes, nearest-resized
+    masks: list[np.ndarray]       # uint8 (size, size): 0 background, 1..K the recipe's classes (area_resize)
     groups: list[int]             # each image's group (the data's class folder, split, part)
     cut: int                      # masks whose grey levels had to be cut at 128
 
 
 def read_masked(samples: list[Sample], groups: tuple[str, ...], size: int, spec: SegmentationSpec,
-                desc: str) -> MaskedImages:
-    """``samples`` (labelled by index into the data's ``groups``) -> images and the recipe's class maps."""
+                desc: str, dilate: int = 1) -> MaskedImages:
+    """``samples`` (labelled by index into the data's ``groups``) -> images and the recipe's class maps at the
+    network's size (:func:`area_resize`, ``dilate`` for training targets only)."""
     spec.check_groups(groups)
     images, masks, cut = [], [], 0
     for s in bar(samples, desc):
         image = read_grey(s.path)
         values, was_cut = read_mask(s, image.shape[:2], spec.on_size, spec.on_missing)
         cut += was_cut
-        mask = spec.target(values, groups[s.label])
-        if mask.shape != (size, size):
-            mask = cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST)
+        mask = area_resize(spec.target(values, groups[s.label]), size, dilate)
         images.append(image)
         masks.append(mask)
     return MaskedImages(images, masks, [s.label for s in samples], cut)
+
+
+def cover_needed(shape: tuple[int, int], size: int) -> float:
+    """The share of a network pixel a class must cover to mark it: half when the mask is not shrunk; shrunk by
+    f (the larger of the two axes' factors), 0.5 / f, so that a line one source pixel wide (it covers 1 / f of
+    each network pixel it crosses) keeps its length, where half a pixel's area would erase it."""
+    return 0.5 / max(1.0, shape[0] / size, shape[1] / size)
+
+
+def area_resize(mask: np.ndarray, size: int, dilate: int = 1) -> np.ndarray:
+    """A class map (0 background, 1..K) -> (size, size) by area: each class's share of every network pixel
+    (OpenCV's INTER_AREA on its indicator), the pixel given the class covering most of it when that share
+    reaches :func:`cover_needed`. ``dilate`` > 1 first grows each class by a ``dilate`` x ``dilate`` square at
+    the mask's own resolution (SegDec's label dilation)."""
+    if dilate > 1:
+        mask = cv2.dilate(mask, np.ones((dilate, dilate), np.uint8))      # grey dilation: the larger class wins
+    if mask.shape == (size, size):
+        return mask
+    present = [int(k) for k in np.unique(mask) if k]
+    out = np.zeros((size, size), np.uint8)
+    if not present:
+        return out
+    shares = np.stack([cv2.resize((mask == k).astype(np.float32), (size, size), interpolation=cv2.INTER_AREA)
+                       for k in present])
+    best = shares.argmax(0)
+    marked = np.take_along_axis(shares, best[None], 0)[0] >= cover_needed(mask.shape, size) - 1e-6
+    out[marked] = np.asarray(present, np.uint8)[best[marked]]
+    return out
 
 
 def bounding_rectangles(mask: np.ndarray) -> np.ndarray:

@@ -131,8 +131,8 @@ def mask_augment(recipe: Recipe) -> MaskAugment | None:
 
 
 class SegmentationTraining:
-    headline = "mean_iou"
-    label = "test mean IoU %"
+    headline = "mean_iou_per_image"
+    label = "test mean IoU % per image"
 
     def __init__(self, recipe: Recipe, data: SplitData, seed: int) -> None:
         self.spec = SegmentationSpec.from_recipe(recipe)
@@ -163,4 +163,5 @@ class SegmentationTraining:
                 logits = model(torch.from_numpy(self.x_test[i : i + batch]).to(device)).float().cpu().numpy()
                 preds += [s.classes for s in postprocess(logits, self.spec.postprocess)]
         f = split_figures(preds, self.test.masks, self.test.groups, self.groups, self.spec.classes)
-        return {k: f[k] for k in ("mean_iou", "defect_iou", "dice", "pixel_accuracy") if f[k] is not None}
+        keys = ("mean_iou_per_image", "mean_iou", "defect_iou_per_image", "defect_iou", "dice", "pixel_accuracy")
+        return {k: f[k] for k in keys if f[k] is not None}

@@ -11,6 +11,7 @@ import numpy as np
 from edgekit.backends.base import Runner
 from edgekit.camera.post.segmentation import Segmentation
 from edgekit.data.recipe_data import SplitData
+from edgekit.progress import bar
 from edgekit.recipes import Recipe
 from edgekit.report import markdown_table
 from edgekit.stats import Answers
@@ -19,24 +20,41 @@ from edgekit.tasks.answers import DeployedAnswers
 from edgekit.tasks.pictures import grid, write_png
 from edgekit.tasks.segmentation.data import read_masked
 from edgekit.tasks.segmentation.draw import PALETTE, tile
-from edgekit.tasks.segmentation.metrics import figures, per_image_confusion, split_figures, trivial_figures
+from edgekit.tasks.segmentation.metrics import (figures, image_figures, mean_defined, per_image_confusion,
+                                               split_figures, trivial_figures)
 from edgekit.tasks.segmentation.spec import SegmentationSpec
 
 GRID = "masks.png"
-FIGURES = (("pixel_accuracy", "PA %"), ("dice", "Dice %"), ("defect_iou", "defect IoU %"),
-           ("mean_iou", "mean IoU %"))
+FIGURES = (("pixel_accuracy", "PA %"), ("dice", "Dice %"), ("dice_soft", "soft Dice %"),
+           ("defect_iou", "defect IoU %"), ("mean_iou", "mean IoU %"), ("defect_iou_per_image", "defect IoU % /img"),
+           ("mean_iou_per_image", "mean IoU % /img"))
+PER_IMAGE = "_per_image"
 
 
 def pixel_answers(per_image: np.ndarray, key: str) -> Answers:
-    """The gates' view of a segmentation: per image its right pixels; the figure ``key`` from the weighted sum
-    of the images' pixel confusion matrices."""
+    """The gates' view of a segmentation: per image its right pixels; the figure ``key`` with the images
+    weighted: from the weighted sum of the images' pixel confusion matrices (a split figure), or as the
+    weighted mean of each image's own (``*_per_image``)."""
     right = np.trace(per_image, axis1=1, axis2=2).astype(np.float64)
+    if key.endswith(PER_IMAGE):
+        each = image_figures(per_image)[key[: -len(PER_IMAGE)]]
+        return Answers(right, lambda w: mean_defined(each, w))
     return Answers(right, lambda w: figures(np.tensordot(w, per_image, 1).round().astype(np.int64))[key])
 
 
+def defect_probability(logits: np.ndarray) -> np.ndarray:
+    """One image's logits (C, H, W) -> its defect probability: sigmoid of a binary map, 1 - softmax of the
+    background when per class."""
+    logits = logits.astype(np.float32)
+    if len(logits) == 1:
+        return 1.0 / (1.0 + np.exp(-logits[0]))
+    return 1.0 - np.exp(logits[0] - np.logaddexp.reduce(logits, axis=0))
+
+
 class SegmentationValidation(DeployedAnswers):
-    headline = "mean_iou"
-    column = "mean IoU %"
+    # The gates read the mean IoU per image: the reading that can reproduce LSA-Net's own table (metrics.py)
+    headline = "mean_iou_per_image"
+    column = "mean IoU % per image"
     paper_key = "miou"
 
     def __init__(self, recipe: Recipe, data: SplitData) -> None:
@@ -56,32 +74,43 @@ class SegmentationValidation(DeployedAnswers):
                              per_image)
 
     def evaluate(self, runner: Runner, label: str) -> dict[str, Any]:
-        segs = self.answers(runner, self.x, f"{label}: test split")
+        segs, probs = [], []
+        for xi in bar(self.x, f"{label}: test split"):            # the deployed answer, and the soft map beside
+            outputs = runner.infer(xi[None])
+            segs.append(self.post(outputs)[0])
+            probs.append(defect_probability(outputs[0][0]))
         self.results[label] = segs
         per_image = per_image_confusion([s.classes for s in segs], self.truths, len(self.spec.classes))
-        return {**self._figures(segs, per_image), "components": sum(len(s.defects) for s in segs),
-                "answers": pixel_answers(per_image, self.headline)}
+        return {**split_figures([s.classes for s in segs], self.truths, self.groups, self.group_names,
+                                self.spec.classes, per_image, probs),
+                "components": sum(len(s.defects) for s in segs), "answers": pixel_answers(per_image, self.headline)}
 
     def score(self, runner: Runner, x: np.ndarray, desc: str) -> float:
-        return self._figures(self.answers(runner, x, desc))["mean_iou"]
+        return self._figures(self.answers(runner, x, desc))[self.headline]
 
     def report(self, results: dict[str, Any]) -> list[str]:
         rows = results["rows"]
         heads = [h for _, h in FIGURES]
         table = [[r["artifact"], *[r[k] for k, _ in FIGURES], r["components"]] for r in rows]
-        table += [[f"({name})", *[f[k] for k, _ in FIGURES], None]
+        table += [[f"({name})", *[f.get(k) for k, _ in FIGURES], None]
                   for name, f in trivial_figures(self.truths, self.spec.classes).items()]
         paper = self.paper
         if paper.get("miou") is not None:
-            table.append([f"paper ({paper.get('ref', '')}, {paper.get('dataset', '')})",
-                          paper.get("pixel_accuracy"), paper.get("dice"), None, paper.get("miou"), None])
+            table.append([f"paper ({paper.get('ref', '')}, {paper.get('dataset', '')}): its reading unsaid",
+                          paper.get("pixel_accuracy"), paper.get("dice"), None, None, None, None, paper.get("miou"),
+                          None])
         post = self.spec.postprocess
         out = ["## Segmentation figures", "", markdown_table(["artifact", *heads, "defects found"], table), "",
-               "One pixel confusion matrix over the test split at the network's resolution "
-               f"({self.size}x{self.size}; masks resized by nearest neighbour), after the deployed post-processing "
-               f"(defect probability >= {post.threshold}, components of at least {post.min_area} px). "
-               + ("Mean IoU is the mean of the background and defect IoU: the figure compared with the paper's \"IoU\" "
-                  "(SEEDS.md)." if self.spec.binary else
+               "Two readings at the network's resolution "
+               f"({self.size}x{self.size}; masks resized by area, a line one pixel wide kept), after the deployed "
+               f"post-processing (defect probability >= {post.threshold}, components of at least {post.min_area} px): "
+               "one pixel confusion matrix over the test split (PA, Dice, IoU), and each image's own figures "
+               "averaged over the images where defined (/img: a defect-free image answered defect-free has no "
+               "defect IoU and a mean IoU of 100). Soft Dice uses the probabilities, not the threshold. "
+               + ("Mean IoU is the mean of the background and defect IoU. The gates and the paper's \"IoU\" use the "
+                  "mean IoU per image: LSA-Net's table pairs IoU 91.75 with Dice 81.78 on Magnetic-Tile, which the "
+                  "split's mean IoU cannot reach (at most (100 + Dice) / 2) and the per-image mean can (SEEDS.md)."
+                  if self.spec.binary else
                   f"Mean IoU is the mean over the background and the {len(self.spec.classes)} classes (the paper's "
                   "table is binary: compare a binary recipe's). PA counts a pixel right only with its class; Dice "
                   "and defect IoU take every class as defect against the background.")
