@@ -1,6 +1,8 @@
 """segdec-net: the network of seeds/001 Table 2, the loss and its theta schedule, which images carry a
-pixel loss in each supervision mode, the decision figures on hand-made scores, the built-in data's
-defect-free images, and a tiny build through every stage (with a Jetson kit's preflight)."""
+pixel loss in each supervision mode, what the reference code adds (the gradient stop by mode, balanced
+epochs by frequency sampling, label dilation, the edge-weighted pixel loss), the decision figures on
+hand-made scores, the built-in data's defect-free images, and a tiny build through every stage (with a
+Jetson kit's preflight)."""
 from __future__ import annotations
 
 import json
@@ -19,7 +21,8 @@ from edgekit.recipes import load_recipe, recipes_dir
 from edgekit.targets import load_target
 from edgekit.tasks.segdec.metrics import decision_figures
 from edgekit.tasks.segdec.spec import DecisionSpec
-from edgekit.tasks.segdec.train import pixel_labelled, segdec_loss
+from edgekit.tasks.segdec.train import balanced_epoch, edge_weights, pixel_labelled, segdec_loss
+from edgekit.tasks.segmentation.data import area_resize
 
 
 def test_both_subnets_and_the_66_decision_features() -> None:
@@ -62,6 +65,69 @@ def test_theta_falls_by_the_schedule(tmp_path) -> None:
     assert decay.theta(0, 40) == 1.0 and decay.theta(10, 40) == pytest.approx(0.98 ** 10)
     linear = DecisionSpec.from_recipe(_recipe(tmp_path, schedule="linear"))
     assert [linear.theta(n, 4) for n in range(4)] == [1.0, 0.75, 0.5, 0.25]
+
+
+def test_the_decision_gradient_stops_by_supervision_mode(tmp_path) -> None:
+    """As the reference trains: the decision loss never reaches the segmentation subnet in mixed or full
+    supervision, and is all that trains it (with the defect-free images) in weak; the task sets it on the model."""
+    from edgekit.tasks.segdec.train import SegDecTraining
+
+    x = torch.randn(2, 1, 64, 64)
+    recipe = load_recipe(recipes_dir() / "segdec-net.yaml")
+    for mode, reaches in (("weak", True), ("mixed", False), ("full", False)):
+        spec = DecisionSpec.from_recipe(_recipe(tmp_path, supervision=mode, **({"pixel_labels": 3} if mode == "mixed"
+                                                                                 else {})))
+        torch.manual_seed(0)
+        model = create_model("segdec_net", width=0.25).train()
+        task = SegDecTraining.__new__(SegDecTraining)             # prepare() reads only the spec and settings
+        task.spec = spec
+        task.prepare(model, {"epochs": 5})
+        model(x)[1].sum().backward()
+        assert (model.features[0][0].weight.grad.abs().sum() > 0) == reaches, mode
+        assert model.decision[1][0].weight.grad.abs().sum() > 0                   # the decision subnet learns
+    assert DecisionSpec.from_recipe(_recipe(tmp_path, decision_gradient=0.5)).gradient == 0.5
+    assert "decision_gradient" not in recipe.model["args"]
+
+
+def test_theta_runs_over_the_epochs_trained(tmp_path) -> None:
+    """theta follows the epochs the run trains (--epochs, the gpu: profile), not the recipe's train.epochs."""
+    from edgekit.tasks.segdec.train import SegDecTraining
+
+    task = SegDecTraining.__new__(SegDecTraining)
+    task.spec = DecisionSpec.from_recipe(_recipe(tmp_path, schedule="linear"))
+    task.prepare(create_model("segdec_net", width=0.25), {"epochs": 90})
+    assert task.spec.theta(89, task.epochs) == pytest.approx(1 / 90)            # never negative at 90 of 30
+
+
+def test_balanced_epochs_by_frequency_sampling() -> None:
+    labels = [True] * 5 + [False] * 16
+    epochs = [balanced_epoch(labels, 0, e) for e in range(5)]
+    for chosen in epochs:
+        assert sorted(chosen[:5]) == [0, 1, 2, 3, 4] and len(chosen) == 10 and len(set(chosen)) == 10
+        assert all(i >= 5 for i in chosen[5:])
+    negatives = [set(c[5:].tolist()) for c in epochs]
+    assert set().union(*negatives[:3]) | negatives[3] == set(range(5, 21))   # all 16 seen within 4 epochs ...
+    assert not negatives[0] & negatives[1] and not negatives[0] & negatives[2] and not negatives[1] & negatives[2]
+    assert (balanced_epoch(labels, 0, 3) == epochs[3]).all()                 # ... and the same after a resume
+    assert sorted(balanced_epoch([True] * 6 + [False] * 2, 0, 0)) == list(range(8))   # fewer negatives: all of them
+
+
+def test_label_dilation_and_the_edge_weighted_pixel_loss() -> None:
+    mask = np.zeros((64, 64), np.uint8)
+    mask[30, 10:50] = 1                                                   # a crack one pixel wide
+    assert area_resize(mask, 64, dilate=7)[27:34, 10:50].all() and area_resize(mask, 64, 7).sum() == 7 * 46
+    blob = np.zeros((32, 32), np.uint8)
+    blob[8:24, 8:24] = 1
+    w = edge_weights(blob, 2.0, 1.0)
+    assert (w[blob == 0] == 1).all() and w[15, 15] == pytest.approx(1.0) and w[8, 8] < 0.05
+    assert (edge_weights(blob, None, 1.0) == 1).all() and (edge_weights(blob * 0, 2.0, 1.0) == 1).all()
+    spec = DecisionSpec.from_recipe(load_recipe(recipes_dir() / "segdec-net.yaml"))
+    seg, dec = torch.full((1, 1, 4, 4), -3.0), torch.zeros(1, 1)
+    target = torch.from_numpy(blob.astype(np.float32))[None, None]
+    gamma, label = torch.tensor([True]), torch.tensor([1])
+    plain, _ = segdec_loss((seg, dec), target, label, gamma, 1.0, spec)
+    weighted, _ = segdec_loss((seg, dec), target, label, gamma, 1.0, spec, torch.from_numpy(w)[None, None])
+    assert weighted < plain                                     # a defect's uncertain border counts less
 
 
 def test_which_images_carry_a_pixel_loss_in_each_mode(tmp_path) -> None:
@@ -152,13 +218,15 @@ def test_a_tiny_build_through_every_stage_and_a_jetson_kit(tiny_segdec, tmp_path
     from edgekit.stages.compile import compile_for_target
 
     recipe = load_recipe(tiny_segdec).with_pixel_labels(2)
-    res = build(recipe, load_target("intel-cpu"), tmp_path / "run", BuildOptions(threads=2))
+    res = build(recipe, load_target("intel-cpu"), tmp_path / "run", BuildOptions(threads=2, epochs=3))
     rows = res["results"]["rows"]
     assert [r["artifact"] for r in rows] == ["fp32-reference", "openvino-fp32", "openvino-fp16", "openvino-int8"]
     assert all(0 <= r["ap"] <= 100 and r["images"] == rows[0]["images"] for r in rows)
     trained = json.loads((tmp_path / "run" / "train" / "manifest.json").read_text())
     sup = trained["results"]["supervision"]
     assert sup["mode"] == "mixed" and sup["pixel_labelled_positives"] == 2 and len(sup["pixel_labelled_indices"]) == 2
+    assert sup["decision_gradient"] == 0.0 and sup["theta_last"] == pytest.approx(0.99 ** 2)   # 3 epochs, not 2
+    assert sup["epoch_images"] == sup["positives"] + min(sup["positives"], sup["negatives"])
     pipeline = json.loads((tmp_path / "run" / "compile" / "openvino-int8" / "pipeline.json").read_text())
     assert pipeline["outputs"] == ["mask", "decision"] and "defective_if" in pipeline["postprocess"]["decision"]
     report = (tmp_path / "run" / "validate" / "report.md").read_text()

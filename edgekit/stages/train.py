@@ -187,7 +187,9 @@ def fit(
     opt = make_optimizer(model, settings)
     bs, iter_size, clip = settings["batch_size"], settings.get("iter_size", 1), settings.get("grad_clip")
     workers = settings.get("workers", 0) if dev.type == "cuda" else 0
-    steps_per_epoch = math.ceil(len(data.train) / bs)
+    if hasattr(task, "prepare"):            # what the task needs to know of the run (the epochs trained) or set
+        task.prepare(model, settings)
+    steps_per_epoch = math.ceil(getattr(task, "epoch_size", len(data.train)) / bs)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(settings, step, steps_per_epoch))
     amp = autocast_bf16(settings, dev)
 

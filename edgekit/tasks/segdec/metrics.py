@@ -1,5 +1,6 @@
 """Image-level figures of a defect decision, from scikit-learn's metrics: AUC, AP, the F-measure at the
-best threshold and at the recipe's, FP and FN there (percentages for AUC, AP and F)."""
+best threshold (FP and FN there: the paper's) and at the recipe's (FP and FN there: the line's), in percent
+for AUC, AP and F."""
 from __future__ import annotations
 
 import numpy as np
@@ -15,12 +16,15 @@ def decision_figures(labels: np.ndarray, scores: np.ndarray, threshold: float) -
     best = int(np.argmax(f[:-1])) if len(thresholds) else 0
     decided = (scores >= threshold).astype(int)
     tn, fp, fn, tp = confusion_matrix(labels, decided, labels=[0, 1]).ravel()
+    at_best = (scores >= thresholds[best]).astype(int) if len(thresholds) else decided
+    _, fp_best, fn_best, _ = confusion_matrix(labels, at_best, labels=[0, 1]).ravel()
     return {
         "ap": 100.0 * float(average_precision_score(labels, scores)) if both else None,
         "auc": 100.0 * float(roc_auc_score(labels, scores)) if both else None,
         "f_best": 100.0 * float(f[best]) if len(thresholds) else None,
         "best_threshold": float(thresholds[best]) if len(thresholds) else None,
         "f_at_threshold": 100.0 * float(f1_score(labels, decided, zero_division=0.0)),
+        "fp_best": int(fp_best), "fn_best": int(fn_best),
         "threshold": threshold, "fp": int(fp), "fn": int(fn), "tp": int(tp), "tn": int(tn),
         "positives": int(labels.sum()), "images": int(len(labels)),
     }

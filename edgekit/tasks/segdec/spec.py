@@ -9,6 +9,19 @@ gradient term has nothing to follow), which keeps the weight on segmentation tha
 lambda_n = 1 - n / n_ep (SegDec's, ``schedule: linear``) gives away by mid-training. L_seg is the paper's
 MSE of the sigmoid map against the mask max-pooled to the map's 1/8 resolution (``seg_loss: mse``), or
 the public code's BCE on the logits (``bce``); L_dec is BCE on the decision logit.
+
+As the reference code (vicoslab/mixed-segdec-net-comind2021) trains it, where the paper is silent:
+- ``decision_gradient``: the decision loss's gradient into the segmentation subnet. Unset, it follows the
+  mode: stopped (0) in mixed and full supervision, where the pixel labels train the segmentation subnet and
+  the decision would pull it towards what separates images; open (1) in weak supervision, where nothing else
+  trains it but the defect-free images' empty masks.
+- ``balanced``: an epoch is every positive and as many negatives, picked by frequency sampling (those drawn
+  least so far first), not every image.
+- ``dilate``: the masks grown by a square of this side at their own resolution before resizing (the
+  reference: 1 on Severstal, 7 on KolektorSDD and DAGM); training targets only, never the test masks.
+- ``weight_p``, ``weight_max``: the pixel loss inside a defect weighted by its distance to the defect's edge,
+  (d / d_max)^p x max (1 outside), so a label's uncertain border counts little (the reference: p 2, max 1 on
+  Severstal); ``weight_p: null`` for the unweighted loss.
 """
 from __future__ import annotations
 
@@ -31,6 +44,11 @@ class DecisionSpec:
     beta: float = 0.01                # theta_n = (1 - beta)^n
     delta: float = 0.1                # weight of the decision loss (Table 4)
     seg_loss: str = "mse"
+    decision_gradient: float | None = None   # None: 0 in mixed and full supervision, 1 in weak
+    balanced: bool = True
+    dilate: int = 1
+    weight_p: float | None = 2.0
+    weight_max: float = 1.0
 
     @classmethod
     def from_recipe(cls, recipe) -> "DecisionSpec":
@@ -52,10 +70,23 @@ class DecisionSpec:
                                f"{spec.pixel_labels!r}")
         if not 0 < spec.threshold < 1 or not 0 <= spec.beta < 1 or spec.delta <= 0:
             raise EdgekitError(f"{where}: threshold in (0, 1), beta in [0, 1), delta > 0")
+        if (int(spec.dilate) != spec.dilate or spec.dilate < 1 or spec.weight_max <= 0
+                or spec.weight_p is not None and spec.weight_p < 0
+                or spec.decision_gradient is not None and not 0 <= spec.decision_gradient <= 1):
+            raise EdgekitError(f"{where}: dilate a whole number >= 1, weight_p >= 0 (or null), weight_max > 0, "
+                               "decision_gradient in [0, 1] (or null: by the supervision mode)")
         return spec
 
+    @property
+    def gradient(self) -> float:
+        """The decision loss's gradient scale into the segmentation subnet (``decision_gradient``, else by mode)."""
+        if self.decision_gradient is not None:
+            return float(self.decision_gradient)
+        return 1.0 if self.supervision == "weak" else 0.0
+
     def theta(self, epoch: int, epochs: int) -> float:
-        """The segmentation loss's share at ``epoch`` (0-based) of ``epochs``."""
+        """The segmentation loss's share at ``epoch`` (0-based) of the ``epochs`` actually trained (``--epochs``
+        and the ``gpu:`` profile included)."""
         if self.schedule == "linear":
             return 1.0 - epoch / max(1, epochs)
         return (1.0 - self.beta) ** epoch

@@ -19,8 +19,9 @@ from edgekit.tasks.segdec.spec import DecisionSpec
 from edgekit.tasks.segmentation.metrics import split_figures
 from edgekit.tasks.segmentation.val import SegmentationValidation
 
-FIGURES = (("ap", "AP %"), ("auc", "AUC %"), ("f_best", "F best %"), ("f_at_threshold", "F at threshold %"),
-           ("fp", "FP"), ("fn", "FN"), ("dice", "Dice %"), ("defect_iou", "defect IoU %"))
+FIGURES = (("ap", "AP %"), ("auc", "AUC %"), ("f_best", "F best %"), ("fp_best", "FP"), ("fn_best", "FN"),
+           ("f_at_threshold", "F at threshold %"), ("fp", "FP at threshold"), ("fn", "FN at threshold"),
+           ("dice", "Dice %"), ("defect_iou", "defect IoU %"))
 
 
 class SegDecValidation(SegmentationValidation):
@@ -61,13 +62,15 @@ class SegDecValidation(SegmentationValidation):
         paper = self.paper
         if paper.get("ap") is not None:
             table.append([f"paper ({paper.get('ref', '')}, {paper.get('dataset', '')})", paper.get("ap"),
-                          paper.get("auc"), paper.get("f"), None, None, None, None, None])
+                          paper.get("auc"), paper.get("f"), paper.get("fp"), paper.get("fn"), None, None, None, None,
+                          None])
         return ["## Decision and segmentation figures", "",
                 markdown_table(["artifact", *[h for _, h in FIGURES]], table), "",
                 f"{r0['images']} test images, {r0['positives']} defective ({100 * r0['positives'] / max(1, r0['images']):.1f} %: "
-                "the AP of answering at random). The decision is defective at probability >= "
-                f"{self.decision.threshold} (the recipe's threshold): F, FP and FN there; \"F best\" at the threshold "
-                f"that maximises F on this split ({r0['best_threshold']:.3g}, for the FP32 model: information, chosen on "
-                "the test images). Dice and defect IoU: the segmentation map after the deployed post-processing, "
+                "the AP of answering at random; an image is defective when its mask holds a defect pixel). F best, FP "
+                "and FN at the threshold that maximises F on this split, as the paper reports them "
+                f"({r0['best_threshold']:.3g} for the FP32 model: chosen on the test images, information); the line "
+                f"decides at the recipe's threshold, probability >= {self.decision.threshold}: F, FP and FN there. "
+                "Dice and defect IoU: the segmentation map after the deployed post-processing, "
                 f"upsampled to {self.size}x{self.size}, against the masks, over every test image.", ""] + (
             [f"![masks]({name})" for name in results.get("extras", [])] + [""] if results.get("extras") else [])
