@@ -180,6 +180,15 @@ def _own_test_images(dataset: Dataset) -> tuple[str, list[Sample]] | None:
     return (name, [s for s in dataset.samples if s.path.parent.name == name]) if name else None
 
 
+def _without_copies_of(train: list, test: list, similarity: float) -> tuple[list, int]:
+    """``train`` without the images that are copies (up to flips) of a test image, and how many were dropped: a
+    fixed test list must not leak through its copies, as the recipe's own split keeps them on one side."""
+    found = clusters([s.path for s in [*train, *test]], similarity)
+    tested = set(found[len(train):])
+    kept = [s for s, c in zip(train, found) if c not in tested]
+    return kept, len(train) - len(kept)
+
+
 def load_split(recipe: Recipe, data: DataSource | Path, needs: tuple[int, str] | None = None) -> SplitData:
     """Index the recipe's data and choose its train and test images (see the module docstring); ``needs``
     (training images a class needs, and for what): refuse a split too small for them (:func:`check_sizes`)."""
@@ -197,6 +206,9 @@ def load_split(recipe: Recipe, data: DataSource | Path, needs: tuple[int, str] |
     elif src.split_file is not None:
         train, test = _by_stems(dataset.samples, read_split_file(src.split_file), src.split_file)
         how = f"split file {src.split_file}"
+        if recipe.data.get("split", {}).get("near_duplicates"):
+            train, left = _without_copies_of(train, test, recipe.data["split"].get("similarity", 0.98))
+            how += f"; {left} training image(s) that are flipped or repeated copies of test images left out"
     elif (own := _own_test_images(dataset)) is not None:
         name, test = own
         train = [s for s in dataset.samples if s.path.parent.name != name]

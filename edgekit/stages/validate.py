@@ -173,7 +173,7 @@ def validate(
     if sparse and sparse["kept"]:
         gates.insert(0, {"artifact": "fp32-reference", "gate": f"{task.column} drop vs dense (2:4) <= {sparse['max_drop']}",
                          "value": round(sparse["drop"], 2), **threshold_gate(sparse["drop"] <= sparse["max_drop"] + 1e-9)})
-    comparable = not builtin
+    comparable = not builtin and paper.get("comparable", True)     # false: the paper's figures are another data's
     figure = paper.get(task.paper_key)
     tolerance = gates_cfg.get("paper_tolerance", 1.0)
     paper_rows = []
@@ -201,7 +201,9 @@ def validate(
         "sparsity": sparse,
         "passed": all(g["pass"] for g in gates),
         "warned": [g["artifact"] + ": " + g["gate"] for g in gates if g["status"] == "warn"],
-        "notes": list(notes or []) + ([] if comparable else ["built-in generated data: paper figures are not comparable"])
+        "notes": list(notes or []) + (["built-in generated data: paper figures are not comparable"] if builtin else [])
+        + ([f"the paper's figures are on {paper.get('dataset', 'other data')} (the recipe's paper.comparable: false): "
+            "for scale, not a gate"] if not builtin and not comparable else [])
         + ["fps: batch 1 on this machine's CPU, post-processing included; the paper's figure is on its own "
            "GPU (information, not a gate)"]
         + ([] if gate_fps else ["fps is not gated: these artifacts are the target's CPU fallback run off the "
