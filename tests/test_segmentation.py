@@ -19,7 +19,7 @@ from edgekit.models import create_model
 from edgekit.models.lsa_net import FEM, LAM, SDM, location_map, pyramid_level
 from edgekit.stages.build import BuildOptions, build
 from edgekit.targets import load_target
-from edgekit.tasks.segmentation.data import area_resize, bounding_rectangles, cover_needed
+from edgekit.tasks.segmentation.data import area_resize, bounding_rectangles
 from edgekit.tasks.segmentation.metrics import confusion, figures, per_image_confusion, split_figures, trivial_figures
 from edgekit.tasks.segmentation.val import pixel_answers
 from edgekit.tasks.segmentation.spec import SegmentationSpec
@@ -53,7 +53,8 @@ def test_sppm_is_a_pyramid_of_cells_upsampled_back() -> None:
 
 def test_area_resize_keeps_a_one_pixel_line() -> None:
     """A crack one pixel wide survives shrinking to the network's size, straight or diagonal, where nearest
-    neighbour drops most of it; a blob keeps about its area."""
+    neighbour and a plain half-area threshold drop it; a blob keeps its area; a speck too small for half a
+    network pixel is kept as one."""
     line = np.zeros((512, 512), np.uint8)
     line[201, :] = 1                                              # horizontal, 1 px
     np.fill_diagonal(line, 1)                                     # and a diagonal
@@ -62,10 +63,13 @@ def test_area_resize_keeps_a_one_pixel_line() -> None:
     assert small.sum() == 128 + 127                               # and only those (they cross at one)
     nearest = cv2.resize(line, (128, 128), interpolation=cv2.INTER_NEAREST)
     assert nearest[50].sum() <= 1                                 # nearest samples row 200: the line is gone
-    assert cover_needed((512, 512), 128) == pytest.approx(0.125) and cover_needed((64, 64), 128) == 0.5
+    assert not (cv2.resize(line.astype(np.float32), (128, 128), interpolation=cv2.INTER_AREA) >= 0.5).any()  # half-area: gone
     blob = np.zeros((400, 300), np.uint8)
     blob[100:300, 60:240] = 1
     assert area_resize(blob, 128).sum() == pytest.approx(blob.mean() * 128 * 128, rel=0.06)
+    speck = np.zeros((256, 256), np.uint8)
+    speck[100, 100] = 1
+    assert area_resize(speck, 64).sum() == 1
     classes = np.zeros((256, 256), np.uint8)
     classes[:, :100], classes[10:12, 150:] = 2, 1
     out = area_resize(classes, 64)
@@ -294,3 +298,26 @@ def test_jetson_orin_kit_has_a_clean_preflight(run, tiny_seg_recipe, tmp_path) -
     ops = next(f for f in report["findings"] if f["check"].startswith("ops on TensorRT"))
     assert ops["level"] == "ok" and "Resize" in ops["detail"] and "ReduceMean" in ops["detail"]
     assert json.loads((kit / "pipeline.json").read_text())["postprocess"]["components"] == "OpenCV, 8-connected"
+
+
+def test_score_runs_scores_runs_alike_and_finds_no_change_between_equal_models(run, tiny_seg_recipe, tiny_data,
+                                                                               tmp_path, monkeypatch) -> None:
+    """benchmarks/score_runs.py (the before/after tables): the same model twice changes nothing, image by image."""
+    import json
+    import sys
+    from pathlib import Path
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks"
+    monkeypatch.syspath_prepend(str(bench))
+    import run_tables
+    import score_runs
+
+    monkeypatch.setattr(run_tables, "RESULTS", tmp_path)
+    monkeypatch.setattr(sys, "argv", ["score_runs.py", "--recipe", str(tiny_seg_recipe.path), "--data", str(tiny_data),
+                                      "--name", "t", f"a={run['dir']}", f"b={run['dir']}"])
+    score_runs.main()
+    out = json.loads((tmp_path / "t.json").read_text())
+    assert out["headline"] == "mean_iou_per_image" and out["runs"]["a"] == {**out["runs"]["b"], "model": out["runs"]["a"]["model"]}
+    change = out["changes"]["b"]
+    assert change["drop"] == 0 and change["better"] == change["worse"] == 0 and change["low"] <= 0 <= change["high"]
+    assert "| a |" in (tmp_path / "t.md").read_text()

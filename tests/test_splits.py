@@ -72,6 +72,26 @@ def test_split_file(tiny_recipe, folders, tmp_path) -> None:
         load_split(tiny_recipe, DataSource(folders["train"], split_file=listing))
 
 
+def test_a_split_file_does_not_leak_through_flipped_copies(tiny_recipe, folders, tmp_path) -> None:
+    """A frozen test list keeps what the recipe's own split keeps: a flipped copy of a test image leaves training."""
+    import cv2
+    from dataclasses import replace
+
+    data = tmp_path / "data"
+    shutil.copytree(folders["train"], data)
+    image = cv2.imread(str(data / "IMAGES" / "crazing_1.png"), cv2.IMREAD_UNCHANGED)
+    cv2.imwrite(str(data / "IMAGES" / "crazing_99.png"), image[::-1, ::-1])
+    shutil.copy(data / "ANNOTATIONS" / "crazing_1.xml", data / "ANNOTATIONS" / "crazing_99.xml")
+    listing = tmp_path / "test.txt"
+    listing.write_text("crazing_1\n")
+    plain = load_split(tiny_recipe, DataSource(data, split_file=listing))
+    assert "crazing_99.png" in {x.name for x in plain.train}                # without near_duplicates: kept
+    recipe = replace(tiny_recipe, data={**tiny_recipe.data, "split": {"near_duplicates": True}})
+    guarded = load_split(recipe, DataSource(data, split_file=listing))
+    assert {x.name for x in plain.train} - {x.name for x in guarded.train} == {"crazing_99.png"}
+    assert "1 training image(s) that are flipped or repeated copies of test images left out" in guarded.describe()["split"]
+
+
 def test_neu_det_validation_folders(tiny_det_recipe, folders) -> None:
     s = load_split(tiny_det_recipe, folders["neu"])
     assert (len(s.train), len(s.test)) == (18, 12) and "Validation_Images" in s.split

@@ -28,6 +28,7 @@ class SegDecValidation(SegmentationValidation):
     headline = "ap"
     column = "AP %"
     paper_key = "ap"
+    figures = FIGURES
 
     def __init__(self, recipe: Recipe, data: SplitData) -> None:
         super().__init__(recipe, data)
@@ -58,14 +59,14 @@ class SegDecValidation(SegmentationValidation):
     def report(self, results: dict[str, Any]) -> list[str]:
         rows = results["rows"]
         r0 = rows[0]
-        table = [[r["artifact"], *[r[k] for k, _ in FIGURES]] for r in rows]
+        table = [[r["artifact"], *[r[k] for k, _ in self.figures]] for r in rows]
         paper = self.paper
         if paper.get("ap") is not None:
             table.append([f"paper ({paper.get('ref', '')}, {paper.get('dataset', '')})", paper.get("ap"),
                           paper.get("auc"), paper.get("f"), paper.get("fp"), paper.get("fn"), None, None, None, None,
                           None])
         return ["## Decision and segmentation figures", "",
-                markdown_table(["artifact", *[h for _, h in FIGURES]], table), "",
+                markdown_table(["artifact", *[h for _, h in self.figures]], table), "",
                 f"{r0['images']} test images, {r0['positives']} defective ({100 * r0['positives'] / max(1, r0['images']):.1f} %: "
                 "the AP of answering at random; an image is defective when its mask holds a defect pixel). F best, FP "
                 "and FN at the threshold that maximises F on this split, as the paper reports them "

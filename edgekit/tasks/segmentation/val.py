@@ -56,6 +56,7 @@ class SegmentationValidation(DeployedAnswers):
     headline = "mean_iou_per_image"
     column = "mean IoU % per image"
     paper_key = "miou"
+    figures = FIGURES                  # (key, column) of what evaluate() reports, in the report's order
 
     def __init__(self, recipe: Recipe, data: SplitData) -> None:
         self.spec = SegmentationSpec.from_recipe(recipe)
@@ -90,9 +91,9 @@ class SegmentationValidation(DeployedAnswers):
 
     def report(self, results: dict[str, Any]) -> list[str]:
         rows = results["rows"]
-        heads = [h for _, h in FIGURES]
-        table = [[r["artifact"], *[r[k] for k, _ in FIGURES], r["components"]] for r in rows]
-        table += [[f"({name})", *[f.get(k) for k, _ in FIGURES], None]
+        heads = [h for _, h in self.figures]
+        table = [[r["artifact"], *[r[k] for k, _ in self.figures], r["components"]] for r in rows]
+        table += [[f"({name})", *[f.get(k) for k, _ in self.figures], None]
                   for name, f in trivial_figures(self.truths, self.spec.classes).items()]
         paper = self.paper
         if paper.get("miou") is not None:
