@@ -154,7 +154,7 @@ def test_figures_on_hand_made_masks() -> None:
 
 def test_split_and_per_image_readings() -> None:
     """The split's mean IoU is at most (100 + Dice) / 2; per image, many well-answered images each weigh one and
-    the mean can pass it, as LSA-Net's Magnetic-Tile row does. The gates' weighted figure follows the reading."""
+    the mean can pass it. The gates' weighted figure follows the reading it is asked for."""
     truth = np.zeros((10, 10), np.uint8)
     truth[0:4, 0:5] = 1
     pred = np.zeros_like(truth)
@@ -317,7 +317,7 @@ def test_score_runs_scores_runs_alike_and_finds_no_change_between_equal_models(r
                                       "--name", "t", f"a={run['dir']}", f"b={run['dir']}"])
     score_runs.main()
     out = json.loads((tmp_path / "t.json").read_text())
-    assert out["headline"] == "mean_iou_per_image" and out["runs"]["a"] == {**out["runs"]["b"], "model": out["runs"]["a"]["model"]}
+    assert out["headline"] == "mean_iou" and out["runs"]["a"] == {**out["runs"]["b"], "model": out["runs"]["a"]["model"]}
     change = out["changes"]["b"]
     assert change["drop"] == 0 and change["better"] == change["worse"] == 0 and change["low"] <= 0 <= change["high"]
     assert "| a |" in (tmp_path / "t.md").read_text()

@@ -131,8 +131,8 @@ def mask_augment(recipe: Recipe) -> MaskAugment | None:
 
 
 class SegmentationTraining:
-    headline = "mean_iou_per_image"
-    label = "test mean IoU % per image"
+    headline = "mean_iou"
+    label = "test mean IoU %"
 
     def __init__(self, recipe: Recipe, data: SplitData, seed: int) -> None:
         self.spec = SegmentationSpec.from_recipe(recipe)
