@@ -8,8 +8,9 @@ Each RUN (an `edgekit build` run folder, or a folder holding one) is scored thro
 RECIPE as this edgekit has it: the test masks read and resized as it reads them, every figure in every reading
 (segmentation: over the split and per image, hard and soft Dice; segmentation+decision: AP, AUC, F, FP and FN
 at the best-F threshold and at the recipe's). The first LABEL is the reference: each other run's change in the
-recipe's headline figure is given with its paired bootstrap interval over the test images, and how many
-images got better or worse. The recipe's paper figures close the table, for scale.
+recipe's headline figure is given with its paired bootstrap interval over the test images, and how many images
+it answers better or worse (segmentation: more or fewer right pixels; decision: right where the other was
+wrong at the recipe's threshold). The recipe's paper figures close the table, for scale.
 """
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from run_tables import publish  # noqa: E402
 
 PAPER = {"ap": "ap", "auc": "auc", "f_best": "f", "fp_best": "fp", "fn_best": "fn", "pixel_accuracy": "pixel_accuracy",
-         "dice": "dice", "mean_iou_per_image": "miou"}
+         "dice": "dice", "mean_iou": "miou"}
 
 
 def fp32_model(run: Path) -> Path:
@@ -74,7 +75,7 @@ def main() -> None:
     n = len(validation.x)
     publish(args.name, f"{recipe.name}: runs scored alike on {n} test images (one image = {100 / n:.2f} points of a "
             f"per-image figure)", ["run", *heads, f"{validation.column} change vs {reference} [95 % interval]",
-                                   "images better / worse"], table,
+                                   "images right more / less often"], table,
             {"recipe": recipe.name, "headline": key, "images": n, "runs": rows,
              "changes": {k: {m: v for m, v in c.items() if m != "one_image"} for k, c in changes.items()}})
 
