@@ -1,5 +1,5 @@
 """segdec-net: the network of seeds/001 Table 2, the loss and its theta schedule, which images carry a
-pixel loss in each supervision mode, what the reference code adds (its gradient stop as an option, balanced
+pixel loss in each supervision mode, what the reference code adds (its gradient stop, by mode, balanced
 epochs by frequency sampling, label dilation, the edge-weighted pixel loss), the decision figures on
 hand-made scores, the built-in data's defect-free images, and a tiny build through every stage (with a
 Jetson kit's preflight)."""
@@ -67,16 +67,16 @@ def test_theta_falls_by_the_schedule(tmp_path) -> None:
     assert [linear.theta(n, 4) for n in range(4)] == [1.0, 0.75, 0.5, 0.25]
 
 
-def test_the_task_sets_the_recipes_decision_gradient(tmp_path) -> None:
-    """End to end by default (the paper, and what measured best on Magnetic-Tile); ``decision_gradient: 0`` is the
-    reference code's stop: the decision loss then never reaches the segmentation subnet. The task sets it on the
-    model before training, whatever the model was built with."""
+def test_the_decision_gradient_by_mode_or_recipe(tmp_path) -> None:
+    """Unset, stopped in full supervision and end to end in mixed and weak (as measured on Magnetic-Tile); a
+    recipe's ``decision_gradient`` overrides. The task sets it on the model before training, whatever the model
+    was built with; stopped, the decision loss never reaches the segmentation subnet."""
     from edgekit.tasks.segdec.train import SegDecTraining
 
     x = torch.randn(2, 1, 64, 64)
     recipe = load_recipe(recipes_dir() / "segdec-net.yaml")
-    for mode, gradient, reaches in (("weak", None, True), ("full", None, True), ("full", 0.0, False),
-                                    ("mixed", 0.0, False)):
+    for mode, gradient, reaches in (("weak", None, True), ("mixed", None, True), ("full", None, False),
+                                    ("full", 1.0, True), ("mixed", 0.0, False)):
         extra = {"pixel_labels": 3} if mode == "mixed" else {}
         if gradient is not None:
             extra["decision_gradient"] = gradient
@@ -230,7 +230,7 @@ def test_a_tiny_build_through_every_stage_and_a_jetson_kit(tiny_segdec, tmp_path
     trained = json.loads((tmp_path / "run" / "train" / "manifest.json").read_text())
     sup = trained["results"]["supervision"]
     assert sup["mode"] == "mixed" and sup["pixel_labelled_positives"] == 2 and len(sup["pixel_labelled_indices"]) == 2
-    assert sup["decision_gradient"] == 1.0 and sup["theta_last"] == pytest.approx(0.99 ** 2)   # 3 epochs, not 2
+    assert sup["decision_gradient"] == 1.0 and sup["theta_last"] == pytest.approx(0.99 ** 2)   # mixed; 3 epochs
     assert sup["epoch_images"] == sup["positives"] + min(sup["positives"], sup["negatives"])
     pipeline = json.loads((tmp_path / "run" / "compile" / "openvino-int8" / "pipeline.json").read_text())
     assert pipeline["outputs"] == ["mask", "decision"] and "defective_if" in pipeline["postprocess"]["decision"]

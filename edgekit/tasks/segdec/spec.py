@@ -11,10 +11,12 @@ MSE of the sigmoid map against the mask max-pooled to the map's 1/8 resolution (
 the public code's BCE on the logits (``bce``); L_dec is BCE on the decision logit.
 
 As the reference code (vicoslab/mixed-segdec-net-comind2021) trains it, where the paper is silent:
-- ``decision_gradient``: how much of the decision loss's gradient reaches the segmentation subnet. The paper
-  trains end to end (1); the reference code stops it (0) in its Severstal runs. Measured on Magnetic-Tile at the
-  CPU budget (benchmarks/results/segdec-net-mt-cpu-*-before-after.md), stopping it cost 17.9 AP with 50 masks
-  and 1.3 with 10, and gained 2.6 with every mask: 1 stays the default, 0 is the reference's.
+- ``decision_gradient``: how much of the decision loss's gradient reaches the segmentation subnet (1: end to
+  end, as the paper trains; 0: stopped, as the reference code trains Severstal). Unset, by mode, as measured on
+  Magnetic-Tile at the CPU budget (benchmarks/results/segdec-net-mt-cpu-*-before-after.md): stopped in full
+  supervision, where every mask trains the map and the stop keeps it (map Dice 66.2 against 14.4, AP 84.5
+  against 81.9); end to end in mixed and weak, where the few masks cannot train the features the decision
+  needs (stopping cost 17.9 AP with 50 masks, 1.3 with 10).
 - ``balanced``: an epoch is every positive and as many negatives, picked by frequency sampling (those drawn
   least so far first), not every image.
 - ``dilate``: the masks grown by a square of this side at their own resolution before resizing (the
@@ -44,7 +46,7 @@ class DecisionSpec:
     beta: float = 0.01                # theta_n = (1 - beta)^n
     delta: float = 0.1                # weight of the decision loss (Table 4)
     seg_loss: str = "mse"
-    decision_gradient: float = 1.0    # 1: end to end (the paper); 0: the reference code's stop
+    decision_gradient: float | None = None   # None: 0 in full supervision, 1 in mixed and weak
     balanced: bool = True
     dilate: int = 1
     weight_p: float | None = 2.0
@@ -71,10 +73,18 @@ class DecisionSpec:
         if not 0 < spec.threshold < 1 or not 0 <= spec.beta < 1 or spec.delta <= 0:
             raise EdgekitError(f"{where}: threshold in (0, 1), beta in [0, 1), delta > 0")
         if (int(spec.dilate) != spec.dilate or spec.dilate < 1 or spec.weight_max <= 0
-                or spec.weight_p is not None and spec.weight_p < 0 or not 0 <= spec.decision_gradient <= 1):
+                or spec.weight_p is not None and spec.weight_p < 0
+                or spec.decision_gradient is not None and not 0 <= spec.decision_gradient <= 1):
             raise EdgekitError(f"{where}: dilate a whole number >= 1, weight_p >= 0 (or null), weight_max > 0, "
-                               "decision_gradient in [0, 1]")
+                               "decision_gradient in [0, 1] (or null: by the supervision mode)")
         return spec
+
+    @property
+    def gradient(self) -> float:
+        """The decision loss's gradient scale into the segmentation subnet: ``decision_gradient``, else by mode."""
+        if self.decision_gradient is not None:
+            return float(self.decision_gradient)
+        return 0.0 if self.supervision == "full" else 1.0
 
     def theta(self, epoch: int, epochs: int) -> float:
         """The segmentation loss's share at ``epoch`` (0-based) of the ``epochs`` actually trained (``--epochs``

@@ -3,7 +3,7 @@ the mask (defective when it holds a defect pixel), and per supervision mode whic
 loss: every defect-free image (its empty mask is known), and of the positives none (weak), a seeded
 choice of ``pixel_labels`` (mixed) or all (full). The loss is :mod:`.spec`'s, with theta by the epoch of
 the epochs actually trained; epochs balanced by frequency sampling, labels dilated, the pixel loss weighted
-by the distance to a defect's edge, the decision's gradient into the segmentation subnet as the recipe says."""
+by the distance to a defect's edge, the decision's gradient into the segmentation subnet by the recipe or the mode."""
 from __future__ import annotations
 
 import math
@@ -124,9 +124,9 @@ class SegDecTraining:
                            if self.spec.balanced else len(self.labels))
 
     def prepare(self, model: torch.nn.Module, settings: dict) -> None:
-        """Before the first epoch: theta runs over the epochs trained; the decision's gradient as the recipe says."""
+        """Before the first epoch: theta runs over the epochs trained; the decision's gradient by the recipe or the mode."""
         self.epochs = int(settings["epochs"])
-        model.decision_gradient = float(self.spec.decision_gradient)
+        model.decision_gradient = self.spec.gradient
 
     def describe(self) -> dict:
         """What the manifest records of the supervision: the mode and which positives kept their masks."""
@@ -136,7 +136,7 @@ class SegDecTraining:
                                 "pixel_labelled_positives": len(kept), "negatives": len(self.labels) - len(positives),
                                 "seed": self.seed, "schedule": self.spec.schedule, "beta": self.spec.beta,
                                 "delta": self.spec.delta, "seg_loss": self.spec.seg_loss,
-                                "decision_gradient": float(self.spec.decision_gradient), "balanced": self.spec.balanced,
+                                "decision_gradient": self.spec.gradient, "balanced": self.spec.balanced,
                                 "epoch_images": self.epoch_size, "dilate": self.spec.dilate,
                                 "weight_p": self.spec.weight_p, "weight_max": self.spec.weight_max,
                                 "theta_last": self.spec.theta(self.epochs - 1, self.epochs),
