@@ -28,7 +28,7 @@ GRID = "masks.png"
 FIGURES = (("pixel_accuracy", "PA %"), ("dice", "Dice %"), ("dice_soft", "soft Dice %"),
            ("defect_iou", "defect IoU %"), ("mean_iou", "mean IoU %"), ("defect_iou_per_image", "defect IoU % /img"),
            ("mean_iou_per_image", "mean IoU % /img"))
-PER_IMAGE = "_per_image"
+SUFFIX = "_per_image"             # a per-image reading of a figure
 
 
 def pixel_answers(per_image: np.ndarray, key: str) -> Answers:
@@ -36,8 +36,8 @@ def pixel_answers(per_image: np.ndarray, key: str) -> Answers:
     weighted: from the weighted sum of the images' pixel confusion matrices (a split figure), or as the
     weighted mean of each image's own (``*_per_image``)."""
     right = np.trace(per_image, axis1=1, axis2=2).astype(np.float64)
-    if key.endswith(PER_IMAGE):
-        each = image_figures(per_image)[key[: -len(PER_IMAGE)]]
+    if key.endswith(SUFFIX):
+        each = image_figures(per_image)[key[: -len(SUFFIX)]]
         return Answers(right, lambda w: mean_defined(each, w))
     return Answers(right, lambda w: figures(np.tensordot(w, per_image, 1).round().astype(np.int64))[key])
 
