@@ -85,9 +85,9 @@ def bring_back(job: dict, work: Path, out: Path) -> dict:
 
 
 def summary_row(job: dict, out: Path, rc: int, seconds: float) -> list:
-    results = out / job["name"] / "validate/results.json"
-    rows = json.loads(results.read_text())["rows"] if results.is_file() else []
-    key = json.loads(results.read_text())["metric"]["key"] if results.is_file() else None
+    path = out / job["name"] / "validate/results.json"
+    results = json.loads(path.read_text()) if path.is_file() else {"rows": [], "metric": {"key": None}}
+    rows, key = results["rows"], results["metric"]["key"]
     fp32 = rows[0][key] if rows else None
     int8 = next((r[key] for r in rows if r["precision"] == "int8"), None)
     return [job["name"], job["epochs_run"], round(seconds / 60, 1), key, fp32, int8, rc]

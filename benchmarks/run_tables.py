@@ -78,4 +78,3 @@ def installed_line(run: Path, root: Path, frames: int) -> tuple[dict, Path, list
     slots.activate(install, slots.verify(install, root / "line.bundle")["slot"])
     images = read_images(load_split(recipe, recorded_source(run)).test, "test images")
     return manifest, install, images, make_video(images, frames, root / "line.avi")
-

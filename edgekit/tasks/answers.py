@@ -2,7 +2,7 @@
 post-processing (the line's pipeline), one image at a time as a camera delivers them."""
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
@@ -17,7 +17,12 @@ class DeployedAnswers:
         """A batch in, the deployed answer out (post-processing included): what the line runs."""
         return lambda batch: self.post(runner.infer(batch))
 
+    def outputs_and_answers(self, runner: Runner, x: np.ndarray, desc: str) -> Iterator[tuple[list[np.ndarray], Any]]:
+        """Each pre-processed image of ``x`` at batch 1: the runner's outputs and the deployed answer from them."""
+        for xi in bar(x, desc):
+            outputs = runner.infer(xi[None])
+            yield outputs, self.post(outputs)[0]
+
     def answers(self, runner: Runner, x: np.ndarray, desc: str) -> list[Any]:
         """Each pre-processed image of ``x`` through :meth:`pipeline` at batch 1."""
-        answer = self.pipeline(runner)
-        return [answer(xi[None])[0] for xi in bar(x, desc)]
+        return [answer for _, answer in self.outputs_and_answers(runner, x, desc)]

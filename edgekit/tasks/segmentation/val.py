@@ -11,7 +11,6 @@ import numpy as np
 from edgekit.backends.base import Runner
 from edgekit.camera.post.segmentation import Segmentation
 from edgekit.data.recipe_data import SplitData
-from edgekit.progress import bar
 from edgekit.recipes import Recipe
 from edgekit.report import markdown_table
 from edgekit.stats import Answers
@@ -70,21 +69,20 @@ class SegmentationValidation(DeployedAnswers):
         self.post = postprocessor(recipe)
         self.results: dict[str, list[Segmentation]] = {}
 
-    def _figures(self, segs: list[Segmentation], per_image: np.ndarray | None = None) -> dict[str, Any]:
+    def _figures(self, segs: list[Segmentation], per_image: np.ndarray | None = None,
+                 probs: list[np.ndarray] | None = None) -> dict[str, Any]:
         return split_figures([s.classes for s in segs], self.truths, self.groups, self.group_names, self.spec.classes,
-                             per_image)
+                             per_image, probs)
 
     def evaluate(self, runner: Runner, label: str) -> dict[str, Any]:
         segs, probs = [], []
-        for xi in bar(self.x, f"{label}: test split"):            # the deployed answer, and the soft map beside
-            outputs = runner.infer(xi[None])
-            segs.append(self.post(outputs)[0])
-            probs.append(defect_probability(outputs[0][0]))
+        for outputs, seg in self.outputs_and_answers(runner, self.x, f"{label}: test split"):
+            segs.append(seg)
+            probs.append(defect_probability(outputs[0][0]))       # the soft map beside the deployed answer
         self.results[label] = segs
         per_image = per_image_confusion([s.classes for s in segs], self.truths, len(self.spec.classes))
-        return {**split_figures([s.classes for s in segs], self.truths, self.groups, self.group_names,
-                                self.spec.classes, per_image, probs),
-                "components": sum(len(s.defects) for s in segs), "answers": pixel_answers(per_image, self.headline)}
+        return {**self._figures(segs, per_image, probs), "components": sum(len(s.defects) for s in segs),
+                "answers": pixel_answers(per_image, self.headline)}
 
     def score(self, runner: Runner, x: np.ndarray, desc: str) -> float:
         return self._figures(self.answers(runner, x, desc))[self.headline]
