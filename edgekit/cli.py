@@ -444,6 +444,27 @@ def run_line(ctx: typer.Context) -> None:
         raise typer.Exit(code)
 
 
+@app.command("drift")
+def drift_report(
+    log: Annotated[Path, typer.Argument(help="The JSON lines of `edgekit run --out` (or a camera's)")],
+    bundle: Annotated[Optional[Path], typer.Option(help="The bundle the line ran: adds the robustness conditions "
+                                                        "to the picture")] = None,
+    report_out: Annotated[Optional[Path], typer.Option("--out", help="Folder for the picture and JSON (default: "
+                                                                     "beside the log)")] = None,
+) -> None:
+    """How a line's frames drifted from the validated images: alerts per feature, what they resembled, and a
+    picture of each feature over time against its reference band."""
+    from edgekit.drift.report import report
+
+    res = report(log, bundle, report_out)
+    print_table(f"drift: {res['states']} states from {res['from']} to {res['to']}",
+                ["feature", "alerts", "first alert", "max statistic", "threshold", "resembles", "validated there"],
+                [[r["feature"], r["alerts"], r["first_alert"] or "-", r["max_statistic"], r["threshold"],
+                  r["resembles"] or "-", "-" if r["accuracy_there"] is None else r["accuracy_there"]]
+                 for r in res["features"]], out)
+    out.print(f"picture: {res['picture']}")
+
+
 @app.command()
 def bench(
     artifact: Annotated[Path, typer.Argument(help="Compiled artifact folder, .onnx or OpenVINO .xml")],

@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
@@ -19,7 +19,7 @@ def _pyplot():
 
 
 def _grid(n: int, cell: float = 3.6):
-    plt = _pyplot()
+    plt = pyplot()
     cols = min(n, 3)
     rows = math.ceil(n / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(cell * cols, cell * rows), squeeze=False)
@@ -28,7 +28,7 @@ def _grid(n: int, cell: float = 3.6):
     return plt, fig, list(axes.flat[:n])
 
 
-def _save(plt, fig, path: Path) -> str:
+def save(plt, fig, path: Path) -> str:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -51,7 +51,7 @@ def confusion_matrices(path: Path, matrices: dict[str, Sequence[Sequence[int]]],
         ax.set_xlabel("predicted", fontsize=8)
         ax.set_ylabel("true", fontsize=8)
         ax.set_title(label, fontsize=9)
-    return _save(plt, fig, path)
+    return save(plt, fig, path)
 
 
 def pr_curves(path: Path, curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], classes: Sequence[str],
@@ -69,7 +69,7 @@ def pr_curves(path: Path, curves: dict[str, dict[str, tuple[np.ndarray, np.ndarr
         ax.set_xlabel("recall", fontsize=8)
         ax.set_ylabel("precision", fontsize=8)
         ax.legend(fontsize=6, loc="lower left", title="AP@0.5 (VOC07)", title_fontsize=6)
-    return _save(plt, fig, path)
+    return save(plt, fig, path)
 
 
 def latency_histogram(path: Path, samples: dict[str, Sequence[float]]) -> str:
@@ -84,4 +84,4 @@ def latency_histogram(path: Path, samples: dict[str, Sequence[float]]) -> str:
         ax.set_title(label, fontsize=9)
         ax.set_xlabel("ms per call", fontsize=8)
         ax.legend(fontsize=7)
-    return _save(plt, fig, path)
+    return save(plt, fig, path)

@@ -277,3 +277,67 @@ def test_the_previous_slot_runs_the_line_when_the_active_one_cannot_load(camera,
         path.write_bytes(b"")                                  # neither can load: the run says so
     with pytest.raises(Exception):
         run(RunOptions(str(folder), install, status_port=None), io.StringIO(), log=said.append)
+
+
+def test_the_line_watches_its_frames_against_the_reference_its_bundle_carries(camera, tmp_path) -> None:
+    """Issue 31 on the camera: the slot holds the drift reference validation measured for the bundled artifact;
+    `edgekit run` samples its frames, writes the window's state into its lines, and when the frames turn blurred
+    the sharpness alert turns on (logged with the condition it resembles), served as Prometheus metrics that
+    Prometheus' parser reads, counted in the summary and in `edgekit drift`'s report."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from edgekit.camera.drift import FEATURES, DriftOptions, Reference
+    from edgekit.drift.reference import for_artifact
+
+    install, run_dir = camera["install"], camera["run"]
+    reference = Reference.load(install / "slots" / camera["first"])
+    manifest = json.loads((install / "slots" / camera["first"] / "bundle.json").read_text())
+    results = json.loads((run_dir / "validate" / "results.json").read_text())
+    measured = for_artifact(run_dir / "validate", results, manifest["artifact"])
+    assert reference.raw == json.loads(json.dumps(measured.raw)) and reference.features == FEATURES
+    assert len(reference.values["score"]) == results["data"]["test"] and len(reference.conditions) == 6
+    blurred = tmp_path / "blurred"
+    blurred.mkdir()
+    for i, image in enumerate(camera["images"]):
+        cv2.imwrite(str(blurred / f"{i:03d}.png"), cv2.blur(cv2.imread(str(image)), (9, 9)))
+    frames = [cv2.imread(str(p)) for p in camera["images"]] + [cv2.imread(str(p)) for p in sorted(blurred.iterdir())]
+    video = tmp_path / "drifting.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 25, (200, 200))
+    for i in range(120):
+        writer.write(frames[i % 30] if i < 60 else frames[30 + i % 30])
+    writer.release()
+    said, scraped = [], {}
+
+    def on_frame(n: int) -> None:
+        if n == 120:
+            port = next(s for s in said if s.startswith("status: ")).split(":")[3].split("/")[0]
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+                scraped["metrics"] = r.read().decode()
+    out = io.StringIO()
+    watching = DriftOptions(window=20, budget=1.0, state_every=10, false_alarms_per_day=1e6)     # a file runs
+    summary = run(RunOptions(str(video), install, status_port=0, drift=watching), out, log=said.append,  # fast: a
+                  on_frame=on_frame)                                                  # day is many looks
+    lines = _lines(out.getvalue())
+    states = [(r["frame"], r["drift"]) for r in lines if "drift" in r]
+    assert [f for f, _ in states] == list(range(20, 120, 10))          # the window's first state, then every 10
+    assert summary["drift"]["samples"] == 120 and "sharpness" in summary["drift"]["alerts_on"]
+    last = states[-1][1]["features"]["sharpness"]
+    assert last["alert"] and last["statistic"] > last["threshold"] and last["median"] < last["band"][0]
+    assert last["resembles"]["condition"].startswith("blur_") and last["resembles"]["accuracy"] is None
+    alert = next(s for s in said if s.startswith("drift alert: sharpness"))
+    assert "like blur_" in alert and "validate with --robustness" in alert
+    families = {f.name: f for f in text_string_to_metric_families(scraped["metrics"])}
+    on = {s.labels["feature"]: s.value for s in families["edgekit_drift_alert"].samples}
+    assert on["sharpness"] == 1 and set(on) == set(FEATURES)
+    assert families["edgekit_drift_sampled_frames"].samples[0].value == 120
+    assert any(s.labels["feature"] == "sharpness" and s.labels["condition"].startswith("blur_")
+               for s in families["edgekit_drift_condition_accuracy"].samples)
+    log = tmp_path / "line.jsonl"
+    log.write_text(out.getvalue())
+    drawn = subprocess.run([sys.executable, "-m", "edgekit", "drift", str(log), "--bundle",
+                            str(camera["first_bundle"])], capture_output=True, text=True,
+                           env={**os.environ, "COLUMNS": "200"})
+    assert drawn.returncode == 0, drawn.stderr
+    rows = {r["feature"]: r for r in json.loads((tmp_path / "line.drift.json").read_text())["features"]}
+    assert rows["sharpness"]["alerts"] >= 1 and rows["sharpness"]["first_alert_frame"] >= 60
+    assert (tmp_path / "line.drift.png").is_file() and "sharpness" in drawn.stdout and "blur_" in drawn.stdout

@@ -2,7 +2,8 @@
 
     run --install DIR --source SRC [--out FILE]
                                   run the active slot on frames: one JSON line per frame, /metrics and /healthz,
-                                  the model swapped when flash switches the slot (``edgekit run``, the same code)
+                                  the model swapped when flash switches the slot, the frames watched for drift
+                                  (``edgekit run``, the same code)
     verify BUNDLE --install DIR   check a signed bundle against the trusted keys, unpack it into a new slot
     golden SLOT --install DIR     load the slot as ``run`` will and pass its golden images; fail outside tolerance
     activate SLOT --install DIR   make a verified slot the active one (one atomic rename; the old one kept)
@@ -128,10 +129,14 @@ def tensorrt_command(args: argparse.Namespace, trt: Any, cuda: Any) -> int:
 def run_command(args: argparse.Namespace) -> int:
     """``run``: the line, until the source ends; the summary table on stderr (or standard output when the
     lines go to ``--out``)."""
+    from edgekit.camera.drift import DriftOptions
     from edgekit.camera.runtime import RunOptions, run_to, summary_row
 
+    given = {"window": args.drift_window, "false_alarms_per_day": args.drift_false_alarms,
+             "budget": args.drift_budget, "state_every": args.drift_state_every}
+    drift = None if args.no_drift else DriftOptions(**{k: v for k, v in given.items() if v is not None})
     opts = RunOptions(args.source, args.install, args.min_score, args.threads, args.annotate, args.status_host,
-                      None if args.status_port < 0 else args.status_port, max_frames=args.max_frames)
+                      None if args.status_port < 0 else args.status_port, max_frames=args.max_frames, drift=drift)
     summary = run_to(opts, args.out)
     row = summary_row(summary)
     print(table([row], list(row)), file=sys.stderr if args.out is None else sys.stdout)
@@ -154,6 +159,16 @@ def parser(prog: str = "edgekit-device.pyz") -> argparse.ArgumentParser:
     p_run.add_argument("--min-score", type=float, default=0.5, help="detections below it are not reported")
     p_run.add_argument("--max-frames", type=int, default=None)
     p_run.add_argument("--threads", type=int, default=None)
+    watch = p_run.add_argument_group("drift watch", "whether the frames still look like the validated images, "
+                                     "where the bundle carries a drift reference (defaults: 500 frames, 1 false "
+                                     "alarm a day, 2 %% of the loop's time, state every 100 frames)")
+    watch.add_argument("--no-drift", action="store_true", help="do not watch")
+    watch.add_argument("--drift-window", type=int, help="sampled frames compared with the reference")
+    watch.add_argument("--drift-false-alarms", type=float, metavar="PER_DAY",
+                       help="alerts a day on frames like the validated ones (all features together)")
+    watch.add_argument("--drift-budget", type=float, help="share of the loop's time the watch may take")
+    watch.add_argument("--drift-state-every", type=int, metavar="FRAMES",
+                       help="a JSON line carries the watch's state every this many frames; 0: never")
     for name, helptext in (("verify", "check and unpack a signed bundle into a slot"),
                            ("golden", "load a slot as run will and check it on its golden images"),
                            ("activate", "make a verified slot the active one"),

@@ -12,7 +12,7 @@ from typing import Any, Dict, Optional, Tuple
 import numpy as np
 
 from edgekit.backends import get_backend
-from edgekit.camera import golden
+from edgekit.camera import drift, golden
 from edgekit.camera.bundle import MANIFEST
 from edgekit.camera.pipeline import Pipeline
 from edgekit.camera.slots import ENGINES, SLOTS
@@ -58,6 +58,8 @@ class LineModel:
         self.pipeline, self.runner, self.name, self.precision = pipeline, runner, name, precision
         self.bundle = bundle or {}
         self.golden = None           # the golden check's figures, once passed
+        self.drift = None            # type: Optional[drift.Reference]
+        self.drift_problem = None    # type: Optional[str]
 
     @classmethod
     def from_slot(cls, install: Path, slot: str, threads: Optional[int] = None) -> "LineModel":
@@ -72,6 +74,12 @@ class LineModel:
         except BaseException:
             model.close()
             raise
+        try:              # the watch is the line's instrument, never a reason not to run it
+            model.drift = drift.Reference.load(folder)
+            model.golden["drift_reference"] = model.drift is not None
+        except EdgekitError as exc:
+            model.drift_problem = str(exc)
+            model.golden["drift_reference"] = model.drift_problem
         return model
 
     @classmethod
@@ -94,6 +102,9 @@ class LineModel:
 
     def record(self, answer: Any, min_score: float) -> Dict[str, Any]:
         return self.pipeline.record(answer, min_score)
+
+    def frame_score(self, answer: Any) -> float:
+        return self.pipeline.frame_score(answer)
 
     def describe(self) -> Dict[str, Any]:
         return {"slot": self.name, "recipe": self.pipeline.recipe, "artifact": self.bundle.get("artifact", self.name),

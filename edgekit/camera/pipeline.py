@@ -68,3 +68,7 @@ class Pipeline:
     def record(self, answer: Any, min_score: float) -> Dict[str, Any]:
         """One answer as a JSON line reports it (classes by name; boxes as fractions of the image)."""
         return self._post.record(answer, self.classes, min_score)
+
+    def frame_score(self, answer: Any) -> float:
+        """The model's confidence in one frame's answer (the drift watch's ``score``)."""
+        return self._post.frame_score(answer)

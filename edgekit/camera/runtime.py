@@ -7,6 +7,11 @@ model and post-processing alone; ``age_ms`` runs from the frame's reading to its
 ``{"frame", "time", "slot", "latency_ms", "age_ms", ...}`` and the task's answer (``class`` and ``score``
 for a classifier; ``defects`` with class, score, box (x0, y0, x1, y1 as fractions of the frame) and, for
 segmentation, area in pixels at the model's resolution). Undecodable frames get no line; they are counted.
+
+Where the slot's bundle carries a drift reference, the frames are watched (:mod:`edgekit.camera.drift`): alerts
+are logged when they turn on or off, served as metrics, and every ``state_every`` frames a line carries the
+watch's state (``"drift": {"samples", "frames", "window", "features": {name: {"statistic", "threshold",
+"alert", "alerts", "median", "band", "resembles"}}}``).
 """
 import datetime as _dt
 import json
@@ -16,6 +21,7 @@ import time
 from pathlib import Path
 from typing import IO, Any, Callable, Dict, Optional, Tuple
 
+from edgekit.camera.drift import DriftOptions, DriftWatch
 from edgekit.camera.model import LineModel
 from edgekit.camera.slots import ACTIVE, PREVIOUS, hold, status_links
 from edgekit.camera.sources import open_source, prefetch
@@ -26,7 +32,8 @@ from edgekit.errors import EdgekitError
 class RunOptions:
     def __init__(self, source: str, install: Path, min_score: float = 0.5, threads: Optional[int] = None,
                  annotate: Optional[Path] = None, status_host: str = "127.0.0.1", status_port: Optional[int] = 9108,
-                 poll_s: float = 0.5, max_frames: Optional[int] = None) -> None:
+                 poll_s: float = 0.5, max_frames: Optional[int] = None,
+                 drift: Optional[DriftOptions] = DriftOptions()) -> None:
         self.source, self.install = source, Path(install)
         self.min_score = min_score            # detections below it are not reported
         self.threads = threads
@@ -34,6 +41,7 @@ class RunOptions:
         self.status_host, self.status_port = status_host, status_port      # port None: no status endpoint
         self.poll_s = poll_s                  # how often the active slot is looked at
         self.max_frames = max_frames
+        self.drift = drift and drift.checked()     # None: frames not watched
 
 
 class SlotWatcher:
@@ -88,6 +96,17 @@ def first_model(install: Path, threads: Optional[int], log: Callable[[str], None
         return LineModel.from_slot(install, links[PREVIOUS], threads), reason
 
 
+def watch(model: LineModel, options: Optional[DriftOptions], log: Callable[[str], None]) -> Optional[DriftWatch]:
+    """The drift watch of ``model``'s reference, or None (turned off, or a bundle without a usable reference)."""
+    if options is None:
+        return None
+    if model.drift is None:
+        log("drift watch off for slot {}: {}".format(model.name, model.drift_problem or "its bundle carries no "
+                                                     "drift reference (bundled by an older edgekit)"))
+        return None
+    return DriftWatch(model.drift, options)
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
 
@@ -104,6 +123,7 @@ def run(opts: RunOptions, out: IO[str] = sys.stdout, log: Optional[Callable[[str
     holding = hold(install, model.name)                    # never pruned while this process runs it
     slot = status_links(install)[ACTIVE]                   # not tried again until the link changes
     metrics = LineMetrics()
+    metrics.drift = watching = watch(model, opts.drift, log)
     metrics.running(model.describe())
     metrics.fallback(fallback)
     server = serve(metrics, opts.status_host, opts.status_port) if opts.status_port is not None else None
@@ -133,6 +153,7 @@ def run(opts: RunOptions, out: IO[str] = sys.stdout, log: Optional[Callable[[str
                 metrics.swapped(True)
                 metrics.running(model.describe())
                 metrics.fallback(None)
+                metrics.drift = watching = watch(model, opts.drift, log)
             t0 = time.perf_counter()
             by, x = frame.prepared
             answer = model.answer(x if by == model.preprocess else model.preprocess(frame.image))
@@ -143,6 +164,12 @@ def run(opts: RunOptions, out: IO[str] = sys.stdout, log: Optional[Callable[[str
                     .isoformat(timespec="milliseconds"), "slot": model.name, "latency_ms": round(1000 * seconds, 3),
                     "age_ms": round(1000 * (time.time() - frame.time), 3)}
             line.update(record)
+            if watching is not None:
+                if watching.due() and watching.observe(frame.image, model.frame_score(answer)) is not None:
+                    for news in watching.news():
+                        log(news)
+                if opts.drift.state_every and written % opts.drift.state_every == 0 and watching.state:
+                    line["drift"] = watching.state
             out.write(json.dumps(line) + "\n")
             out.flush()
             if opts.annotate:
@@ -161,7 +188,8 @@ def run(opts: RunOptions, out: IO[str] = sys.stdout, log: Optional[Callable[[str
         holding.unlink()
     summary = {"source": opts.source, "install": str(install), "model": model.describe(), "fallback": fallback,
                "ended": _now(), "seconds": round(elapsed, 3),
-               "throughput_fps": round(written / elapsed, 2) if elapsed else 0.0}
+               "throughput_fps": round(written / elapsed, 2) if elapsed else 0.0,
+               "drift": watching.summary() if watching is not None else None}
     summary.update(metrics.summary())
     return summary
 
@@ -185,4 +213,5 @@ def summary_row(summary: Dict[str, Any]) -> Dict[str, Any]:
             "frames": summary["frames"],
             "skipped": ", ".join("{} {}".format(k, v) for k, v in summary["skipped"].items()) or "none",
             "fps": summary["throughput_fps"], "p50 ms": summary["p50_ms"], "p99 ms": summary["p99_ms"],
-            "swaps": summary["swaps"]}
+            "swaps": summary["swaps"],
+            "drift alerts": sum(summary["drift"]["alerts_raised"].values()) if summary.get("drift") else "off"}

@@ -32,6 +32,13 @@ HELP = {
 }
 
 
+DRIFT = (("edgekit_drift_statistic", "statistic", "Kolmogorov-Smirnov statistic of the drift window against the "
+          "validated images"),
+         ("edgekit_drift_threshold", "threshold", "The statistic past which the drift alert turns on"),
+         ("edgekit_drift_alert", "alert", "1 while the feature's frames differ from the validated images"),
+         ("edgekit_drift_window_median", "median", "The feature's median over the drift window"))
+
+
 def _escape(value: str) -> str:
     return str(value).replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
@@ -52,6 +59,7 @@ class LineMetrics:
         self.last_frame = 0.0
         self.info = {}                           # type: Dict[str, str]
         self.on_previous = 0
+        self.drift = None                        # the running model's DriftWatch, if its frames are watched
         self._lock = threading.Lock()
         self._buckets = [0] * len(BUCKETS)
         self._latency_sum = 0.0
@@ -137,6 +145,20 @@ class LineMetrics:
         family("edgekit_active_bundle_info", "gauge", "The model running", [("", self.info, 1)])
         family("edgekit_running_previous_slot", "gauge", "1 while the previous slot runs because the active one "
                "cannot load", [("", {}, self.on_previous)])
+        watch = self.drift
+        if watch is not None:
+            state = (watch.state or {}).get("features", {})
+            family("edgekit_drift_sampled_frames_total", "counter", "Frames the drift watch sampled",
+                   [("", {}, watch.samples)])
+            for name, key, helptext in DRIFT:
+                family(name, "gauge", helptext, [("", {"feature": f}, s[key]) for f, s in sorted(state.items())])
+            family("edgekit_drift_alerts_total", "counter", "Drift alerts turned on",
+                   [("", {"feature": f}, n) for f, n in sorted(watch.raised.items())])
+            like = [(f, s["resembles"]) for f, s in sorted(state.items()) if s.get("resembles")]
+            family("edgekit_drift_condition_accuracy", "gauge", "The validated figure under the robustness condition "
+                   "an alerting feature's drift resembles (NaN: not measured)",
+                   [("", {"feature": f, "condition": r["condition"]},
+                     float("nan") if r["accuracy"] is None else r["accuracy"]) for f, r in like])
         return "\n".join(lines) + "\n"
 
 

@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import math
 from types import MappingProxyType
-from typing import Callable, Mapping
+from typing import Callable, Iterator, Mapping
 
 import cv2
 import numpy as np
@@ -257,3 +257,12 @@ def apply(name: str, img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     except (KeyError, TypeError):
         raise EdgekitError(f"robustness: unknown condition {name!r} (known: {', '.join(CONDITIONS)})") from None
     return condition(img, rng)
+
+
+def degraded(images: list[np.ndarray], seed: int) -> Iterator[tuple[str, list[np.ndarray]]]:
+    """Each condition but ``clean`` applied to every image, one condition at a time (condition k draws from the
+    generator seeded (seed, k)): the versions of the test images validation scores and the drift reference
+    describes."""
+    for k, name in enumerate(c for c in CONDITIONS if c != "clean"):
+        rng = np.random.default_rng([seed, k])
+        yield name, [apply(name, im, rng) for im in images]

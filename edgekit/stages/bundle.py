@@ -5,8 +5,9 @@ For a TensorRT target the payload is the device kit (the camera builds its engin
 it is the fastest compiled artifact whose validation gates all passed (INT8, else FP16, else FP32),
 with its ``pipeline.json`` and ``recipe.yaml``. Golden images go along (:mod:`edgekit.camera.golden`: the
 raw outputs validation produced for a few test images, per precision the camera may run, and the
-tolerance to hold), with the validation report; the manifest carries the recipe, the target, the
-artifact and its validated figure."""
+tolerance to hold), with the validation report, and the drift reference the camera watches its frames against
+(:mod:`edgekit.drift.reference`); the manifest carries the recipe, the target, the artifact and its validated
+figure."""
 from __future__ import annotations
 
 import datetime as _dt
@@ -19,10 +20,11 @@ import numpy as np
 
 from edgekit import __version__
 from edgekit.backends.tensorrt.kit_build import read_kit
-from edgekit.camera import golden
+from edgekit.camera import drift, golden
 from edgekit.camera.model import PREFERENCE
 from edgekit.deploy import keys as keys_mod
 from edgekit.deploy.bundle import write_bundle
+from edgekit.drift.reference import for_artifact
 from edgekit.errors import EdgekitError
 from edgekit.targets import load_target
 
@@ -98,7 +100,11 @@ def bundle(run: Path, target: str, key_path: Path, out: Path | None = None) -> d
     if report.is_file():
         files["validation/report.md"] = report
     with tempfile.TemporaryDirectory() as tmp:
-        files.update(golden_files(run, results, _validated(results, row, folder), Path(tmp)))
+        validated = _validated(results, row, folder)
+        files.update(golden_files(run, results, validated, Path(tmp)))
+        reference = for_artifact(run / "validate", results, validated[min(validated, key=PREFERENCE.index)])
+        if reference is not None:
+            files[f"{drift.FOLDER}/{drift.FILE}"] = reference.write(Path(tmp))
         return _write(run, t, built, results, label, row, files, key, out)
 
 

@@ -1,6 +1,7 @@
 """Validate built artifacts: the task's figures against the FP32 model and the paper, fps (model and
 post-processing, batch 1) against the paper and the line rate, optionally under the paper's
-diversity-enhanced conditions."""
+diversity-enhanced conditions; and the drift reference a bundle carries to the camera (``drift.json``: the test
+images' features, what each condition does to them, each artifact's frame scores)."""
 from __future__ import annotations
 
 import os
@@ -13,6 +14,7 @@ from edgekit.artifacts import read_manifest, staged_dir, write_json, write_manif
 from edgekit.backends import get_backend
 from edgekit.data import robustness
 from edgekit.data.recipe_data import DataSource, as_source, load_split
+from edgekit.drift.reference import Measured
 from edgekit.errors import EdgekitError
 from edgekit.recipes import Recipe
 from edgekit.report import validation_markdown
@@ -127,11 +129,13 @@ def validate(
     builtin = (source.root / "synth.json").is_file()
     paper = recipe.paper
     line_fps = required_fps(gates_cfg["line"])
-    conditions = [c for c in robustness.CONDITIONS if c != "clean"] if with_robustness else []
+    drift = Measured(task.images, recipe.preprocess.size)
+    task.frame_score = get_task(recipe).frame_score
     corrupted = {}
-    for cond in conditions:
-        rng = np.random.default_rng([seed, conditions.index(cond)])
-        corrupted[cond] = recipe.preprocess.batch([robustness.apply(cond, im, rng) for im in task.images])
+    for cond, images in robustness.degraded(task.images, seed):
+        drift.condition(cond, images)
+        if with_robustness:
+            corrupted[cond] = recipe.preprocess.batch(images)
 
     rows = []
     answers = {}       # each artifact's per-image answers, for the paired gates (not written to results.json)
@@ -146,8 +150,12 @@ def validate(
                "file": str(b.file),
                **task.evaluate(runner, b.label)}
         answers[b.label] = row.pop("answers")
+        drift.scores[b.label] = task.frame_scores
         row["speed"] = measure(task.pipeline(runner), task.x[:1], warmup=5, iters=50, max_seconds=5.0)
-        row["robustness"] = {c: task.score(runner, xc, f"{b.label}: {c}") for c, xc in corrupted.items()}
+        row["robustness"] = {}
+        for c, xc in corrupted.items():
+            row["robustness"][c] = task.score(runner, xc, f"{b.label}: {c}")
+            drift.condition_scores.setdefault(b.label, {})[c] = task.frame_scores
         if row["robustness"]:
             row["robustness"]["mean"] = float(np.mean(list(row["robustness"].values())))
         rows.append(row)
@@ -213,6 +221,7 @@ def validate(
         results["extras"] = task.write_extras(tmp, results)
         write_json(tmp / "results.json", results)
         np.savez(tmp / "golden.npz", **golden)
+        drift.write(tmp)
         (tmp / "report.md").write_text(validation_markdown(recipe, results, task.report(results)))
         write_manifest(tmp, STAGE, {"reference": reference_onnx, **{b.label: b.file for b in builds[1:]}},
                        {"recipe": recipe.name, "robustness": with_robustness, "seed": seed,

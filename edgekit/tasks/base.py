@@ -103,3 +103,9 @@ class TaskPackage:
         from edgekit.camera.post import module
 
         return module(self.name).record(answer, classes, min_score)
+
+    def frame_score(self, answer: Any) -> float:
+        """The model's confidence in one image's answer, as the camera's drift watch reads it."""
+        from edgekit.camera.post import module
+
+        return module(self.name).frame_score(answer)

@@ -27,5 +27,9 @@ def build(cfg: Dict[str, Any], folder: Path) -> Callable[[Sequence[np.ndarray]],
     return lambda outputs: postprocess(outputs[0])
 
 
+def frame_score(answer: Prediction) -> float:
+    return answer.score
+
+
 def record(answer: Prediction, classes: Sequence[str], min_score: float) -> Dict[str, Any]:
     return {"class": classes[answer.label], "score": round(answer.score, 4)}

@@ -128,6 +128,11 @@ def build(cfg: Dict[str, Any], folder: Path) -> Callable[[Sequence[np.ndarray]],
     return lambda outputs: postprocess(outputs[0], outputs[1], priors, nms_cfg, variances)
 
 
+def frame_score(answer: Detections) -> float:
+    """The highest detection score; 0 without a detection."""
+    return float(answer.scores.max()) if len(answer) else 0.0
+
+
 def record(answer: Detections, classes: Sequence[str], min_score: float) -> Dict[str, Any]:
     keep = answer.scores >= min_score
     return {"defects": [{"class": classes[int(k)], "score": round(float(s), 4),

@@ -39,6 +39,10 @@ def build(cfg: Dict[str, Any], folder: Path) -> Callable[[Sequence[np.ndarray]],
     return lambda outputs: postprocess(outputs[0], outputs[1], threshold, spec)
 
 
+def frame_score(answer: Decided) -> float:
+    return answer.score
+
+
 def record(answer: Decided, classes: Sequence[str], min_score: float) -> Dict[str, Any]:
     return dict({"defective": answer.defective, "score": round(answer.score, 4)},
                 **defects(answer.segmentation, classes))

@@ -119,5 +119,10 @@ def defects(seg: Segmentation, classes: Sequence[str]) -> Dict[str, Any]:
                          "box": [round(v, 4) for v in d.box]} for d in seg.defects]}
 
 
+def frame_score(answer: Segmentation) -> float:
+    """The most confident defect's mean probability; 0 without one."""
+    return max((d.score for d in answer.defects), default=0.0)
+
+
 def record(answer: Segmentation, classes: Sequence[str], min_score: float) -> Dict[str, Any]:
     return defects(answer, classes)

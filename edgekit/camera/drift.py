@@ -1,0 +1,283 @@
+"""Drift watch: whether the frames a camera runs still look like the images its model was validated on.
+
+Per frame, cheap image features at the model's input size (:func:`image_features`; the grey frame resized as the
+model sees it): ``brightness`` (mean grey level), ``unevenness`` (how the light varies over the field: the
+spread of a 4x4 grid of block means over the mean), ``contrast`` (grey-level standard deviation),
+``sharpness`` (log10 variance of the Laplacian) and ``noise`` (log10 of Immerkaer's noise estimate: the mean
+absolute response of the 3x3 mask that cancels planes and straight edges, "Fast noise variance estimation",
+CVIU 1996); beside them the model's ``score`` for the frame (its confidence, as
+``edgekit.camera.post``'s ``frame_score`` reads an answer).
+
+A bundle carries the reference (``drift/reference.json``, written at bundle time from validation): each
+feature over the test images, and over the same images under each of the paper's robustness conditions and
+severities with the accuracy the build measured under each. :class:`DriftWatch` keeps the last ``window``
+sampled frames and every ``EVERY`` samples (a quarter window if shorter) compares each feature with the reference
+by the two-sample Kolmogorov-Smirnov statistic (the largest gap between the two empirical distributions). The
+reference is one fixed sample of the validated conditions, so the threshold bounds the two errors apart (the triangle inequality): the reference's
+distance from the conditions it stands for, at most :func:`ks_bound` (``REFERENCE_ALPHA``, its size) but for one
+reference in a hundred, plus the window's, at most :func:`ks_bound` (alpha, window) but with probability alpha
+per look. Alpha makes clean frames raise ``false_alarms_per_day`` alerts a day over all features, the windows
+that fit in a day counted as independent looks (their number fixed when the window first fills, from how long
+it took). An alert turns off below ``CLEAR`` of its threshold. The condition a drifted feature most resembles
+is the one whose distribution of that feature lies nearest the window's (by the Wasserstein distance, which
+still ranks distributions that no longer overlap), among the conditions that move it (their statistic against
+the clean images past the reference's bound), unless the clean images lie nearer; the accuracy the build
+measured there comes with it.
+
+Frames are sampled within a time budget (``budget``, a share of the run loop's time): a fast model on a slow CPU
+watches every few frames, a slow one every frame. Device-side code: Python 3.6+, numpy and OpenCV.
+"""
+import collections
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence
+
+import cv2
+import numpy as np
+
+from edgekit.errors import EdgekitError
+
+FOLDER, FILE, FORMAT = "drift", "reference.json", 1
+IMAGE_FEATURES = ("brightness", "unevenness", "contrast", "sharpness", "noise")
+FEATURES = IMAGE_FEATURES + ("score",)
+GRID = 4            # unevenness: block means over a GRID x GRID grid
+EVERY = 25          # samples between two comparisons with the reference (at most a quarter of the window)
+CLEAR = 0.8         # an alert turns off below this share of its threshold
+REFERENCE_ALPHA = 0.01      # the chance that the reference lies further from its conditions than the threshold allows
+DAY = 86400.0
+_SECOND = np.array([1.0, -2.0, 1.0], np.float32)      # Immerkaer's mask is this second difference, both ways
+
+
+def image_features(image: np.ndarray, size: int) -> List[float]:
+    """The image features of one frame (uint8 grey or BGR, any size), at the model's input ``size``."""
+    if image.ndim == 3:
+        image = image[:, :, 0] if image.shape[2] == 1 else cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+    if image.shape != (size, size):
+        image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+    mean, std = (float(v[0, 0]) for v in cv2.meanStdDev(image))
+    blocks = cv2.resize(image, (GRID, GRID), interpolation=cv2.INTER_AREA)
+    _, laplacian = cv2.meanStdDev(cv2.Laplacian(image, cv2.CV_16S))
+    mask = cv2.sepFilter2D(image, cv2.CV_16S, _SECOND, _SECOND)[1:-1, 1:-1]
+    sigma = math.sqrt(math.pi / 2.0) * cv2.norm(mask, cv2.NORM_L1) / (6.0 * max(mask.size, 1))
+    return [mean, float(blocks.std()) / max(mean, 1.0), std, math.log10(float(laplacian[0, 0]) ** 2 + 1.0),
+            math.log10(sigma + 0.1)]
+
+
+def ks_statistic(reference_sorted: np.ndarray, sample: np.ndarray) -> float:
+    """The two-sample Kolmogorov-Smirnov statistic: the largest gap between the empirical distribution
+    functions of ``reference_sorted`` (ascending) and ``sample``."""
+    sample = np.sort(sample)
+    pooled = np.concatenate([reference_sorted, sample])
+    gap = (np.searchsorted(reference_sorted, pooled, side="right") / float(len(reference_sorted))
+           - np.searchsorted(sample, pooled, side="right") / float(len(sample)))
+    return float(np.abs(gap).max())
+
+
+def wasserstein(a_sorted: np.ndarray, b_sorted: np.ndarray, points: int = 64) -> float:
+    """The 1-Wasserstein distance between two samples (ascending): the mean gap between their quantile functions,
+    read at ``points`` evenly spaced levels."""
+    levels = (np.arange(points) + 0.5) / points
+    return float(np.mean(np.abs(np.quantile(a_sorted, levels) - np.quantile(b_sorted, levels))))
+
+
+def ks_bound(alpha: float, n: int) -> float:
+    """The distance between ``n`` values' empirical distribution and the distribution they are drawn from that
+    is exceeded with probability ``alpha``: the Kolmogorov distribution's tail (its leading term: within 3e-5 of
+    the whole series for alpha <= 0.1) with Stephens' small-sample correction."""
+    root = math.sqrt(n)
+    return math.sqrt(-math.log(alpha / 2.0) / 2.0) / (root + 0.12 + 0.11 / root)
+
+
+def ks_threshold(alpha: float, n: int, m: int) -> float:
+    """The statistic past which a window of ``n`` values differs from a reference of ``m``: the window's own
+    error at ``alpha`` plus the reference's at ``REFERENCE_ALPHA``."""
+    return ks_bound(alpha, n) + ks_bound(REFERENCE_ALPHA, m)
+
+
+def _sorted(values: Sequence[float], where: str, what: str) -> np.ndarray:
+    out = np.sort(np.asarray(values, np.float64))
+    if out.ndim != 1 or len(out) < 8 or not np.isfinite(out).all():
+        raise EdgekitError("{}: not a drift reference ({}: fewer than 8 finite values)".format(where, what))
+    return out
+
+
+class Reference:
+    """A bundle's ``drift/reference.json``: each feature over the validated images (``values``), over the same
+    images under each robustness condition (``conditions``: their ``values`` and the ``accuracy`` validation
+    measured there, or null)."""
+
+    def __init__(self, raw: Dict[str, Any], where: str = FILE) -> None:
+        try:
+            if raw.get("format") != FORMAT:
+                raise ValueError("format {!r}, this edgekit reads {}".format(raw.get("format"), FORMAT))
+            self.size = int(raw["size"])
+            self.features = tuple(f for f in FEATURES if f in raw["values"])
+            self.values = {f: _sorted(raw["values"][f], where, f) for f in self.features}
+            self.conditions = {c: {f: _sorted(v, where, "{} {}".format(c, f)) for f, v in entry["values"].items()
+                                   if f in self.features} for c, entry in raw["conditions"].items()}
+            self.accuracy = {c: entry.get("accuracy") for c, entry in raw["conditions"].items()}
+            self.figure, self.clean = raw.get("figure"), raw.get("clean")
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise EdgekitError("{}: not a drift reference ({}: {})".format(where, type(exc).__name__, exc)) from None
+        if self.size < 8 or not set(IMAGE_FEATURES) <= set(self.features):
+            raise EdgekitError("{}: not a drift reference (size {}, features {})".format(
+                where, self.size, ", ".join(self.features)))
+        self.raw = raw
+        self.band = {f: [float(q) for q in np.quantile(v, [0.05, 0.95])] for f, v in self.values.items()}
+        self.moves = {f: sorted(c for c, values in self.conditions.items() if f in values and ks_statistic(
+            self.values[f], values[f]) > ks_bound(REFERENCE_ALPHA, len(self.values[f])))
+            for f in self.features}         # the conditions that move each feature (the same images: paired)
+
+    @classmethod
+    def load(cls, folder: Path) -> Optional["Reference"]:
+        """``folder/drift/reference.json``, or None where the bundle carries none."""
+        path = Path(folder) / FOLDER / FILE
+        if not path.is_file():
+            return None
+        try:
+            raw = json.loads(path.read_text())
+        except ValueError as exc:
+            raise EdgekitError("{}: not JSON ({})".format(path, exc)) from None
+        return cls(raw if isinstance(raw, dict) else {}, str(path))
+
+    def write(self, folder: Path) -> Path:
+        path = Path(folder) / FOLDER / FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.raw) + "\n")
+        return path
+
+    def resembles(self, feature: str, window: np.ndarray) -> Optional[Dict[str, Any]]:
+        """The robustness condition that moves ``feature`` whose distribution lies nearest the ``window``'s, with
+        the accuracy validation measured under it and the distance; None when the clean images lie nearer than
+        every such condition."""
+        window = np.sort(window)
+        best, nearest = None, wasserstein(self.values[feature], window)
+        for name in self.moves[feature]:
+            distance = wasserstein(self.conditions[name][feature], window)
+            if distance < nearest:
+                best, nearest = name, distance
+        if best is None:
+            return None
+        return {"condition": best, "accuracy": self.accuracy[best], "distance": _round(nearest)}
+
+
+class DriftOptions(NamedTuple):
+    """How ``edgekit run`` watches (``--drift-*``)."""
+    window: int = 500                   # sampled frames compared with the reference
+    false_alarms_per_day: float = 1.0   # alerts a day on frames like the validated ones, all features together
+    budget: float = 0.02                # share of the run loop's time the watch may take
+    state_every: int = 100              # a JSON line carries the watch's state every this many frames; 0: never
+
+    def checked(self) -> "DriftOptions":
+        if self.window < 8 or not self.false_alarms_per_day > 0 or not 0 < self.budget <= 1 or self.state_every < 0:
+            raise EdgekitError("drift watch: needs window >= 8, false alarms a day > 0, 0 < budget <= 1 and state "
+                               "every >= 0 frames (got {}, {}, {}, {})".format(*self))
+        return self
+
+
+def _round(v: float) -> float:
+    return float("{:.4g}".format(v))
+
+
+class DriftWatch:
+    """The last ``window`` sampled frames against a :class:`Reference`; alerts per feature."""
+
+    def __init__(self, reference: Reference, options: DriftOptions = DriftOptions()) -> None:
+        options.checked()
+        self.reference, self.window, self.budget = reference, options.window, options.budget
+        self.false_alarms_per_day = options.false_alarms_per_day
+        self.every = max(1, min(EVERY, self.window // 4))
+        self.features = reference.features
+        self._rows = collections.deque(maxlen=self.window)       # type: collections.deque
+        self._first = None          # type: Optional[float]
+        self.samples = 0
+        self.frames = 0
+        self.thresholds = None      # type: Optional[Dict[str, float]]
+        self.alpha = None           # type: Optional[float]
+        self.alerts = {f: False for f in self.features}
+        self.raised = {f: 0 for f in self.features}          # alerts turned on so far
+        self.state = None           # type: Optional[Dict[str, Any]]
+        self.changed = []           # type: List[str]
+        self._spent = 0.0
+        self._started = time.perf_counter()
+
+    def due(self) -> bool:
+        """Whether the next frame fits the time budget (called once per frame)."""
+        self.frames += 1
+        return self._spent <= self.budget * (time.perf_counter() - self._started)
+
+    def observe(self, image: np.ndarray, score: Optional[float]) -> Optional[Dict[str, Any]]:
+        """Sample one frame (its image and the model's score); the new state when the window was compared."""
+        t0 = time.perf_counter()
+        values = image_features(image, self.reference.size)
+        if "score" in self.features:
+            values.append(float("nan") if score is None else float(score))
+        try:
+            return self.add(values, time.monotonic())
+        finally:
+            self._spent += time.perf_counter() - t0
+
+    def add(self, values: Sequence[float], now: float) -> Optional[Dict[str, Any]]:
+        """One sample's feature values (in ``features`` order) taken at ``now`` (seconds)."""
+        self._rows.append(values)
+        self.samples += 1
+        if self._first is None:
+            self._first = now
+        if len(self._rows) < self.window or (self.samples - self.window) % self.every:
+            return None
+        if self.thresholds is None:
+            looks = DAY / max(now - self._first, 1e-3)          # windows a day at the rate it filled
+            self.alpha = min(0.5, self.false_alarms_per_day / (looks * len(self.features)))
+            self.thresholds = {f: ks_threshold(self.alpha, self.window, len(self.reference.values[f]))
+                               for f in self.features}
+        return self.compare()
+
+    def compare(self) -> Dict[str, Any]:
+        """Each feature's window against the reference: statistic, threshold, alert, alerts raised so far, median,
+        the reference's 5-95 % band and, for an alert, the condition it resembles."""
+        rows = np.asarray(self._rows, np.float64)
+        features, self.changed = {}, []
+        for i, f in enumerate(self.features):
+            column = rows[:, i][np.isfinite(rows[:, i])]
+            if not len(column):
+                continue
+            statistic, threshold = ks_statistic(self.reference.values[f], column), self.thresholds[f]
+            was = self.alerts[f]
+            self.alerts[f] = statistic > threshold or (was and statistic > CLEAR * threshold)
+            self.raised[f] += int(self.alerts[f] and not was)
+            if self.alerts[f] != was:
+                self.changed.append(f)
+            median = float(np.median(column))
+            features[f] = {"statistic": _round(statistic), "threshold": _round(threshold), "alert": self.alerts[f],
+                           "alerts": self.raised[f], "median": _round(median),
+                           "band": [_round(v) for v in self.reference.band[f]]}
+            if self.alerts[f]:
+                features[f]["resembles"] = self.reference.resembles(f, column)
+        self.state = {"samples": self.samples, "frames": self.frames, "window": len(rows), "features": features}
+        return self.state
+
+    def news(self) -> List[str]:
+        """Log lines for the alerts the last comparison turned on or off."""
+        lines = []
+        for f in self.changed:
+            entry = self.state["features"][f]
+            if not self.alerts[f]:
+                lines.append("drift alert cleared: {}".format(f))
+                continue
+            like = entry.get("resembles")
+            said = "drift alert: {} (statistic {} > {}; window median {}, reference 5-95 % {}..{})".format(
+                f, entry.get("statistic"), entry.get("threshold"), entry.get("median"), *entry.get("band", ["?", "?"]))
+            if like:
+                measured = ("{} {} there".format(like["accuracy"], self.reference.figure or "")
+                            if like["accuracy"] is not None else "accuracy there not measured: validate with "
+                            "--robustness")
+                said += "; like {} ({})".format(like["condition"], measured)
+            lines.append(said)
+        return lines
+
+    def summary(self) -> Dict[str, Any]:
+        return {"samples": self.samples, "frames": self.frames, "window": self.window,
+                "false_alarms_per_day": self.false_alarms_per_day, "alpha": self.alpha,
+                "alerts_raised": dict(self.raised), "alerts_on": sorted(f for f, on in self.alerts.items() if on)}

@@ -1,0 +1,67 @@
+"""The drift reference: measured by validation on the test images (``validate/drift.json``), composed for one
+artifact by the bundle stage into what the camera reads (``drift/reference.json``,
+:class:`edgekit.camera.drift.Reference`)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+import numpy as np
+
+from edgekit.camera.drift import FORMAT, IMAGE_FEATURES, Reference, image_features
+from edgekit.errors import EdgekitError
+
+FILE = "drift.json"
+
+
+def _values(v) -> list[float]:
+    return [float(f"{x:.6g}") for x in v]
+
+
+def _features(images: list[np.ndarray], size: int) -> dict[str, list[float]]:
+    """Each image feature over ``images``, as the camera computes it."""
+    table = np.array([image_features(im, size) for im in images], np.float64).reshape(-1, len(IMAGE_FEATURES))
+    return {f: _values(table[:, i]) for i, f in enumerate(IMAGE_FEATURES)}
+
+
+class Measured:
+    """What validation measures for the drift reference, filled as it goes and written as ``drift.json``."""
+
+    def __init__(self, images: list[np.ndarray], size: int) -> None:
+        self.size, self.images = size, len(images)
+        self.values = _features(images, size)
+        self.conditions: dict[str, dict[str, list[float]]] = {}
+        self.scores: dict[str, list[float]] = {}                       # artifact -> frame score per test image
+        self.condition_scores: dict[str, dict[str, list[float]]] = {}  # artifact -> condition -> the same
+
+    def condition(self, name: str, images: list[np.ndarray]) -> None:
+        """The features of the test images under robustness condition ``name``."""
+        self.conditions[name] = _features(images, self.size)
+
+    def write(self, folder: Path) -> Path:
+        path = Path(folder) / FILE
+        path.write_text(json.dumps({
+            "format": FORMAT, "size": self.size, "images": self.images, "values": self.values,
+            "conditions": self.conditions, "scores": {k: _values(s) for k, s in self.scores.items()},
+            "condition_scores": {k: {c: _values(s) for c, s in by.items()} for k, by in self.condition_scores.items()},
+        }) + "\n")
+        return path
+
+
+def for_artifact(validate_dir: Path, results: dict, artifact: str) -> Reference | None:
+    """The camera's reference for ``artifact`` (its frame scores, the accuracy it kept under each condition);
+    None for a run validated before drift references existed."""
+    path = Path(validate_dir) / FILE
+    if not path.is_file():
+        return None
+    measured = json.loads(path.read_text())
+    row = next((r for r in results["rows"] if r["artifact"] == artifact), None)
+    if row is None or artifact not in measured["scores"]:
+        raise EdgekitError(f"{path}: no validation of {artifact} (validate the run again)")
+    scores = measured["condition_scores"].get(artifact, {})
+    robustness = row.get("robustness") or {}
+    conditions = {name: {"values": dict(values, **({"score": scores[name]} if name in scores else {})),
+                         "accuracy": robustness.get(name)} for name, values in measured["conditions"].items()}
+    return Reference({"format": FORMAT, "size": measured["size"], "artifact": artifact,
+                      "values": dict(measured["values"], score=measured["scores"][artifact]),
+                      "conditions": conditions, "figure": results["metric"]["column"],
+                      "clean": row[results["metric"]["key"]]}, str(path))
