@@ -249,11 +249,14 @@ def test_the_device_app_builds_a_kit_on_jetpacks_own_python(jetpack_python, tiny
 def _ort_slot_bundle(recipe, export_dir: Path, images: list, key, out: Path) -> Path:
     """A signed bundle of the recipe's model for ONNX Runtime, as ``edgekit bundle`` makes one for a CPU camera:
     the export's opset-13 copy (ONNX Runtime 1.10, the last release for Python 3.6, reads opset <= 15), its
-    pipeline.json, and golden frames with the outputs ONNX Runtime gives for them here."""
+    pipeline.json, golden frames with the outputs ONNX Runtime gives for them here, and a drift reference of the
+    frames' image features."""
     import numpy as np
 
     from edgekit.backends.onnxruntime import OrtRunner
-    from edgekit.camera import golden
+    from edgekit.camera import drift, golden
+    from edgekit.data import robustness
+    from edgekit.drift.reference import Measured
     from edgekit.deploy.bundle import write_bundle
     from edgekit.stages.compile import write_pipeline
     from edgekit.stages.export import copy_name
@@ -270,6 +273,12 @@ def _ort_slot_bundle(recipe, export_dir: Path, images: list, key, out: Path) -> 
     for path in golden.write(art / "golden", images, inputs, ["logits"], {"logits": logits},
                              {"fp32": {"artifact": "onnxruntime-fp32", "outputs": {"logits": logits}}}):
         files[f"golden/{path.name}"] = path
+    measured = Measured(images, recipe.preprocess.size)
+    conditions = {name: {"values": measured.condition(name, degraded), "accuracy": None}
+                  for name, degraded in robustness.degraded(images, 0)}
+    reference = drift.Reference({"format": drift.FORMAT, "size": measured.size, "values": measured.values,
+                                 "conditions": conditions})
+    files[f"{drift.FOLDER}/{drift.FILE}"] = reference.write(art)
     write_bundle(files, {"recipe": recipe.name, "kind": "artifact", "artifact": "onnxruntime-fp32",
                          "backend": "onnxruntime", "precision": "fp32", "target": "cpu"}, key, out)
     return out
@@ -282,7 +291,7 @@ def test_the_camera_runs_the_line_on_jetpacks_own_python(jetpack_python, tiny_re
     through ONNX Runtime, answering every frame as the workstation's runtime answers it."""
     import cv2
 
-    from edgekit.camera import slots
+    from edgekit.camera import drift, slots
     from edgekit.camera.runtime import RunOptions, run
     from edgekit.deploy import keys, loopback
 
@@ -309,9 +318,12 @@ def test_the_camera_runs_the_line_on_jetpacks_own_python(jetpack_python, tiny_re
     checked = device("golden", slot)
     assert checked.returncode == 0 and json.loads(checked.stdout)["images"] == len(images), checked.stderr
     assert device("activate", slot).returncode == 0
-    ran = device("run", "--source", str(video), "--out", str(tmp_path / "line.jsonl"), "--status-port", "0")
+    ran = device("run", "--source", str(video), "--out", str(tmp_path / "line.jsonl"), "--status-port", "0",
+                 "--drift-window", "8", "--drift-state-every", "4", "--drift-budget", "1", "--drift-false-alarms", "1e6")
     assert ran.returncode == 0, ran.stderr[-2000:]
     lines = [json.loads(line) for line in (tmp_path / "line.jsonl").read_text().splitlines()]
+    states = {line["frame"]: line["drift"] for line in lines if "drift" in line}     # the watch, on 3.6 / 3.8 too
+    assert sorted(states) == [8, 12, 16, 20] and set(states[20]["features"]) == set(drift.IMAGE_FEATURES)
     summary = json.loads((tmp_path / "line.summary.json").read_text())
     assert len(lines) == summary["frames"] == 24 and {line["slot"] for line in lines} == {slot}
     assert summary["model"]["backend"] == "onnxruntime" and "status: http://127.0.0.1:" in ran.stderr

@@ -268,12 +268,13 @@ class DriftWatch:
                 continue
             like = entry.get("resembles")
             said = "drift alert: {} (statistic {} > {}; window median {}, reference 5-95 % {}..{})".format(
-                f, entry.get("statistic"), entry.get("threshold"), entry.get("median"), *entry.get("band", ["?", "?"]))
-            if like:
-                measured = ("{} {} there".format(like["accuracy"], self.reference.figure or "")
-                            if like["accuracy"] is not None else "accuracy there not measured: validate with "
-                            "--robustness")
-                said += "; like {} ({})".format(like["condition"], measured)
+                f, entry["statistic"], entry["threshold"], entry["median"], *entry["band"])
+            if like and like["accuracy"] is not None and self.reference.clean is not None:
+                said += "; like {} ({} {:.4g} there, {:.4g} on the validated images)".format(
+                    like["condition"], self.reference.figure, like["accuracy"], self.reference.clean)
+            elif like:
+                said += "; like {} (its figure there not measured: validate with --robustness)".format(
+                    like["condition"])
             lines.append(said)
         return lines
 

@@ -33,9 +33,10 @@ class Measured:
         self.scores: dict[str, list[float]] = {}                       # artifact -> frame score per test image
         self.condition_scores: dict[str, dict[str, list[float]]] = {}  # artifact -> condition -> the same
 
-    def condition(self, name: str, images: list[np.ndarray]) -> None:
-        """The features of the test images under robustness condition ``name``."""
+    def condition(self, name: str, images: list[np.ndarray]) -> dict[str, list[float]]:
+        """The features of the test images under robustness condition ``name`` (kept, and returned)."""
         self.conditions[name] = _features(images, self.size)
+        return self.conditions[name]
 
     def write(self, folder: Path) -> Path:
         path = Path(folder) / FILE
