@@ -14,14 +14,15 @@ test split, and the held-out images are the line::
         --frames /tmp/drift/held-out --name drift-watch-sdc
 
 ``measure`` installs the run's bundle on a local camera (verified, golden-checked, activated) and, with the
-camera's own code (:mod:`edgekit.camera.drift`, the slot's model): the held-out images are encoded as a video
-would carry them (MJPG) and decoded; each frame's features and the model's score are taken once, clean and under
-each condition at each severity (the robustness generator's own code, every frame drawn anew). The line is then
-replayed through :class:`DriftWatch` in simulated time at the line rate the recipe requires: ``--clean-hours``
-of clean frames drawn at random (and, as a harder case, the same frames in runs of one class, ``--run-length``
-frames each), after which each condition starts; per condition, over ``--trials`` lines, the frames until the
-first alert, the features that alerted and the condition each resembled once a whole window had drifted, and
-the figure validation measured there. The cost: the watch's time per sampled frame beside the run loop's
+camera's own code (:mod:`edgekit.camera.drift`, the slot's model), takes each held-out frame's features, the
+model's score and answer once: as read (the validated images' own encoding), as a video encoder would carry them
+(MJPG, decoded), and under each robustness condition at each severity (the generator's own code, each image
+drawn anew). The line is then replayed through :class:`DriftWatch` in simulated time at the line rate the recipe
+requires, every frame sampled (at that rate the watch's time per frame is far inside its budget):
+``--clean-hours`` of clean frames drawn at random, and, harder, in runs of one class (``--run-length`` frames
+each), each as read and through MJPG; then, per condition over ``--trials`` lines, clean frames fill the window
+and the condition starts: the frames until the first alert, the features that alerted, the condition each
+resembled once a whole window had drifted, and the figure validation measured there. The cost: the watch's time per sampled frame beside the run loop's
 time per frame, and `edgekit run`'s throughput on a video with the watch and without, alternating for
 ``--rounds`` rounds (best of each). Table on stdout, JSON and Markdown in ``benchmarks/results/``.
 """
@@ -88,37 +89,44 @@ def as_video_frames(images: list[np.ndarray], root: Path) -> list[np.ndarray]:
     return frames
 
 
-def observed(model: LineModel, frames: list[np.ndarray], size: int) -> np.ndarray:
-    """Each frame's features and the model's score, as the camera takes them: (frames, 6)."""
-    rows = []
+def observed(model: LineModel, frames: list[np.ndarray], size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each frame's features and the model's score, as the camera takes them (frames, 6), and what the model
+    answered (its group)."""
+    rows, groups = [], []
     for frame in frames:
-        answer = model(frame)
-        rows.append(image_features(frame, size) + [model.frame_score(answer)])
-    return np.array(rows)
+        score, group = model.frame_summary(model(frame))
+        rows.append(image_features(frame, size) + [score])
+        groups.append(group)
+    return np.array(rows), np.array(groups)
 
 
-def replay(watch: DriftWatch, rows: np.ndarray, start: float, fps: float) -> list[tuple[int, dict]]:
-    """Feed ``rows`` at ``fps`` from ``start`` seconds; (sample, state) each time an alert turned on."""
+def replay(watch: DriftWatch, line: tuple[np.ndarray, np.ndarray], start: float, fps: float) -> list[tuple[int, dict]]:
+    """Feed the line's rows and groups at ``fps`` from ``start`` seconds; (sample, state) each time an alert
+    turned on."""
     raised = []
-    for k, row in enumerate(rows):
+    for k, (row, group) in enumerate(zip(*line)):
         before = dict(watch.raised)
-        state = watch.add(row, start + k / fps)
+        state = watch.add(row, group, start + k / fps)
         if state is not None and watch.raised != before:
             raised.append((k, state))
     return raised
 
 
-def clean_line(table: np.ndarray, labels: np.ndarray, frames: int, run_length: int | None,
-               rng: np.random.Generator) -> np.ndarray:
-    """``frames`` clean rows drawn at random, or in runs of ``run_length`` frames of one class."""
+def drawn(line: tuple[np.ndarray, np.ndarray], picks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    return line[0][picks], line[1][picks]
+
+
+def clean_line(line: tuple[np.ndarray, np.ndarray], labels: np.ndarray, frames: int, run_length: int | None,
+               rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``frames`` clean frames drawn at random, or in runs of ``run_length`` frames of one class."""
     if not run_length:
-        return table[rng.integers(0, len(table), frames)]
+        return drawn(line, rng.integers(0, len(labels), frames))
     classes = np.unique(labels)
     picks = []
     while len(picks) < frames:
         members = np.flatnonzero(labels == rng.choice(classes))
         picks.extend(rng.choice(members, run_length))
-    return table[np.array(picks[:frames])]
+    return drawn(line, np.array(picks[:frames]))
 
 
 def measure(args: argparse.Namespace) -> int:
@@ -139,10 +147,11 @@ def measure(args: argparse.Namespace) -> int:
             raise EdgekitError(f"{args.run}: its bundle carries no drift reference (validate it with this edgekit)")
         images = [read_grey(p) for p in names]
         t0 = time.perf_counter()
-        tables = {"clean": observed(model, as_video_frames(images, root), reference.size)}
-        for name, degraded in robustness.degraded(images, args.seed + 1):
-            tables[name] = observed(model, as_video_frames(degraded, root), reference.size)
-        print(f"features and scores of {len(images)} held-out frames x {len(tables)} versions: "
+        clean = {"as read": observed(model, images, reference.size),
+                 "through MJPG": observed(model, as_video_frames(images, root), reference.size)}
+        tables = {name: observed(model, degraded, reference.size)
+                  for name, degraded in robustness.degraded(images, args.seed + 1)}
+        print(f"features and scores of {len(images)} held-out frames x {len(tables) + 2} versions: "
               f"{time.perf_counter() - t0:.0f} s", file=sys.stderr)
         cost = watch_cost(model, as_video_frames(images, root), reference)
         model.close()
@@ -151,29 +160,29 @@ def measure(args: argparse.Namespace) -> int:
     rng = np.random.default_rng(args.seed)
     clean_frames = int(args.clean_hours * 3600 * fps)
     lines = {}
-    for label, run_length in (("clean, random order", None), (f"clean, runs of {args.run_length} of one class",
-                                                             args.run_length)):
-        watch = DriftWatch(reference, options)
-        raised = replay(watch, clean_line(tables["clean"], labels, clean_frames, run_length, rng), 0.0, fps)
-        lines[label] = {"hours": args.clean_hours, "frames": clean_frames, "alerts": len(raised),
-                        "per_hour": len(raised) / args.clean_hours, "alpha": watch.alpha,
-                        "features": dict(collections.Counter(f for _, s in raised for f, v in s["features"].items()
-                                                             if v["alert"]))}
+    for frames_are, table in clean.items():
+        for order, run_length in (("random order", None), (f"runs of {args.run_length} of one class",
+                                                           args.run_length)):
+            watch = DriftWatch(reference, options)
+            raised = replay(watch, clean_line(table, labels, clean_frames, run_length, rng), 0.0, fps)
+            lines[f"{frames_are}, {order}"] = {
+                "hours": args.clean_hours, "frames": clean_frames, "alerts": len(raised),
+                "per_hour": len(raised) / args.clean_hours, "alpha": watch.alpha,
+                "features": dict(collections.Counter(f for _, s in raised for f, v in s["features"].items()
+                                                     if v["alert"]))}
     conditions = {}
     for name in tables:
-        if name == "clean":
-            continue
         delays, alerted, resembled = [], collections.Counter(), collections.Counter()
         for trial in range(args.trials):
             watch = DriftWatch(reference, options)
-            warm = clean_line(tables["clean"], labels, 2 * args.window, None, rng)
+            warm = clean_line(clean["as read"], labels, 2 * args.window, None, rng)
             replay(watch, warm, 0.0, fps)
-            drifted = tables[name][rng.integers(0, len(tables[name]), args.max_frames)]
-            raised = replay(watch, drifted, len(warm) / fps, fps)
+            drifted = drawn(tables[name], rng.integers(0, len(labels), args.max_frames))
+            raised = replay(watch, drifted, len(warm[0]) / fps, fps)
             delays.append(raised[0][0] + 1 if raised else None)
             if raised:
                 alerted.update(f for f, v in raised[0][1]["features"].items() if v["alert"])
-            full = watch.compare() if len(drifted) >= args.window else None       # a whole window drifted
+            full = watch.compare() if args.max_frames >= args.window else None       # a whole window drifted
             for f, v in (full or {}).get("features", {}).items():
                 if v["alert"] and v.get("resembles"):
                     resembled[v["resembles"]["condition"]] += 1
@@ -202,10 +211,12 @@ def measure(args: argparse.Namespace) -> int:
                   ["... as a share of the frame time, every frame sampled", f"{100 * share:.1f} %"],
                   ["budget (share of the loop's time the watch may take)", f"{100 * options.budget:.0f} %"],
                   ["frames sampled by `edgekit run` with the watch", f"{100 * speed['sampled']:.0f} %"],
-                  ["watch time per frame of the line (cost x share sampled)", f"{100 * share * speed['sampled']:.2f} %"],
+                  ["watch time per frame of the line (cost x share sampled)",
+                   f"{100 * share * speed['sampled']:.2f} %"],
                   ["`edgekit run` fps without / with the watch (best of rounds)",
                    f"{speed['fps_without']} / {speed['fps_with']}"],
-                  ["throughput change with the watch", f"{100 * (speed['fps_with'] / speed['fps_without'] - 1):+.1f} %"]]
+                  ["throughput change with the watch",
+                   f"{100 * (speed['fps_with'] / speed['fps_without'] - 1):+.1f} %"]]
     title = (f"drift watch: {bundle['recipe']} {bundle['artifact']}, reference {len(reference.values['brightness'])} "
              f"test images, line {fps:.1f} fps, window {options.window}, {options.false_alarms_per_day} false "
              f"alarm/day target, {len(names)} held-out frames")
@@ -214,7 +225,7 @@ def measure(args: argparse.Namespace) -> int:
     print_table("cost", cost_headers, cost_table)
     overhead = share * speed["sampled"]          # the watch's time per frame of the line, over the loop's
     verdict = (f"watch overhead {100 * overhead:.2f} % of the frame time (need <= 5 %); clean false alarms "
-               f"{lines['clean, random order']['per_hour']:.3f}/h (target {options.false_alarms_per_day / 24:.3f}/h); "
+               f"{lines['as read, random order']['per_hour']:.3f}/h (target {options.false_alarms_per_day / 24:.3f}/h); "
                f"{machine_info['processor']} ({', '.join(machine_info['isa'])})")
     print(verdict)
     if args.name:
@@ -229,12 +240,12 @@ def measure(args: argparse.Namespace) -> int:
 def watch_cost(model: LineModel, frames: list[np.ndarray], reference) -> dict:
     """Milliseconds per sampled frame of everything the watch does (features, score, window, comparisons), every
     frame sampled, over the frames cycled to 2000."""
-    answers = [model(frame) for frame in frames]
+    answers = [model.frame_summary(model(frame)) for frame in frames]
     watch = DriftWatch(reference, DriftOptions(window=500, budget=1.0))
     n = 2000
     t0 = time.perf_counter()
     for k in range(n):
-        watch.observe(frames[k % len(frames)], model.frame_score(answers[k % len(frames)]))
+        watch.observe(frames[k % len(frames)], answers[k % len(frames)])
     return {"watch_ms": 1000 * (time.perf_counter() - t0) / n, "sampled": n}
 
 
@@ -250,8 +261,8 @@ def run_speed(install: Path, video: Path, rounds: int, threads: int | None) -> d
             best[label] = max(best[label], summary["throughput_fps"])
             if drift is not None:
                 sampled = summary["drift"]["samples"] / max(summary["frames"], 1)
-    return {"fps_without": best["without"], "fps_with": best["with"], "frame_ms_without": round(1000 / best["without"], 4),
-            "sampled": sampled, "rounds": rounds}
+    return {"fps_without": best["without"], "fps_with": best["with"],
+            "frame_ms_without": round(1000 / best["without"], 4), "sampled": sampled, "rounds": rounds}
 
 
 def main() -> int:
@@ -264,7 +275,8 @@ def main() -> int:
     p.add_argument("--per-class", type=int, default=48)
     p.add_argument("--seed", type=int, default=0)
     m = sub.add_parser("measure", help="the watch on a long line of held-out frames")
-    m.add_argument("--run", type=Path, required=True, help="a finished `edgekit build` run (validated with this edgekit)")
+    m.add_argument("--run", type=Path, required=True,
+                   help="a finished `edgekit build` run (validated with this edgekit)")
     m.add_argument("--frames", type=Path, required=True, help="held-out images (from `prepare`)")
     m.add_argument("--window", type=int, default=500)
     m.add_argument("--false-alarms", type=float, default=1.0, help="per day")

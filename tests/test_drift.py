@@ -1,6 +1,6 @@
 """The drift watch (issue 31): its statistic and threshold held to SciPy's, no alert when the frames come from the
-validated distribution, each robustness condition raising the alert of the feature it moves and recognised as
-itself, and the report of a line's log."""
+validated distribution or when the line runs one class for a while, each robustness condition raising the
+alert of the feature it moves and recognised as itself, and the report of a line's log."""
 from __future__ import annotations
 
 import datetime as _dt
@@ -17,7 +17,7 @@ from edgekit.camera.drift import (
     Reference,
     image_features,
     ks_bound,
-    ks_statistic,
+    uniformity,
     wasserstein,
 )
 from edgekit.data import robustness, synth
@@ -25,11 +25,11 @@ from edgekit.data.classes import NEU_CLASSES
 from edgekit.errors import EdgekitError
 
 
-def test_the_statistic_is_scipys_two_sample_kolmogorov_smirnov() -> None:
+def test_the_statistic_is_scipys_kolmogorov_smirnov_against_the_uniform() -> None:
     rng = np.random.default_rng(0)
-    for n, m in ((50, 300), (500, 67), (40, 40)):
-        a, b = rng.normal(size=m).round(1), rng.normal(0.3, 1.2, size=n).round(1)    # ties included
-        assert ks_statistic(np.sort(a), b) == pytest.approx(stats.ks_2samp(a, b).statistic, abs=1e-12)
+    for n in (50, 500):
+        for u in (rng.uniform(size=n), rng.beta(2, 1, size=n), rng.uniform(size=n).round(1)):      # ties too
+            assert uniformity(u) == pytest.approx(stats.kstest(u, "uniform").statistic, abs=1e-12)
 
 
 def test_the_distance_that_ranks_conditions_is_scipys_wasserstein() -> None:
@@ -45,9 +45,9 @@ def test_the_bound_is_the_kolmogorov_distributions_tail(n: int) -> None:
         assert ks_bound(alpha, n) == pytest.approx(stats.kstwo.isf(alpha, n), rel=0.02)
 
 
-def _reference(values: dict, conditions: dict | None = None, size: int = 64) -> Reference:
+def _reference(values: dict, conditions: dict | None = None, size: int = 64, groups: list | None = None) -> Reference:
     return Reference({"format": 1, "size": size, "values": values, "figure": "accuracy %",
-                      "conditions": conditions or {}})
+                      "conditions": conditions or {}, **({"groups": groups} if groups else {})})
 
 
 def test_identical_distributions_raise_no_alert_over_a_long_window() -> None:
@@ -63,14 +63,35 @@ def test_identical_distributions_raise_no_alert_over_a_long_window() -> None:
     frames = 8 * 3600 * 10
     stream = np.stack([d(frames) for d in draw.values()], axis=1)
     for k, row in enumerate(stream):
-        watch.add(row, k / 10.0)
-    assert watch.thresholds and watch.alpha == pytest.approx(1.0 / (86400 / 19.9 * 6), rel=0.01)
+        watch.add(row, None, k / 10.0)
+    assert watch.alpha == pytest.approx(1.0 / (86400 / 19.9 * 6), rel=0.01)
     assert sum(watch.raised.values()) == 0, watch.raised
     for k in range(400):
         row = [d(1)[0] for d in draw.values()]
         row[0] += 15.0                                        # brightness half a standard deviation up
-        watch.add(row, frames / 10.0 + k / 10.0)
+        watch.add(row, None, frames / 10.0 + k / 10.0)
     assert watch.alerts["brightness"] and sum(watch.alerts.values()) == 1
+
+
+def test_a_line_that_runs_one_class_is_read_against_that_class() -> None:
+    """Two classes whose images differ in brightness, 150 test images each: frames of one class only, an hour of
+    them, raise no alert when read against their class (what the model answered), and the brightness alert when
+    read against all the test images together."""
+    rng = np.random.default_rng(4)
+
+    def frames(brightness: float, k: int) -> np.ndarray:
+        return np.column_stack([rng.normal(brightness, 10, k), rng.gamma(2.0, 0.05, k), rng.normal(25, 8, k),
+                                rng.normal(2.5, 0.9, k), rng.normal(0.4, 0.6, k)])
+
+    test = np.vstack([frames(80, 150), frames(160, 150)])
+    reference = _reference({f: test[:, i].tolist() for i, f in enumerate(IMAGE_FEATURES)},
+                           groups=["dark"] * 150 + ["bright"] * 150)
+    line = frames(160, 36000)
+    by_class, pooled = (DriftWatch(reference, DriftOptions(window=200)) for _ in range(2))
+    for k, row in enumerate(line):
+        by_class.add(row, "bright", k / 10.0)
+        pooled.add(row, "something the test images never answered", k / 10.0)
+    assert sum(by_class.raised.values()) == 0 and pooled.alerts["brightness"] and pooled.raised["brightness"] == 1
 
 
 def _textures(n: int, seed: int) -> list[np.ndarray]:
@@ -108,10 +129,10 @@ def test_each_condition_raises_the_alert_of_its_feature(textures, condition: str
     watch = DriftWatch(reference, DriftOptions(window=100))
     clean, degraded = frames["clean"], frames[condition]
     for k, row in enumerate(clean[rng.integers(0, len(clean), 300)]):
-        watch.add(row, k / 10.0)
+        watch.add(row, None, k / 10.0)
     assert not any(watch.alerts.values()), watch.state
     for k, row in enumerate(degraded[rng.integers(0, len(degraded), 100)]):
-        watch.add(row, 30.0 + k / 10.0)
+        watch.add(row, None, 30.0 + k / 10.0)
     state = watch.state["features"][feature]
     assert state["alert"] and state["alerts"] == 1, watch.state
     assert state["resembles"]["condition"] == condition
@@ -180,18 +201,21 @@ def test_the_report_counts_alerts_across_restarts_and_draws_them(tmp_path) -> No
         report(tmp_path / "bad.jsonl")
 
 
-def test_each_tasks_frame_score_is_its_answers_confidence() -> None:
-    """What the watch follows as ``score``: a classifier's probability, a detector's best detection, a segmenter's
-    most confident defect, a decision's probability; 0 where nothing was found."""
+def test_each_tasks_frame_summary_is_its_answers_confidence_and_class() -> None:
+    """What the watch follows as ``score`` and groups frames by: a classifier's probability and class, a
+    detector's best detection, a segmenter's most confident defect, a decision's probability and verdict; 0 and
+    "none" where nothing was found."""
     from edgekit.camera.post import classification, detection, segdec, segmentation
 
-    assert classification.frame_score(classification.Prediction(2, 0.7)) == 0.7
+    classes = ("crazing", "inclusion", "patches")
+    assert classification.frame_summary(classification.Prediction(2, 0.7), classes) == (0.7, "patches")
     boxes = np.zeros((2, 4), np.float32)
-    assert detection.frame_score(detection.Detections(boxes, np.array([0.3, 0.9], np.float32), np.zeros(2, int))) \
-        == pytest.approx(0.9)
-    assert detection.frame_score(detection.Detections(boxes[:0], np.zeros(0, np.float32), np.zeros(0, int))) == 0.0
-    found = segmentation.Segmentation(np.zeros((4, 4), np.uint8), (segmentation.Defect(3, (0, 0, 1, 1), 0.6),
-                                                                  segmentation.Defect(2, (0, 0, 1, 1), 0.8)))
-    assert segmentation.frame_score(found) == 0.8
-    assert segmentation.frame_score(found._replace(defects=())) == 0.0
-    assert segdec.frame_score(segdec.Decided(0.4, False, found)) == 0.4
+    found = detection.Detections(boxes, np.array([0.3, 0.9], np.float32), np.array([0, 1]))
+    assert detection.frame_summary(found, classes) == (pytest.approx(0.9), "inclusion")
+    assert detection.frame_summary(detection.Detections(boxes[:0], np.zeros(0, np.float32), np.zeros(0, int)),
+                                   classes) == (0.0, "none")
+    mask = segmentation.Segmentation(np.zeros((4, 4), np.uint8), (segmentation.Defect(3, (0, 0, 1, 1), 0.6, 0),
+                                                                 segmentation.Defect(2, (0, 0, 1, 1), 0.8, 2)))
+    assert segmentation.frame_summary(mask, classes) == (0.8, "patches")
+    assert segmentation.frame_summary(mask._replace(defects=()), classes) == (0.0, "none")
+    assert segdec.frame_summary(segdec.Decided(0.4, False, mask), classes) == (0.4, "good")

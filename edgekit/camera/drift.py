@@ -6,23 +6,28 @@ spread of a 4x4 grid of block means over the mean), ``contrast`` (grey-level sta
 ``sharpness`` (log10 variance of the Laplacian) and ``noise`` (log10 of Immerkaer's noise estimate: the mean
 absolute response of the 3x3 mask that cancels planes and straight edges, "Fast noise variance estimation",
 CVIU 1996); beside them the model's ``score`` for the frame (its confidence, as
-``edgekit.camera.post``'s ``frame_score`` reads an answer).
+``edgekit.camera.post``'s ``frame_summary`` reads an answer).
 
 A bundle carries the reference (``drift/reference.json``, written at bundle time from validation): each
-feature over the test images, and over the same images under each of the paper's robustness conditions and
-severities with the accuracy the build measured under each. :class:`DriftWatch` keeps the last ``window``
-sampled frames and every ``EVERY`` samples (a quarter window if shorter) compares each feature with the reference
-by the two-sample Kolmogorov-Smirnov statistic (the largest gap between the two empirical distributions). The
-reference is one fixed sample of the validated conditions, so the threshold bounds the two errors apart (the triangle inequality): the reference's
-distance from the conditions it stands for, at most :func:`ks_bound` (``REFERENCE_ALPHA``, its size) but for one
-reference in a hundred, plus the window's, at most :func:`ks_bound` (alpha, window) but with probability alpha
-per look. Alpha makes clean frames raise ``false_alarms_per_day`` alerts a day over all features, the windows
-that fit in a day counted as independent looks (their number fixed when the window first fills, from how long
-it took). An alert turns off below ``CLEAR`` of its threshold. The condition a drifted feature most resembles
-is the one whose distribution of that feature lies nearest the window's (by the Wasserstein distance, which
-still ranks distributions that no longer overlap), among the conditions that move it (their statistic against
-the clean images past the reference's bound), unless the clean images lie nearer; the accuracy the build
-measured there comes with it.
+feature over the test images with what the model answered for each (its group: the class, "none", "good"),
+and the same over the test images under each of the paper's robustness conditions and severities, with the
+figure the build measured under each. A frame is read against the test images of its own group (or all of
+them, for a group with fewer than ``GROUP_MIN`` test images): each feature becomes its quantile there (ties,
+such as a classifier's many scores of 1.0, split at random: the randomised probability integral transform,
+uniform whatever the distribution), so a line that runs one class for a while is not a drift, while a frame
+unlike the validated images of what the model answered is. :class:`DriftWatch` keeps the last ``window`` sampled frames and every ``EVERY`` samples (a
+quarter window if shorter) compares each feature's quantiles with the uniform distribution they follow on
+frames like the validated ones, by the Kolmogorov-Smirnov statistic. The reference is one fixed sample, so
+the threshold bounds two errors apart (the triangle inequality): the reference's distance from the conditions
+it stands for, at most :func:`ks_bound` (``REFERENCE_ALPHA``, the size of each frame's group, averaged over the
+window) but for one reference in a hundred, plus the window's, at most :func:`ks_bound` (alpha, window) but
+with probability alpha per look. Alpha makes clean frames raise ``false_alarms_per_day`` alerts a day over all
+features, the windows that fit in a day counted as independent looks (their number fixed when the window first
+fills, from how long it took). An alert turns off below ``CLEAR`` of its threshold. The condition a drifted
+feature most resembles is the one whose quantiles of that feature lie nearest the window's (by the Wasserstein
+distance, which still ranks distributions that no longer overlap), among the conditions that move it (their
+own statistic past the reference's bound), unless the clean images lie nearer; the figure the build measured
+there comes with it.
 
 Frames are sampled within a time budget (``budget``, a share of the run loop's time): a fast model on a slow CPU
 watches every few frames, a slow one every frame. Device-side code: Python 3.6+, numpy and OpenCV.
@@ -32,7 +37,7 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import cv2
 import numpy as np
@@ -46,6 +51,8 @@ GRID = 4            # unevenness: block means over a GRID x GRID grid
 EVERY = 25          # samples between two comparisons with the reference (at most a quarter of the window)
 CLEAR = 0.8         # an alert turns off below this share of its threshold
 REFERENCE_ALPHA = 0.01      # the chance that the reference lies further from its conditions than the threshold allows
+GROUP_MIN = 8       # test images a group needs to be read on its own
+ALL = "*"           # the group of every test image
 DAY = 86400.0
 _SECOND = np.array([1.0, -2.0, 1.0], np.float32)      # Immerkaer's mask is this second difference, both ways
 
@@ -65,17 +72,10 @@ def image_features(image: np.ndarray, size: int) -> List[float]:
             math.log10(sigma + 0.1)]
 
 
-def ks_statistic(reference_sorted: np.ndarray, sample: np.ndarray) -> float:
-    """The two-sample Kolmogorov-Smirnov statistic: the largest gap between the empirical distribution
-    functions of ``reference_sorted`` (ascending) and ``sample``."""
-    sample = np.sort(sample)
-    pooled = np.concatenate([reference_sorted, sample])
-    gap = (np.searchsorted(reference_sorted, pooled, side="right") / float(len(reference_sorted))
-           - np.searchsorted(sample, pooled, side="right") / float(len(sample)))
-    return float(np.abs(gap).max())
+QUANTILE_POINTS = 64
 
 
-def wasserstein(a_sorted: np.ndarray, b_sorted: np.ndarray, points: int = 64) -> float:
+def wasserstein(a_sorted: np.ndarray, b_sorted: np.ndarray, points: int = QUANTILE_POINTS) -> float:
     """The 1-Wasserstein distance between two samples (ascending): the mean gap between their quantile functions,
     read at ``points`` evenly spaced levels."""
     levels = (np.arange(points) + 0.5) / points
@@ -90,23 +90,17 @@ def ks_bound(alpha: float, n: int) -> float:
     return math.sqrt(-math.log(alpha / 2.0) / 2.0) / (root + 0.12 + 0.11 / root)
 
 
-def ks_threshold(alpha: float, n: int, m: int) -> float:
-    """The statistic past which a window of ``n`` values differs from a reference of ``m``: the window's own
-    error at ``alpha`` plus the reference's at ``REFERENCE_ALPHA``."""
-    return ks_bound(alpha, n) + ks_bound(REFERENCE_ALPHA, m)
-
-
-def _sorted(values: Sequence[float], where: str, what: str) -> np.ndarray:
-    out = np.sort(np.asarray(values, np.float64))
-    if out.ndim != 1 or len(out) < 8 or not np.isfinite(out).all():
-        raise EdgekitError("{}: not a drift reference ({}: fewer than 8 finite values)".format(where, what))
-    return out
+def uniformity(quantiles: np.ndarray) -> float:
+    """The Kolmogorov-Smirnov statistic of values in [0, 1] against the uniform distribution."""
+    u = np.sort(quantiles)
+    n = float(len(u))
+    return float(max(np.max(np.arange(1, len(u) + 1) / n - u), np.max(u - np.arange(len(u)) / n)))
 
 
 class Reference:
-    """A bundle's ``drift/reference.json``: each feature over the validated images (``values``), over the same
-    images under each robustness condition (``conditions``: their ``values`` and the ``accuracy`` validation
-    measured there, or null)."""
+    """A bundle's ``drift/reference.json``: each feature over the validated images (``values``) with the model's
+    answer for each (``groups``), the same over the images under each robustness condition (``conditions``: their
+    ``values``, ``groups`` and the ``accuracy`` validation measured there, or null)."""
 
     def __init__(self, raw: Dict[str, Any], where: str = FILE) -> None:
         try:
@@ -114,21 +108,32 @@ class Reference:
                 raise ValueError("format {!r}, this edgekit reads {}".format(raw.get("format"), FORMAT))
             self.size = int(raw["size"])
             self.features = tuple(f for f in FEATURES if f in raw["values"])
-            self.values = {f: _sorted(raw["values"][f], where, f) for f in self.features}
-            self.conditions = {c: {f: _sorted(v, where, "{} {}".format(c, f)) for f, v in entry["values"].items()
-                                   if f in self.features} for c, entry in raw["conditions"].items()}
+            table = {f: _finite(raw["values"][f], where, f) for f in self.features}
+            images = len(table[IMAGE_FEATURES[0]])
+            groups = _groups(raw.get("groups"), images, where, "groups")
+            self.groups = {ALL: {f: np.sort(v) for f, v in table.items()}}
+            for g in sorted(set(groups)):
+                members = groups == g
+                if members.sum() >= GROUP_MIN:
+                    self.groups[g] = {f: np.sort(v[members]) for f, v in table.items()}
+            self.conditions = {}        # type: Dict[str, Dict[str, np.ndarray]]
+            for c, entry in raw["conditions"].items():
+                c_groups = _groups(entry.get("groups", groups.tolist()), images, where, c + " groups")
+                self.conditions[c] = {f: np.sort(self.quantiles(f, _finite(v, where, c + " " + f), c_groups))
+                                      for f, v in entry["values"].items() if f in self.features}
             self.accuracy = {c: entry.get("accuracy") for c, entry in raw["conditions"].items()}
             self.figure, self.clean = raw.get("figure"), raw.get("clean")
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise EdgekitError("{}: not a drift reference ({}: {})".format(where, type(exc).__name__, exc)) from None
-        if self.size < 8 or not set(IMAGE_FEATURES) <= set(self.features):
-            raise EdgekitError("{}: not a drift reference (size {}, features {})".format(
+        if self.size < 8 or not set(IMAGE_FEATURES) <= set(self.features) or len(set(map(len, table.values()))) > 1:
+            raise EdgekitError("{}: not a drift reference (size {}, features {}, one value per image each)".format(
                 where, self.size, ", ".join(self.features)))
         self.raw = raw
+        self.values = self.groups[ALL]
         self.band = {f: [float(q) for q in np.quantile(v, [0.05, 0.95])] for f, v in self.values.items()}
-        self.moves = {f: sorted(c for c, values in self.conditions.items() if f in values and ks_statistic(
-            self.values[f], values[f]) > ks_bound(REFERENCE_ALPHA, len(self.values[f])))
-            for f in self.features}         # the conditions that move each feature (the same images: paired)
+        self.bounds = {g: ks_bound(REFERENCE_ALPHA, len(ref[IMAGE_FEATURES[0]])) for g, ref in self.groups.items()}
+        self.moves = {f: sorted(c for c, q in self.conditions.items() if f in q and uniformity(q[f]) > self.bounds[ALL])
+                      for f in self.features}         # the conditions that move each feature
 
     @classmethod
     def load(cls, folder: Path) -> Optional["Reference"]:
@@ -148,12 +153,29 @@ class Reference:
         path.write_text(json.dumps(self.raw) + "\n")
         return path
 
-    def resembles(self, feature: str, window: np.ndarray) -> Optional[Dict[str, Any]]:
-        """The robustness condition that moves ``feature`` whose distribution lies nearest the ``window``'s, with
-        the accuracy validation measured under it and the distance; None when the clean images lie nearer than
-        every such condition."""
-        window = np.sort(window)
-        best, nearest = None, wasserstein(self.values[feature], window)
+    def group(self, answered: Optional[str]) -> str:
+        """The group a frame is read against: what the model answered, where the test images hold enough of it."""
+        return answered if answered in self.groups else ALL
+
+    def quantiles(self, feature: str, values: np.ndarray, groups: Sequence[str],
+                  rng: Optional[np.random.Generator] = None) -> np.ndarray:
+        """Each value's quantile among the test images of its group, a tie placed at random among its equals."""
+        rng = rng or np.random.default_rng(0)
+        out = np.empty(len(values))
+        groups = np.asarray([self.group(g) for g in groups])
+        for g in sorted(set(groups.tolist())):
+            ref, at = self.groups[g][feature], groups == g
+            below, upto = np.searchsorted(ref, values[at], "left"), np.searchsorted(ref, values[at], "right")
+            out[at] = (below + rng.uniform(size=len(below)) * (upto - below)) / float(len(ref))
+        return out
+
+    def resembles(self, feature: str, quantiles: np.ndarray) -> Optional[Dict[str, Any]]:
+        """The robustness condition that moves ``feature`` whose quantiles lie nearest the window's, with the
+        figure validation measured under it and the distance; None when the clean images (uniform quantiles) lie
+        nearer than every such condition."""
+        window = np.sort(quantiles)
+        levels = (np.arange(QUANTILE_POINTS) + 0.5) / QUANTILE_POINTS
+        best, nearest = None, wasserstein(levels, window)
         for name in self.moves[feature]:
             distance = wasserstein(self.conditions[name][feature], window)
             if distance < nearest:
@@ -161,6 +183,21 @@ class Reference:
         if best is None:
             return None
         return {"condition": best, "accuracy": self.accuracy[best], "distance": _round(nearest)}
+
+
+def _finite(values: Sequence[float], where: str, what: str) -> np.ndarray:
+    out = np.asarray(values, np.float64)
+    if out.ndim != 1 or len(out) < GROUP_MIN or not np.isfinite(out).all():
+        raise EdgekitError("{}: not a drift reference ({}: fewer than {} finite values)".format(where, what, GROUP_MIN))
+    return out
+
+
+def _groups(groups: Optional[Sequence[str]], images: int, where: str, what: str) -> np.ndarray:
+    if groups is None:
+        return np.array([ALL] * images)
+    if len(groups) != images:
+        raise EdgekitError("{}: not a drift reference ({}: {} for {} images)".format(where, what, len(groups), images))
+    return np.asarray([str(g) for g in groups])
 
 
 class DriftOptions(NamedTuple):
@@ -194,12 +231,12 @@ class DriftWatch:
         self._first = None          # type: Optional[float]
         self.samples = 0
         self.frames = 0
-        self.thresholds = None      # type: Optional[Dict[str, float]]
         self.alpha = None           # type: Optional[float]
         self.alerts = {f: False for f in self.features}
         self.raised = {f: 0 for f in self.features}          # alerts turned on so far
         self.state = None           # type: Optional[Dict[str, Any]]
         self.changed = []           # type: List[str]
+        self._rng = np.random.default_rng(0)                 # where a tie falls among its equals
         self._spent = 0.0
         self._started = time.perf_counter()
 
@@ -208,42 +245,49 @@ class DriftWatch:
         self.frames += 1
         return self._spent <= self.budget * (time.perf_counter() - self._started)
 
-    def observe(self, image: np.ndarray, score: Optional[float]) -> Optional[Dict[str, Any]]:
-        """Sample one frame (its image and the model's score); the new state when the window was compared."""
+    def observe(self, image: np.ndarray, answered: Tuple[float, str]) -> Optional[Dict[str, Any]]:
+        """Sample one frame: its image and the model's (score, group) for it; the new state when the window was
+        compared."""
         t0 = time.perf_counter()
         values = image_features(image, self.reference.size)
         if "score" in self.features:
-            values.append(float("nan") if score is None else float(score))
+            values.append(float(answered[0]))
         try:
-            return self.add(values, time.monotonic())
+            return self.add(values, answered[1], time.monotonic())
         finally:
             self._spent += time.perf_counter() - t0
 
-    def add(self, values: Sequence[float], now: float) -> Optional[Dict[str, Any]]:
-        """One sample's feature values (in ``features`` order) taken at ``now`` (seconds)."""
-        self._rows.append(values)
+    def add(self, values: Sequence[float], answered: Optional[str], now: float) -> Optional[Dict[str, Any]]:
+        """One sample: its feature values (in ``features`` order) and what the model answered, at ``now``
+        (seconds)."""
+        group = self.reference.group(answered)
+        ref = self.reference.groups[group]
+        row = [float(v) for v in values]
+        for f, v in zip(self.features, values):
+            below, upto = np.searchsorted(ref[f], v, "left"), np.searchsorted(ref[f], v, "right")
+            row.append((below + self._rng.uniform() * (upto - below)) / float(len(ref[f])))
+        row.append(self.reference.bounds[group])
+        self._rows.append(row)
         self.samples += 1
         if self._first is None:
             self._first = now
         if len(self._rows) < self.window or (self.samples - self.window) % self.every:
             return None
-        if self.thresholds is None:
+        if self.alpha is None:
             looks = DAY / max(now - self._first, 1e-3)          # windows a day at the rate it filled
             self.alpha = min(0.5, self.false_alarms_per_day / (looks * len(self.features)))
-            self.thresholds = {f: ks_threshold(self.alpha, self.window, len(self.reference.values[f]))
-                               for f in self.features}
         return self.compare()
 
     def compare(self) -> Dict[str, Any]:
         """Each feature's window against the reference: statistic, threshold, alert, alerts raised so far, median,
         the reference's 5-95 % band and, for an alert, the condition it resembles."""
         rows = np.asarray(self._rows, np.float64)
+        k = len(self.features)
+        threshold = ks_bound(self.alpha, len(rows)) + float(rows[:, -1].mean())
         features, self.changed = {}, []
         for i, f in enumerate(self.features):
-            column = rows[:, i][np.isfinite(rows[:, i])]
-            if not len(column):
-                continue
-            statistic, threshold = ks_statistic(self.reference.values[f], column), self.thresholds[f]
+            column, quantiles = rows[:, i], rows[:, k + i]
+            statistic = uniformity(quantiles)
             was = self.alerts[f]
             self.alerts[f] = statistic > threshold or (was and statistic > CLEAR * threshold)
             self.raised[f] += int(self.alerts[f] and not was)
@@ -254,7 +298,7 @@ class DriftWatch:
                            "alerts": self.raised[f], "median": _round(median),
                            "band": [_round(v) for v in self.reference.band[f]]}
             if self.alerts[f]:
-                features[f]["resembles"] = self.reference.resembles(f, column)
+                features[f]["resembles"] = self.reference.resembles(f, quantiles)
         self.state = {"samples": self.samples, "frames": self.frames, "window": len(rows), "features": features}
         return self.state
 

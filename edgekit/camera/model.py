@@ -103,8 +103,8 @@ class LineModel:
     def record(self, answer: Any, min_score: float) -> Dict[str, Any]:
         return self.pipeline.record(answer, min_score)
 
-    def frame_score(self, answer: Any) -> float:
-        return self.pipeline.frame_score(answer)
+    def frame_summary(self, answer: Any) -> Tuple[float, str]:
+        return self.pipeline.frame_summary(answer)
 
     def describe(self) -> Dict[str, Any]:
         return {"slot": self.name, "recipe": self.pipeline.recipe, "artifact": self.bundle.get("artifact", self.name),

@@ -10,7 +10,7 @@ it, e.g. a detector's ``priors.npy``)::
 """
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -69,6 +69,7 @@ class Pipeline:
         """One answer as a JSON line reports it (classes by name; boxes as fractions of the image)."""
         return self._post.record(answer, self.classes, min_score)
 
-    def frame_score(self, answer: Any) -> float:
-        """The model's confidence in one frame's answer (the drift watch's ``score``)."""
-        return self._post.frame_score(answer)
+    def frame_summary(self, answer: Any) -> Tuple[float, str]:
+        """The model's confidence in one frame's answer and what it answered in a word (the class, "none"): the
+        drift watch's ``score`` and the group it reads a frame against."""
+        return self._post.frame_summary(answer, self.classes)

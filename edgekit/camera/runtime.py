@@ -165,7 +165,7 @@ def run(opts: RunOptions, out: IO[str] = sys.stdout, log: Optional[Callable[[str
                     "age_ms": round(1000 * (time.time() - frame.time), 3)}
             line.update(record)
             if watching is not None:
-                if watching.due() and watching.observe(frame.image, model.frame_score(answer)) is not None:
+                if watching.due() and watching.observe(frame.image, model.frame_summary(answer)) is not None:
                     for news in watching.news():
                         log(news)
                 if opts.drift.state_every and written % opts.drift.state_every == 0 and watching.state:

@@ -30,21 +30,23 @@ class Measured:
         self.size, self.images = size, len(images)
         self.values = _features(images, size)
         self.conditions: dict[str, dict[str, list[float]]] = {}
-        self.scores: dict[str, list[float]] = {}                       # artifact -> frame score per test image
-        self.condition_scores: dict[str, dict[str, list[float]]] = {}  # artifact -> condition -> the same
+        self.answers: dict[str, dict[str, dict]] = {}   # artifact -> "clean" or condition -> per image scores, groups
 
     def condition(self, name: str, images: list[np.ndarray]) -> dict[str, list[float]]:
         """The features of the test images under robustness condition ``name`` (kept, and returned)."""
         self.conditions[name] = _features(images, self.size)
         return self.conditions[name]
 
+    def answered(self, artifact: str, condition: str | None, summaries: list[tuple[float, str]]) -> None:
+        """What ``artifact`` answered for each test image (clean, or under ``condition``): score and group."""
+        self.answers.setdefault(artifact, {})[condition or "clean"] = {
+            "scores": _values(s for s, _ in summaries), "groups": [g for _, g in summaries]}
+
     def write(self, folder: Path) -> Path:
         path = Path(folder) / FILE
         path.write_text(json.dumps({
             "format": FORMAT, "size": self.size, "images": self.images, "values": self.values,
-            "conditions": self.conditions, "scores": {k: _values(s) for k, s in self.scores.items()},
-            "condition_scores": {k: {c: _values(s) for c, s in by.items()} for k, by in self.condition_scores.items()},
-        }) + "\n")
+            "conditions": self.conditions, "answers": self.answers}) + "\n")
         return path
 
 
@@ -56,13 +58,16 @@ def for_artifact(validate_dir: Path, results: dict, artifact: str) -> Reference 
         return None
     measured = json.loads(path.read_text())
     row = next((r for r in results["rows"] if r["artifact"] == artifact), None)
-    if row is None or artifact not in measured["scores"]:
+    answers = measured.get("answers", {}).get(artifact, {})
+    if row is None or "clean" not in answers:
         raise EdgekitError(f"{path}: no validation of {artifact} (validate the run again)")
-    scores = measured["condition_scores"].get(artifact, {})
     robustness = row.get("robustness") or {}
-    conditions = {name: {"values": dict(values, **({"score": scores[name]} if name in scores else {})),
-                         "accuracy": robustness.get(name)} for name, values in measured["conditions"].items()}
+    conditions = {}
+    for name, values in measured["conditions"].items():
+        answered = answers.get(name)          # measured with --robustness: the condition's own answers
+        conditions[name] = {"values": dict(values, **({"score": answered["scores"]} if answered else {})),
+                            "groups": (answered or answers["clean"])["groups"], "accuracy": robustness.get(name)}
     return Reference({"format": FORMAT, "size": measured["size"], "artifact": artifact,
-                      "values": dict(measured["values"], score=measured["scores"][artifact]),
-                      "conditions": conditions, "figure": results["metric"]["column"],
-                      "clean": row[results["metric"]["key"]]}, str(path))
+                      "values": dict(measured["values"], score=answers["clean"]["scores"]),
+                      "groups": answers["clean"]["groups"], "conditions": conditions,
+                      "figure": results["metric"]["column"], "clean": row[results["metric"]["key"]]}, str(path))

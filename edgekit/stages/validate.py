@@ -130,7 +130,7 @@ def validate(
     paper = recipe.paper
     line_fps = required_fps(gates_cfg["line"])
     drift = Measured(task.images, recipe.preprocess.size)
-    task.frame_score = get_task(recipe).frame_score
+    task.frame_summary = lambda answer: get_task(recipe).frame_summary(answer, recipe.classes)
     corrupted = {}
     for cond, images in robustness.degraded(task.images, seed):
         drift.condition(cond, images)
@@ -150,12 +150,12 @@ def validate(
                "file": str(b.file),
                **task.evaluate(runner, b.label)}
         answers[b.label] = row.pop("answers")
-        drift.scores[b.label] = task.frame_scores
+        drift.answered(b.label, None, task.frame_summaries)
         row["speed"] = measure(task.pipeline(runner), task.x[:1], warmup=5, iters=50, max_seconds=5.0)
         row["robustness"] = {}
         for c, xc in corrupted.items():
             row["robustness"][c] = task.score(runner, xc, f"{b.label}: {c}")
-            drift.condition_scores.setdefault(b.label, {})[c] = task.frame_scores
+            drift.answered(b.label, c, task.frame_summaries)
         if row["robustness"]:
             row["robustness"]["mean"] = float(np.mean(list(row["robustness"].values())))
         rows.append(row)

@@ -12,8 +12,8 @@ from edgekit.progress import bar
 
 class DeployedAnswers:
     post: Callable[[list[np.ndarray]], list[Any]]     # the task's post-processor of the recipe
-    frame_score: Callable[[Any], float] | None = None  # set: each pass also keeps every answer's frame score
-    frame_scores: list[float]                         # ... of the latest pass (the drift reference's ``score``)
+    frame_summary: Callable[[Any], tuple[float, str]] | None = None   # set: each pass also keeps every answer's
+    frame_summaries: list[tuple[float, str]]          # score and group, of the latest pass (the drift reference's)
 
     def pipeline(self, runner: Runner) -> Callable[[np.ndarray], list[Any]]:
         """A batch in, the deployed answer out (post-processing included): what the line runs."""
@@ -21,12 +21,12 @@ class DeployedAnswers:
 
     def outputs_and_answers(self, runner: Runner, x: np.ndarray, desc: str) -> Iterator[tuple[list[np.ndarray], Any]]:
         """Each pre-processed image of ``x`` at batch 1: the runner's outputs and the deployed answer from them."""
-        self.frame_scores = []
+        self.frame_summaries = []
         for xi in bar(x, desc):
             outputs = runner.infer(xi[None])
             answer = self.post(outputs)[0]
-            if self.frame_score is not None:
-                self.frame_scores.append(self.frame_score(answer))
+            if self.frame_summary is not None:
+                self.frame_summaries.append(self.frame_summary(answer))
             yield outputs, answer
 
     def answers(self, runner: Runner, x: np.ndarray, desc: str) -> list[Any]:

@@ -104,8 +104,9 @@ class TaskPackage:
 
         return module(self.name).record(answer, classes, min_score)
 
-    def frame_score(self, answer: Any) -> float:
-        """The model's confidence in one image's answer, as the camera's drift watch reads it."""
+    def frame_summary(self, answer: Any, classes: tuple[str, ...]) -> tuple[float, str]:
+        """The model's confidence in one image's answer and what it answered in a word, as the camera's drift
+        watch reads them."""
         from edgekit.camera.post import module
 
-        return module(self.name).frame_score(answer)
+        return module(self.name).frame_summary(answer, classes)

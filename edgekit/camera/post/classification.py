@@ -1,6 +1,6 @@
 """Classification: logits -> the class and its softmax probability."""
 from pathlib import Path
-from typing import Any, Callable, Dict, List, NamedTuple, Sequence
+from typing import Any, Callable, Dict, List, NamedTuple, Sequence, Tuple
 
 import numpy as np
 
@@ -27,8 +27,8 @@ def build(cfg: Dict[str, Any], folder: Path) -> Callable[[Sequence[np.ndarray]],
     return lambda outputs: postprocess(outputs[0])
 
 
-def frame_score(answer: Prediction) -> float:
-    return answer.score
+def frame_summary(answer: Prediction, classes: Sequence[str]) -> Tuple[float, str]:
+    return answer.score, classes[answer.label]
 
 
 def record(answer: Prediction, classes: Sequence[str], min_score: float) -> Dict[str, Any]:

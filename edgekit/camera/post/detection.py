@@ -128,9 +128,12 @@ def build(cfg: Dict[str, Any], folder: Path) -> Callable[[Sequence[np.ndarray]],
     return lambda outputs: postprocess(outputs[0], outputs[1], priors, nms_cfg, variances)
 
 
-def frame_score(answer: Detections) -> float:
-    """The highest detection score; 0 without a detection."""
-    return float(answer.scores.max()) if len(answer) else 0.0
+def frame_summary(answer: Detections, classes: Sequence[str]) -> Tuple[float, str]:
+    """The best detection's score and class; 0 and "none" without a detection."""
+    if not len(answer):
+        return 0.0, "none"
+    best = int(answer.scores.argmax())
+    return float(answer.scores[best]), classes[int(answer.labels[best])]
 
 
 def record(answer: Detections, classes: Sequence[str], min_score: float) -> Dict[str, Any]:

@@ -2,7 +2,7 @@
 segmentation map -> defect components (the segmentation task's post-processing, binary, at the map's 1/8
 resolution)."""
 from pathlib import Path
-from typing import Any, Callable, Dict, List, NamedTuple, Sequence
+from typing import Any, Callable, Dict, List, NamedTuple, Sequence, Tuple
 
 import numpy as np
 
@@ -39,8 +39,8 @@ def build(cfg: Dict[str, Any], folder: Path) -> Callable[[Sequence[np.ndarray]],
     return lambda outputs: postprocess(outputs[0], outputs[1], threshold, spec)
 
 
-def frame_score(answer: Decided) -> float:
-    return answer.score
+def frame_summary(answer: Decided, classes: Sequence[str]) -> Tuple[float, str]:
+    return answer.score, "defective" if answer.defective else "good"
 
 
 def record(answer: Decided, classes: Sequence[str], min_score: float) -> Dict[str, Any]:

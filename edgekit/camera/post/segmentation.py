@@ -119,9 +119,10 @@ def defects(seg: Segmentation, classes: Sequence[str]) -> Dict[str, Any]:
                          "box": [round(v, 4) for v in d.box]} for d in seg.defects]}
 
 
-def frame_score(answer: Segmentation) -> float:
-    """The most confident defect's mean probability; 0 without one."""
-    return max((d.score for d in answer.defects), default=0.0)
+def frame_summary(answer: Segmentation, classes: Sequence[str]) -> Tuple[float, str]:
+    """The most confident defect's mean probability and class; 0 and "none" without one."""
+    best = max(answer.defects, key=lambda d: d.score, default=None)
+    return (0.0, "none") if best is None else (best.score, classes[best.label])
 
 
 def record(answer: Segmentation, classes: Sequence[str], min_score: float) -> Dict[str, Any]:
