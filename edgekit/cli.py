@@ -61,6 +61,22 @@ def _source(data: Path, test_data: Optional[Path], split_file: Optional[Path], s
     return src
 
 
+Nproc = Annotated[Optional[int], typer.Option("--nproc", help="Train on N processes of this machine (torchrun; "
+                                                                "one per GPU, or gloo on CPUs)")]
+
+
+def _relaunch(nproc: Optional[int]) -> None:
+    """With --nproc N > 1 outside torchrun: this command again under torchrun, and its exit code."""
+    import sys
+
+    from edgekit import distributed
+
+    if nproc is not None and nproc < 1:
+        raise EdgekitError(f"--nproc {nproc}: at least 1")
+    if nproc and nproc > 1 and distributed.world().size == 1:
+        raise typer.Exit(distributed.relaunch(sys.argv[1:], nproc))
+
+
 def _json(path: Optional[Path], obj) -> None:
     if path is not None:
         write_json(path, obj)
@@ -159,13 +175,18 @@ def train(
     pixel_labels: PixelLabels = None,
     seed: int = 0,
     threads: Threads = None,
+    nproc: Nproc = None,
 ) -> None:
-    """Train the recipe's model (resumes from OUT.ckpt/ after an interruption)."""
+    """Train the recipe's model (resumes from OUT.ckpt/ after an interruption); under torchrun, or with
+    --nproc, on several processes together."""
     from edgekit.checkpoint import resolve_pretrained
     from edgekit.stages.train import train as run
 
+    _relaunch(nproc)
     r = _mixed(load_recipe(recipe), pixel_labels)
     m = run(r, _source(data, test_data, split_file), dest, resolve_pretrained(r, pretrained), epochs, seed, threads)
+    if m is None:               # a torchrun process other than the first: process 0 reports
+        return
     res = m["results"]
     print_table("train", ["artifact", "epochs", res["headline"]["metric"], "seconds"],
                 [[str(dest), res["epochs"], res["headline"]["value"], res["train_seconds_this_run"]]], out)
@@ -517,11 +538,14 @@ def build(
     pixel_labels: PixelLabels = None,
     threads: Threads = None,
     seed: int = 0,
+    nproc: Nproc = None,
 ) -> None:
     """Train (or load), export, quantize, compile and validate a recipe for a target."""
     from edgekit.checkpoint import resolve_pretrained
     from edgekit.stages.build import BuildOptions
     from edgekit.stages.build import build as run
+
+    _relaunch(nproc)
 
     r, t = _mixed(load_recipe(recipe, quick=quick), pixel_labels), load_target(target)
     mixed = f"-pixels{pixel_labels:g}" if pixel_labels is not None else ""
@@ -531,6 +555,8 @@ def build(
                         calibration=calibration, epochs=epochs, prune=prune, sparsity=sparsity, method=method,
                         robustness=robustness, threads=threads, seed=seed)
     res = run(r, t, run_dir, opts, on_plan=lambda rows: _print_plan(rows, r, t.name, quick))
+    if res is None:             # a torchrun process other than the first: process 0 goes on alone
+        return
     _print_preflight(res["artifacts"])
     print_table("build", ["stage", "status", "seconds", "result"],
                 [[s["stage"], s["status"], s["seconds"], s["result"]] for s in res["stages"]], out)

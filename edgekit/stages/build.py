@@ -15,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
-from edgekit import calibration
+from edgekit import calibration, distributed
 from edgekit.artifacts import is_fresh, read_manifest, write_json
 from edgekit.checkpoint import load_model
 from edgekit.data import synth
@@ -273,7 +273,9 @@ def plan(chain: list[Step]) -> list[dict[str, Any]]:
 
 def build(recipe: Recipe, target: Target, run_dir: Path, opts: BuildOptions,
           on_plan: Callable[[list[dict[str, Any]]], None] | None = None) -> dict:
-    """Check the inputs, plan (``on_plan`` sees it before work starts), then run the chain."""
+    """Check the inputs, plan (``on_plan`` sees it before work starts), then run the chain. Under torchrun every
+    process trains; process 0 alone plans, runs the stages after training and returns the summary (the others
+    None)."""
     run_dir = Path(run_dir).absolute()
     if opts.data is None:
         recipe = recipe.on_builtin_data()
@@ -284,18 +286,31 @@ def build(recipe: Recipe, target: Target, run_dir: Path, opts: BuildOptions,
         if gone:
             skipped.append(gone)
             opts = replace(opts, sparsity=False)
+    world = distributed.start(train_stage.pick_device().type)
+    if not world.main:
+        distributed.barrier()                 # process 0 writes the built-in data first
     source = data_source(recipe, run_dir, opts)
+    if world.main:
+        distributed.barrier()
     split = load_split(recipe, source, training_needs(recipe))   # every image and box checked, up front
     if opts.calibration is not None:
         calibration.load(Path(opts.calibration), source.root)
     results: dict = {}
     results["skipped"] = skipped
     chain = steps(recipe, target, run_dir, opts, source, split, results)
-    planned = plan(chain) + [{"stage": s["stage"], "action": "skip", "estimate_s": 0.0, **s} for s in skipped]
-    if on_plan is not None:
-        on_plan(planned)
+    planned = []
+    if world.main:
+        planned = plan(chain) + [{"stage": s["stage"], "action": "skip", "estimate_s": 0.0, **s} for s in skipped]
+        if on_plan is not None:
+            on_plan(planned)
     log = BuildLog()
+    together = world.size > 1                 # the processes train together; every later stage runs once
     for step in chain:
+        if together and step.name != "train":
+            distributed.finish()
+            together = False
+            if not world.main:
+                return None
         log.run(step)
 
     kit = results.get("kit")

@@ -2,13 +2,16 @@
 
 The loop is the same for every task (``edgekit.training`` supplies batches, loss and the test
 figure). On a CUDA machine the recipe's ``train.gpu`` overrides apply (a larger batch, mixed
-precision); on a CPU the run uses all cores, or ``threads``.
+precision); on a CPU the run uses all cores, or ``threads``. Under ``torchrun`` the processes train one model
+together (:mod:`edgekit.distributed`); process 0 evaluates, checkpoints and writes the artifact, and the others
+return None.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -16,6 +19,7 @@ from typing import Callable
 import numpy as np
 import torch
 
+from edgekit import distributed
 from edgekit.artifacts import read_manifest, staged_dir, write_json, write_manifest
 from edgekit.checkpoint import build_model, save_checkpoint
 from edgekit.data.recipe_data import DataSource, as_source, load_split
@@ -52,8 +56,11 @@ def param_groups(model: torch.nn.Module, lr: float, multipliers: dict[str, float
 
 
 def pick_device(device: str = "auto") -> torch.device:
+    """The training device; under torchrun on GPUs, this process's own GPU."""
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if torch.cuda.is_available():
+            return torch.device("cuda", distributed.world().local_rank)
+        return torch.device("cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise EdgekitError(f"device {device!r} requested but torch sees no CUDA GPU")
     return torch.device(device)
@@ -169,23 +176,26 @@ def fit(
     checkpoint_extra: dict | None = None,
     results_after: Callable[[torch.nn.Module, float], dict] | None = None,
     finish: Callable[[torch.nn.Module], torch.nn.Module] | None = None,
-) -> dict:
+) -> dict | None:
     """Train ``model`` by ``settings`` into the artifact folder ``out`` of ``stage`` (train, or prune's
     fine-tuning); resumes from ``<out>.ckpt/last.pt`` when that holds the same settings. ``finish`` turns the
     trained model into the one saved (2:4 masks folded into the weights); ``results_after`` adds to the
-    results from that model and its headline figure, before the artifact is written."""
+    results from that model and its headline figure, before the artifact is written. Under torchrun every
+    process calls this; process 0 returns the artifact's manifest, the others None."""
     if threads:
         torch.set_num_threads(threads)
     torch.set_flush_denormal(True)  # tiny activations late in training otherwise slow CPU math several-fold
     dev = pick_device(device)
+    world = distributed.start(dev.type)
     data = load_split(recipe, data_source)
     task = get_task(recipe).training(recipe, data, seed)
     extra = checkpoint_extra or {}
 
     memory_format = torch.channels_last if settings.get("channels_last") else torch.contiguous_format
     model = model.to(dev, memory_format=memory_format)
-    opt = make_optimizer(model, settings)
-    bs, iter_size, clip = settings["batch_size"], settings.get("iter_size", 1), settings.get("grad_clip")
+    layout = distributed.Layout.of(settings, world, dev.type, model)
+    opt = make_optimizer(model, {**settings, "lr": settings["lr"] * layout.lr_factor})
+    bs, iter_size, clip = layout.batch, settings.get("iter_size", 1), settings.get("grad_clip")
     workers = settings.get("workers", 0) if dev.type == "cuda" else 0
     if hasattr(task, "prepare"):            # what the task needs to know of the run (the epochs trained) or set
         task.prepare(model, settings)
@@ -205,21 +215,24 @@ def fit(
             opt.load_state_dict(state["optimizer"])
             sched.load_state_dict(state["scheduler"])
             history, start = state["history"], state["epoch"]
+            if world.main:
+                print(f"{stage}: resumed from {last} after epoch {start}", file=sys.stderr, flush=True)
+    trained = distributed.wrap(model, layout, dev)      # the processes' model (``model`` itself for one)
 
     t0 = time.perf_counter()
     for epoch in range(start, settings["epochs"]):
-        model.train()
+        trained.train()
         t_epoch = time.perf_counter()
         losses: list[float] = []
         parts_sum: dict[str, float] = {}
-        progress = bar(task.batches(epoch, bs, workers), f"epoch {epoch + 1}/{settings['epochs']}",
-                       total=steps_per_epoch)
+        progress = bar(task.batches(epoch, bs, workers, world), f"epoch {epoch + 1}/{settings['epochs']}",
+                       total=steps_per_epoch, enabled=world.main)
         opt.zero_grad()
         for step, batch in enumerate(progress, 1):
             batch = tuple(t.to(dev, non_blocking=True) for t in batch)
             x = batch[0].contiguous(memory_format=memory_format)
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                loss, parts = task.loss(model(x), batch)
+                loss, parts = task.loss(trained(x), batch)
             if not torch.isfinite(loss):
                 raise EdgekitError(f"{recipe.path}: training diverged at epoch {epoch + 1} (loss {loss.item()}); "
                                    "lower train.lr")
@@ -240,20 +253,24 @@ def fit(
             opt.step()
             opt.zero_grad()
         scored = (epoch + 1) % int(settings.get("eval_every", 1)) == 0 or epoch + 1 == settings["epochs"]
-        figures = task.evaluate(model, dev) if scored else None
-        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)),
-                        **{k: v / len(losses) for k, v in parts_sum.items()}, "test": figures,
-                        "lr": opt.param_groups[0]["lr"] / opt.param_groups[0]["lr_mult"],
+        figures = task.evaluate(model, dev) if scored and world.main else None
+        history.append({"epoch": epoch + 1, "loss": distributed.mean(float(np.mean(losses))),
+                        **{k: distributed.mean(v / len(losses)) for k, v in sorted(parts_sum.items())},
+                        "test": figures, "steps": step, "lr": opt.param_groups[0]["lr"] / opt.param_groups[0]["lr_mult"],
                         "seconds": round(time.perf_counter() - t_epoch, 1)})
-        pace = np.mean([h["seconds"] for h in history[start:]])
-        left = (settings["epochs"] - epoch - 1) * pace
-        progress.write(f"epoch {epoch + 1}/{settings['epochs']}: loss {history[-1]['loss']:.4f}"
-                       + (f", {task.label} {figures[task.headline]:.2f}" if figures else "")
-                       + f" ({pace:.0f} s/epoch"
-                       + (f", {human(left).lstrip('~')} left)" if left else ")"))
-        save_checkpoint(last, model, recipe, optimizer=opt.state_dict(), scheduler=sched.state_dict(),
-                        epoch=epoch + 1, history=history, settings=settings, **extra)
+        if world.main:
+            pace = np.mean([h["seconds"] for h in history[start:]])
+            left = (settings["epochs"] - epoch - 1) * pace
+            progress.write(f"epoch {epoch + 1}/{settings['epochs']}: loss {history[-1]['loss']:.4f}"
+                           + (f", {task.label} {figures[task.headline]:.2f}" if figures else "")
+                           + f" ({pace:.0f} s/epoch"
+                           + (f", {human(left).lstrip('~')} left)" if left else ")"))
+            save_checkpoint(last, model, recipe, optimizer=opt.state_dict(), scheduler=sched.state_dict(),
+                            epoch=epoch + 1, history=history, settings=settings, **extra)
+        distributed.barrier()           # the checkpoint is whole before any process goes on
     seconds = time.perf_counter() - t0
+    if not world.main:
+        return None
 
     final = history[-1]["test"] if history else task.evaluate(model, dev)
     results = {
@@ -266,6 +283,7 @@ def fit(
         "autocast": "bf16" if amp else None,
         "data": data.describe(),
         "torch_threads": torch.get_num_threads(),
+        "distributed": layout.describe() if layout.size > 1 else None,
         **(task.describe() if hasattr(task, "describe") else {}),
         **(results_extra or {}),
     }

@@ -8,6 +8,7 @@ import torch.nn.functional as F
 
 from edgekit.data.augment import RobustConfig, degrade
 from edgekit.data.recipe_data import SplitData, read_images
+from edgekit.distributed import World, rank_batches
 from edgekit.errors import EdgekitError
 from edgekit.recipes import Recipe
 
@@ -31,10 +32,10 @@ class ClassificationTraining:
         self.x_test = pre.batch(read_images(data.test, "reading test images"))
         self.y_test = np.array([s.label for s in data.test])
 
-    def batches(self, epoch: int, batch_size: int, workers: int = 0):
+    def batches(self, epoch: int, batch_size: int, workers: int = 0, shard: World = World()):
         order = np.random.default_rng([self.seed, epoch]).permutation(len(self.y_train))
-        for i in range(0, len(order), batch_size):
-            idx = order[i : i + batch_size]
+        for idx in rank_batches(order, batch_size, False, shard):
+            idx = np.asarray(idx)
             if self.robust:      # image j of epoch e degraded by generator (seed, e, j): reproducible
                 x = self.pre.batch([degrade(self.raw_train[j], np.random.default_rng([self.seed, epoch, int(j)]),
                                             self.robust) for j in idx])

@@ -7,6 +7,7 @@ import torch
 from edgekit.camera.preprocess import Preprocess
 from edgekit.data.augment import AugmentConfig, augment
 from edgekit.data.recipe_data import SplitData, read_images
+from edgekit.distributed import World, rank_batches
 from edgekit.errors import EdgekitError
 from edgekit.recipes import Recipe
 from edgekit.tasks import postprocessor
@@ -54,11 +55,11 @@ class DetectionTraining:
         self.test_images = read_images(data.test, "reading test images")
         self.test_truths = GroundTruth.for_images(data.test, self.test_images)
 
-    def batches(self, epoch: int, batch_size: int, workers: int = 0):
+    def batches(self, epoch: int, batch_size: int, workers: int = 0, shard: World = World()):
         items = DetectionItems(self.train_images, self.train_truths, self.pre, self.spec, self.aug, self.seed, epoch)
         order = np.random.default_rng([self.seed, epoch]).permutation(len(items)).tolist()
-        return torch.utils.data.DataLoader(items, batch_size=batch_size, sampler=order, num_workers=workers,
-                                           drop_last=len(order) > batch_size)
+        return torch.utils.data.DataLoader(items, batch_sampler=rank_batches(order, batch_size, len(order) > batch_size,
+                                                                             shard), num_workers=workers)
 
     def loss(self, outputs: tuple[torch.Tensor, torch.Tensor], batch: tuple[torch.Tensor, ...]):
         loc, conf = outputs

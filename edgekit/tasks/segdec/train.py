@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from edgekit.data.recipe_data import SplitData
+from edgekit.distributed import World, rank_batches
 from edgekit.recipes import Recipe
 from edgekit.tasks.segdec.metrics import decision_figures
 from edgekit.tasks.segdec.spec import DecisionSpec
@@ -142,14 +143,14 @@ class SegDecTraining:
                                 "theta_last": self.spec.theta(self.epochs - 1, self.epochs),
                                 "pixel_labelled_indices": kept}}
 
-    def batches(self, epoch: int, batch_size: int, workers: int = 0):
+    def batches(self, epoch: int, batch_size: int, workers: int = 0, shard: World = World()):
         self.epoch = epoch                  # theta follows the epoch being trained
         items = SegDecItems(self.images, self.masks, self.labels, self.gamma, self.pre, self.aug, self.seed, epoch,
                             self.spec)
         chosen = balanced_epoch(self.labels, self.seed, epoch) if self.spec.balanced else np.arange(len(items))
         order = np.random.default_rng([self.seed, epoch]).permutation(chosen).tolist()
-        return torch.utils.data.DataLoader(items, batch_size=batch_size, sampler=order, num_workers=workers,
-                                           drop_last=len(order) > batch_size)
+        return torch.utils.data.DataLoader(items, batch_sampler=rank_batches(order, batch_size, len(order) > batch_size,
+                                                                             shard), num_workers=workers)
 
     def loss(self, outputs, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, dict[str, float]]:
         return segdec_loss(outputs, batch[1], batch[2], batch[3], self.spec.theta(self.epoch, self.epochs), self.spec,

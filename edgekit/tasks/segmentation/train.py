@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from edgekit.camera.post.segmentation import postprocess
 from edgekit.data.recipe_data import SplitData
+from edgekit.distributed import World, rank_batches
 from edgekit.errors import EdgekitError
 from edgekit.recipes import Recipe
 from edgekit.tasks.segmentation.data import bounding_rectangles, read_masked
@@ -146,11 +147,11 @@ class SegmentationTraining:
         self.test = read_masked(data.test, self.groups, size, self.spec, "reading test images and masks")
         self.x_test = self.pre.batch(self.test.images)
 
-    def batches(self, epoch: int, batch_size: int, workers: int = 0):
+    def batches(self, epoch: int, batch_size: int, workers: int = 0, shard: World = World()):
         items = MaskItems(self.images, self.masks, self.pre, self.aug, self.seed, epoch)
         order = np.random.default_rng([self.seed, epoch]).permutation(len(items)).tolist()
-        return torch.utils.data.DataLoader(items, batch_size=batch_size, sampler=order, num_workers=workers,
-                                           drop_last=len(order) > batch_size)
+        return torch.utils.data.DataLoader(items, batch_sampler=rank_batches(order, batch_size, len(order) > batch_size,
+                                                                             shard), num_workers=workers)
 
     def loss(self, outputs, batch: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, dict[str, float]]:
         return segmentation_loss(outputs, batch[1], batch[2], self.spec.loss)
