@@ -153,3 +153,19 @@ def test_a_killed_process_resumes_the_job_from_the_last_checkpoint(recipe_file, 
     manifest, history, _ = _run(out)
     assert [h["epoch"] for h in history] == list(range(1, 9)) and manifest["results"]["epochs"] == 8
     assert not last.exists()
+
+
+def test_a_build_on_two_processes_leaves_a_single_process_run_folder(recipe_file, tiny_data, tmp_path) -> None:
+    """`edgekit build --nproc 2`: both processes train, process 0 alone runs every later stage and reports; the
+    run folder holds the same files as a single process's build of the same recipe."""
+    folders = {}
+    for label, extra in (("one", []), ("two", ["--nproc", "2"])):
+        done = _edgekit("build", str(recipe_file), "--target", "intel-cpu", "--data", str(tiny_data), "--epochs", "1",
+                        "--no-prune", "--out", str(tmp_path / label), *extra)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert done.stdout.count("build summary:") == 1
+        folders[label] = next((tmp_path / label).iterdir())
+    files = {k: sorted(str(p.relative_to(v)) for p in v.rglob("*")) for k, v in folders.items()}
+    assert files["one"] == files["two"]
+    built = json.loads((folders["two"] / "train" / "manifest.json").read_text())["results"]
+    assert built["distributed"]["processes"] == 2

@@ -252,12 +252,13 @@ def fit(
                 torch.nn.utils.clip_grad_norm_(model.parameters(), clip)
             opt.step()
             opt.zero_grad()
+        stepping = time.perf_counter() - t_epoch
         scored = (epoch + 1) % int(settings.get("eval_every", 1)) == 0 or epoch + 1 == settings["epochs"]
         figures = task.evaluate(model, dev) if scored and world.main else None
         history.append({"epoch": epoch + 1, "loss": distributed.mean(float(np.mean(losses))),
                         **{k: distributed.mean(v / len(losses)) for k, v in sorted(parts_sum.items())},
                         "test": figures, "steps": step, "lr": opt.param_groups[0]["lr"] / opt.param_groups[0]["lr_mult"],
-                        "seconds": round(time.perf_counter() - t_epoch, 1)})
+                        "step_seconds": round(stepping, 3), "seconds": round(time.perf_counter() - t_epoch, 1)})
         if world.main:
             pace = np.mean([h["seconds"] for h in history[start:]])
             left = (settings["epochs"] - epoch - 1) * pace
