@@ -14,10 +14,12 @@ default) splits ``batch_size`` over the processes, so a distributed run takes th
 statistics across GPUs when a process's share of the batch is under ``SYNC_BELOW`` images (PyTorch's
 SyncBatchNorm runs on GPUs only: on CPUs each process keeps its own statistics).
 
-Process 0 alone evaluates, writes checkpoints and the artifact, and runs every stage after training; a process
-that dies takes the group down, and torchrun's restart (``--max-restarts``) resumes every process from the last
-checkpoint. ``--nproc`` launches torchrun with a static rendezvous on this machine and ``RESTARTS`` restarts
-(torch 2.13 with gloo here: a restart after ``--standalone``'s rendezvous hung, one after a static one did not).
+Process 0 alone evaluates, writes checkpoints and the artifact, and runs every stage after training. A process
+that dies takes the group down (the others fail in their next collective) and the job exits non-zero; the same
+command again resumes every process after the last checkpointed epoch. ``--nproc`` launches torchrun on this
+machine with a static rendezvous and no in-place restarts: here (torch 2.13, gloo) the workers torchrun restarted
+hung or failed connecting to the old group's addresses in 9 of 12 tries, under either rendezvous, an open
+upstream problem (pytorch/pytorch#167288, the same with NCCL).
 """
 from __future__ import annotations
 
@@ -32,7 +34,6 @@ import torch.distributed as dist
 from edgekit.errors import EdgekitError
 
 SYNC_BELOW = 16          # images per process under which batch-norm statistics are synchronised (auto)
-RESTARTS = 3             # --nproc: times torchrun restarts the processes after one dies
 LR_SCALES = ("linear", "sqrt", "none")
 
 
@@ -47,9 +48,14 @@ class World(NamedTuple):
         return self.rank == 0
 
 
+_left = False        # this process has left its group: it goes on alone
+
+
 def world() -> World:
-    """From the variables torchrun sets; one process without them."""
+    """From the variables torchrun sets; one process without them, or once it has left the group."""
     env = os.environ
+    if _left:
+        return World()
     return World(int(env.get("RANK", 0)), int(env.get("LOCAL_RANK", 0)), int(env.get("WORLD_SIZE", 1)))
 
 
@@ -71,10 +77,13 @@ def barrier() -> None:
 
 
 def finish() -> None:
-    """Leave the group: every process has come this far (what follows runs on process 0 alone)."""
+    """Leave the group once every process has come this far: what follows runs on each process alone (a build
+    goes on on process 0 only)."""
+    global _left
     if dist.is_initialized():
         dist.barrier()
         dist.destroy_process_group()
+    _left = True
 
 
 def mean(value: float) -> float:
@@ -145,8 +154,8 @@ NPROC = "--nproc"
 
 
 def relaunch(argv: Sequence[str], nproc: int) -> int:
-    """Run this command again under torchrun with ``nproc`` processes on this machine (``--nproc`` removed),
-    restarted from the last checkpoint up to ``RESTARTS`` times; its exit code."""
+    """Run this command again under torchrun with ``nproc`` processes on this machine (``--nproc`` removed); its
+    exit code."""
     import socket
     import subprocess
 
@@ -164,7 +173,6 @@ def relaunch(argv: Sequence[str], nproc: int) -> int:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     command = [sys.executable, "-m", "torch.distributed.run", "--nnodes=1", "--node-rank=0", "--master-addr=127.0.0.1",
-               f"--master-port={port}", f"--nproc-per-node={nproc}", f"--max-restarts={RESTARTS}", "-m", "edgekit",
-               *rest]
+               f"--master-port={port}", f"--nproc-per-node={nproc}", "-m", "edgekit", *rest]
     print("edgekit: " + shlex.join(command[1:]), file=sys.stderr, flush=True)
     return subprocess.call(command)

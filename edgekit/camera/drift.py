@@ -90,6 +90,14 @@ def ks_bound(alpha: float, n: int) -> float:
     return math.sqrt(-math.log(alpha / 2.0) / 2.0) / (root + 0.12 + 0.11 / root)
 
 
+def quantile(reference_sorted: np.ndarray, values: Any, jitter: Any) -> Any:
+    """Where ``values`` fall among ``reference_sorted`` (ascending), as a fraction; a value equal to some of
+    the reference's placed among them by ``jitter`` in [0, 1) (the randomised probability integral transform)."""
+    below = np.searchsorted(reference_sorted, values, "left")
+    upto = np.searchsorted(reference_sorted, values, "right")
+    return (below + jitter * (upto - below)) / float(len(reference_sorted))
+
+
 def uniformity(quantiles: np.ndarray) -> float:
     """The Kolmogorov-Smirnov statistic of values in [0, 1] against the uniform distribution."""
     u = np.sort(quantiles)
@@ -164,9 +172,8 @@ class Reference:
         out = np.empty(len(values))
         groups = np.asarray([self.group(g) for g in groups])
         for g in sorted(set(groups.tolist())):
-            ref, at = self.groups[g][feature], groups == g
-            below, upto = np.searchsorted(ref, values[at], "left"), np.searchsorted(ref, values[at], "right")
-            out[at] = (below + rng.uniform(size=len(below)) * (upto - below)) / float(len(ref))
+            at = groups == g
+            out[at] = quantile(self.groups[g][feature], values[at], rng.uniform(size=int(at.sum())))
         return out
 
     def resembles(self, feature: str, quantiles: np.ndarray) -> Optional[Dict[str, Any]]:
@@ -264,8 +271,7 @@ class DriftWatch:
         ref = self.reference.groups[group]
         row = [float(v) for v in values]
         for f, v in zip(self.features, values):
-            below, upto = np.searchsorted(ref[f], v, "left"), np.searchsorted(ref[f], v, "right")
-            row.append((below + self._rng.uniform() * (upto - below)) / float(len(ref[f])))
+            row.append(float(quantile(ref[f], v, self._rng.uniform())))
         row.append(self.reference.bounds[group])
         self._rows.append(row)
         self.samples += 1

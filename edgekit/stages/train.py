@@ -271,6 +271,7 @@ def fit(
         distributed.barrier()           # the checkpoint is whole before any process goes on
     seconds = time.perf_counter() - t0
     if not world.main:
+        distributed.barrier()          # until process 0 has written the artifact
         return None
 
     final = history[-1]["test"] if history else task.evaluate(model, dev)
@@ -298,6 +299,7 @@ def fit(
         write_manifest(tmp, stage, inputs, settings, results)
     last.unlink(missing_ok=True)
     resume_dir.rmdir()
+    distributed.barrier()
     return json.loads((out / "manifest.json").read_text())
 
 
