@@ -47,7 +47,8 @@ def train(args: argparse.Namespace, nproc: int, out: Path) -> dict:
     return {"processes": nproc, "steps_per_epoch": history[0]["steps"], "steps_per_s": round(rate, 3),
             "epochs_timed": len(timed), "images_per_s": round(rate * batch, 1),
             "final_loss": round(history[-1]["loss"], 4), "headline": round(results["headline"]["value"], 2),
-            "metric": results["headline"]["metric"], "wall_s": round(wall, 1), "torch_threads": results["torch_threads"],
+            "metric": results["headline"]["metric"], "wall_s": round(wall, 1),
+            "torch_threads": results["torch_threads"],
             "device": results["device"], "layout": results.get("distributed")}
 
 

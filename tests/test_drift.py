@@ -219,3 +219,14 @@ def test_each_tasks_frame_summary_is_its_answers_confidence_and_class() -> None:
     assert segmentation.frame_summary(mask, classes) == (0.8, "patches")
     assert segmentation.frame_summary(mask._replace(defects=()), classes) == (0.0, "none")
     assert segdec.frame_summary(segdec.Decided(0.4, False, mask), classes) == (0.4, "good")
+
+
+def test_the_run_commands_help_states_the_watchs_defaults() -> None:
+    """`run --help` names the defaults without importing OpenCV to build its parser: held to DriftOptions."""
+    from edgekit.camera.app import parser
+
+    run = next(a for a in parser()._subparsers._group_actions if "run" in a.choices).choices["run"]
+    text = " ".join(run.format_help().split())
+    d = DriftOptions()
+    assert (f"{d.window} frames, {d.false_alarms_per_day:g} false alarm a day, {100 * d.budget:g} % of the loop's "
+            f"time, state every {d.state_every} frames") in text

@@ -161,7 +161,7 @@ def parser(prog: str = "edgekit-device.pyz") -> argparse.ArgumentParser:
     p_run.add_argument("--threads", type=int, default=None)
     watch = p_run.add_argument_group("drift watch", "whether the frames still look like the validated images, "
                                      "where the bundle carries a drift reference (defaults: 500 frames, 1 false "
-                                     "alarm a day, 2 %% of the loop's time, state every 100 frames)")
+                                     "alarm a day, 2 % of the loop's time, state every 100 frames)")
     watch.add_argument("--no-drift", action="store_true", help="do not watch")
     watch.add_argument("--drift-window", type=int, help="sampled frames compared with the reference")
     watch.add_argument("--drift-false-alarms", type=float, metavar="PER_DAY",

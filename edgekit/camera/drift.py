@@ -15,9 +15,10 @@ figure the build measured under each. A frame is read against the test images of
 them, for a group with fewer than ``GROUP_MIN`` test images): each feature becomes its quantile there (ties,
 such as a classifier's many scores of 1.0, split at random: the randomised probability integral transform,
 uniform whatever the distribution), so a line that runs one class for a while is not a drift, while a frame
-unlike the validated images of what the model answered is. :class:`DriftWatch` keeps the last ``window`` sampled frames and every ``EVERY`` samples (a
-quarter window if shorter) compares each feature's quantiles with the uniform distribution they follow on
-frames like the validated ones, by the Kolmogorov-Smirnov statistic. The reference is one fixed sample, so
+unlike the validated images of what the model answered is. :class:`DriftWatch` keeps the last ``window``
+sampled frames and every ``EVERY`` samples (a quarter window if shorter) compares each feature's quantiles
+with the uniform distribution they follow on frames like the validated ones, by the Kolmogorov-Smirnov
+statistic. The reference is one fixed sample, so
 the threshold bounds two errors apart (the triangle inequality): the reference's distance from the conditions
 it stands for, at most :func:`ks_bound` (``REFERENCE_ALPHA``, the size of each frame's group, averaged over the
 window) but for one reference in a hundred, plus the window's, at most :func:`ks_bound` (alpha, window) but

@@ -257,7 +257,8 @@ def fit(
         figures = task.evaluate(model, dev) if scored and world.main else None
         history.append({"epoch": epoch + 1, "loss": distributed.mean(float(np.mean(losses))),
                         **{k: distributed.mean(v / len(losses)) for k, v in sorted(parts_sum.items())},
-                        "test": figures, "steps": step, "lr": opt.param_groups[0]["lr"] / opt.param_groups[0]["lr_mult"],
+                        "test": figures, "steps": step,
+                        "lr": opt.param_groups[0]["lr"] / opt.param_groups[0]["lr_mult"],
                         "step_seconds": round(stepping, 3), "seconds": round(time.perf_counter() - t_epoch, 1)})
         if world.main:
             pace = np.mean([h["seconds"] for h in history[start:]])
