@@ -51,7 +51,7 @@ def _reference(values: dict, conditions: dict | None = None, size: int = 64, gro
 
 
 def test_identical_distributions_raise_no_alert_over_a_long_window() -> None:
-    """A reference of 300 values per feature; 8 hours of frames at 10 fps drawn from the same distributions
+    """A reference of 300 values per feature; 2 hours of frames at 10 fps drawn from the same distributions
     (window 200, so the threshold allows 1 false alarm a day): no alert. The same watch sees a shift of half a
     standard deviation in one feature (it is not blind)."""
     rng = np.random.default_rng(1)
@@ -60,7 +60,7 @@ def test_identical_distributions_raise_no_alert_over_a_long_window() -> None:
             "noise": lambda k: rng.normal(0.4, 0.6, k), "score": lambda k: rng.beta(8, 1, k)}
     reference = _reference({f: d(300).tolist() for f, d in draw.items()})
     watch = DriftWatch(reference, DriftOptions(window=200))
-    frames = 8 * 3600 * 10
+    frames = 2 * 3600 * 10
     stream = np.stack([d(frames) for d in draw.values()], axis=1)
     for k, row in enumerate(stream):
         watch.add(row, None, k / 10.0)
@@ -74,8 +74,8 @@ def test_identical_distributions_raise_no_alert_over_a_long_window() -> None:
 
 
 def test_a_line_that_runs_one_class_is_read_against_that_class() -> None:
-    """Two classes whose images differ in brightness, 150 test images each: frames of one class only, an hour of
-    them, raise no alert when read against their class (what the model answered), and the brightness alert when
+    """Two classes whose images differ in brightness, 150 test images each: frames of one class only, 20 minutes
+    of them, raise no alert when read against their class (what the model answered), and the brightness alert when
     read against all the test images together."""
     rng = np.random.default_rng(4)
 
@@ -86,7 +86,7 @@ def test_a_line_that_runs_one_class_is_read_against_that_class() -> None:
     test = np.vstack([frames(80, 150), frames(160, 150)])
     reference = _reference({f: test[:, i].tolist() for i, f in enumerate(IMAGE_FEATURES)},
                            groups=["dark"] * 150 + ["bright"] * 150)
-    line = frames(160, 36000)
+    line = frames(160, 12000)
     by_class, pooled = (DriftWatch(reference, DriftOptions(window=200)) for _ in range(2))
     for k, row in enumerate(line):
         by_class.add(row, "bright", k / 10.0)
