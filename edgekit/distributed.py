@@ -160,7 +160,7 @@ def relaunch(argv: Sequence[str], nproc: int) -> int:
     import subprocess
 
     rest, skip = [], False
-    for i, arg in enumerate(argv):
+    for arg in argv:
         if skip:
             skip = False
             continue

@@ -142,15 +142,20 @@ def test_a_new_slot_is_swapped_in_between_frames_and_a_failing_one_is_not(camera
     slots.activate(install, slots.verify(install, camera["first_bundle"])["slot"])      # as the fixture left it
 
 
+def _fetch(said: list[str], path: str):
+    """``path`` of the status endpoint whose address the run logged."""
+    port = next(s for s in said if s.startswith("status: ")).split(":")[3].split("/")[0]
+    return urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5)
+
+
 def test_status_endpoint_serves_prometheus_counters_and_health(camera, tmp_path) -> None:
     said, seen = [], {}
 
     def on_frame(n: int) -> None:
         if n == 5:
-            port = next(s for s in said if s.startswith("status: ")).split(":")[3].split("/")[0]
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            with _fetch(said, "/metrics") as r:
                 seen["metrics"] = r.read().decode()
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as r:
+            with _fetch(said, "/healthz") as r:
                 seen["health"] = (r.status, json.loads(r.read()))
     run(RunOptions(str(_video(camera["images"], tmp_path / "v.avi", 8)), camera["install"], status_port=0), io.StringIO(),
         log=said.append, on_frame=on_frame)
@@ -310,8 +315,7 @@ def test_the_line_watches_its_frames_against_the_reference_its_bundle_carries(ca
 
     def on_frame(n: int) -> None:
         if n == 120:
-            port = next(s for s in said if s.startswith("status: ")).split(":")[3].split("/")[0]
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
+            with _fetch(said, "/metrics") as r:
                 scraped["metrics"] = r.read().decode()
     out = io.StringIO()
     watching = DriftOptions(window=20, budget=1.0, state_every=10, false_alarms_per_day=1e6)     # a file runs
