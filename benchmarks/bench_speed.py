@@ -36,9 +36,9 @@ from edgekit.data.recipe_data import load_split, read_images, recorded_source
 from edgekit.errors import EdgekitError, run_reporting
 from edgekit.recipes import load_recipe
 from edgekit.report import markdown_table, print_table
-from edgekit.stages.bench import machine
 from edgekit.tasks import get_task, postprocessor
 from edgekit.timing import measure
+from run_tables import provenance
 
 HERE = Path(__file__).resolve().parent
 
@@ -165,11 +165,12 @@ def main() -> None:
               r.get("x_pytorch_fp32")] + ([r["figure"]] if args.accuracy else []) for r in rows]
     print_table(f"{recipe.name}: {args.threads} threads, post-processing included", headers, table)
     name = args.name or f"{recipe.name}-{dt.date.today().isoformat()}"
-    results = {"recipe": recipe.name, "runs": [str(r) for r in runs], "threads": args.threads, "rounds": args.rounds,
-               "machine": machine(), "command": " ".join(sys.argv), "rows": rows}
+    title = f"{recipe.name} speed, {args.threads} threads, post-processing included"
+    results = {**provenance(title), "recipe": recipe.name, "runs": [str(r) for r in runs], "threads": args.threads,
+               "rounds": args.rounds, "rows": rows}
     write_json(HERE / "results" / f"{name}.json", results)
     (HERE / "results" / f"{name}.md").write_text(
-        f"# {recipe.name} speed, {args.threads} threads, post-processing included\n\n"
+        f"# {title}\n\n"
         f"Machine: {results['machine']}\n\nCommand: `{results['command']}`\n\n{markdown_table(headers, table)}\n"
     )
     print(f"results: {HERE / 'results' / name}.json / .md")

@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from run_tables import installed_line
+from run_tables import installed_line, provenance
 
 from edgekit.artifacts import write_json
 from edgekit.camera.runtime import RunOptions, run
@@ -69,9 +69,10 @@ def main() -> int:
                     f"{args.threads or cpu['cpus']} threads")
     print(summary_line)
     if args.name:
-        write_json(RESULTS / f"{args.name}.json", {"run": str(args.run), "recipe": built["recipe"],
+        what = f"{built['recipe']} {m['artifact']}: edgekit run against edgekit bench's end-to-end figure"
+        write_json(RESULTS / f"{args.name}.json", {**provenance(what), "run": str(args.run), "recipe": built["recipe"],
                                                    "artifact": m["artifact"], "rounds": rows, "ratio": ratio,
-                                                   "machine": cpu, "frames": args.frames})
+                                                   "frames": args.frames})
         (RESULTS / f"{args.name}.md").write_text(
             f"# {args.name}\n\n`python benchmarks/line_throughput.py --run {args.run} --frames {args.frames} "
             f"--name {args.name}`\n\nThe bundle of {built['recipe']} built for {built['target']} on "

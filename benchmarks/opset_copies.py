@@ -27,9 +27,9 @@ from edgekit.backends import get_backend
 from edgekit.data.recipe_data import DataSource, load_split
 from edgekit.recipes import load_recipe
 from edgekit.report import markdown_table
-from edgekit.stages.bench import machine
 from edgekit.int8 import qdq
 from edgekit.tasks import get_task
+from run_tables import provenance
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -81,8 +81,9 @@ def main() -> None:
             row.update({"vs": pairs[label], "max_rel_diff": worst, "mean_rel_diff": mean,
                         "same_figure": abs(figures[label] - figures[pairs[label]]) < 1e-9})
         rows.append(row)
-    result = {"run": str(args.run), "recipe": recipe.name, "test_images": len(task.x), "kit_opset": kit_info["opset"],
-              "machine": machine(), "rows": rows}
+    result = {**provenance(f"{recipe.name}: the kit's opset-{kit_info['opset']} models against its opset-17 ones"),
+              "run": str(args.run), "recipe": recipe.name, "test_images": len(task.x), "kit_opset": kit_info["opset"],
+              "rows": rows}
     table = markdown_table(["model", task.column, "vs", "max diff / peak", "mean diff / peak"],
                            [[r["model"], r[task.column], r.get("vs"), *(f"{r[k]:.1e}" if k in r else None
                                                                        for k in ("max_rel_diff", "mean_rel_diff"))]

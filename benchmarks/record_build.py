@@ -1,7 +1,8 @@
 """Record a finished `edgekit build` run in benchmarks/results/: figures, training time, machine.
 
-Usage: python benchmarks/record_build.py RUN_DIR NAME
-Writes results/NAME.json (build summary, training manifest results, validation results) and
+Usage: python benchmarks/record_build.py RUN_DIR NAME WHAT
+Writes results/NAME.json (WHAT the run is, the build command, date, machine, build summary, training manifest
+results, validation results) and
 results/NAME.md (the validation report with the training record on top), and the report's
 figures as results/NAME-<figure>.jpg.
 """
@@ -15,7 +16,7 @@ import cv2
 
 from edgekit.artifacts import read_manifest, write_json
 from edgekit.errors import EdgekitError, run_reporting
-from edgekit.stages.bench import machine
+from run_tables import provenance
 
 HERE = Path(__file__).resolve().parent
 
@@ -41,17 +42,25 @@ def epochs_line(label: str, rec: dict) -> str:
             + ", ".join(f"{h['test'][key]:.1f}" if h["test"] else "-" for h in rec["history"]) + ".")
 
 
+def build_command(build: dict) -> str:
+    """The `edgekit build` command line that the run's build.json describes."""
+    options = {"data": "--data", "test_data": "--test-data", "split_file": "--split-file"}
+    return " ".join(["edgekit build", build["recipe"], "--target", build["target"]]
+                    + [f"{options[k]} {v}" for k, v in build.get("data", {}).items() if k in options and v])
+
+
 def main() -> None:
-    if len(sys.argv) != 3:
+    if len(sys.argv) != 4:
         sys.exit(__doc__)
-    run, name = Path(sys.argv[1]), sys.argv[2]
+    run, name, what = Path(sys.argv[1]), sys.argv[2], sys.argv[3]
     if not (run / "build.json").is_file() or not (run / "validate" / "results.json").is_file():
         raise EdgekitError(f"{run}: not a finished build run folder (needs build.json and validate/results.json)")
     build = json.loads((run / "build.json").read_text())
     pruned = any(s["stage"] == "prune" for s in build["stages"])
     train, prune = trained(run, "train"), trained(run, "prune") if pruned else None
     validation = json.loads((run / "validate" / "results.json").read_text())
-    record = {"build": build, "train": train, "prune": prune, "validation": validation, "machine": machine()}
+    record = {**provenance(what, build_command(build)), "build": build, "train": train, "prune": prune,
+              "validation": validation}
     write_json(HERE / "results" / f"{name}.json", record)
     head = [f"# {name}", "", f"Machine: {record['machine']}", ""]
     if train:

@@ -5,6 +5,7 @@ its test images, and how a table is published — printed, and written as ``resu
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import sys
 from pathlib import Path
@@ -40,10 +41,17 @@ def publish(name: str, title: str, headers: list[str], table: list[list], result
     record(name, title, markdown_table(headers, table), results)
 
 
+def provenance(what: str, command: str | None = None) -> dict:
+    """What a record is, when, by which command (default: this script's) and on which machine: the fields
+    the documentation's results page reads from every ``results/*.json``."""
+    return {"what": what, "date": datetime.date.today().isoformat(),
+            "command": command or "python " + " ".join(sys.argv), "machine": machine()}
+
+
 def record(name: str, title: str, markdown: str, results: dict) -> None:
-    """Write ``results/NAME.json`` (``results`` with the machine and the command that made it) and
+    """Write ``results/NAME.json`` (``results`` with its provenance: what, date, command, machine) and
     ``results/NAME.md`` (the title, machine, command and ``markdown``)."""
-    results = {**results, "machine": machine(), "command": "python " + " ".join(sys.argv)}
+    results = {**provenance(title), **results}
     write_json(RESULTS / f"{name}.json", results)
     (RESULTS / f"{name}.md").write_text(f"# {title}\n\nMachine: {results['machine']}\n\n"
                                         f"Command: `{results['command']}`\n\n{markdown}\n")

@@ -20,7 +20,7 @@ from edgekit.data.recipe_data import load_split, read_images, recorded_source
 from edgekit.errors import EdgekitError, run_reporting
 from edgekit.recipes import load_recipe
 from edgekit.report import markdown_table, print_table
-from edgekit.stages.bench import machine
+from run_tables import provenance
 from edgekit.stages.validate import runnable
 from edgekit.tasks import postprocessor
 from edgekit.tasks.detection.metrics import GroundTruth, voc_map
@@ -59,10 +59,11 @@ def main() -> None:
               r["every_object_all_point"]] for r in rows]
     print_table(f"{recipe.name}: mAP@0.5 % on {len(test)} test images", headers, table)
     hard = rows[0]["difficult_per_class"]
-    record = {"run": str(run), "recipe": recipe.name, "test_images": len(test), "machine": machine(), "rows": rows}
+    title = f"{name}: the VOC devkit protocol against counting every object"
+    record = {**provenance(title), "run": str(run), "recipe": recipe.name, "test_images": len(test), "rows": rows}
     write_json(HERE / "results" / f"{name}.json", record)
     (HERE / "results" / f"{name}.md").write_text(
-        f"# {name}: the VOC devkit protocol against counting every object\n\n"
+        f"# {title}\n\n"
         f"Run `{run}`, {len(test)} test images; difficult objects in them: "
         + ", ".join(f"{c} {n}" for c, n in hard.items() if n) + f" ({sum(hard.values())} in all).\n\n"
         + markdown_table(headers, table) + "\n")

@@ -1,0 +1,103 @@
+"""The documentation: the site builds strictly, its CLI reference is the installed app's, its results page is
+what the results files say, and the README stays one screen."""
+from __future__ import annotations
+
+import argparse
+import html
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """The site, built as CI builds it: ``mkdocs build --strict`` (a broken link or anchor fails it)."""
+    out = tmp_path_factory.mktemp("site")
+    proc = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return out
+
+
+def sections(page: Path) -> dict[str, str]:
+    """A built page's text under each heading, by the heading's text."""
+    text = page.read_text()
+    parts = re.split(r"<h[23][^>]*>(.*?)</h[23]>", text)
+    return {html.unescape(re.sub(r"<[^>]+>", "", parts[i])).replace("¶", "").strip(): html.unescape(parts[i + 1])
+            for i in range(1, len(parts) - 1, 2)}
+
+
+def typer_commands(command, path: str = "edgekit"):
+    """(``edgekit …`` path, option strings) of every command of the typer app, groups included."""
+    yield path, [o for p in command.params for o in (*p.opts, *p.secondary_opts)]
+    for name in getattr(command, "commands", {}):
+        yield from typer_commands(command.commands[name], f"{path} {name}")
+
+
+def test_cli_reference_lists_every_command_and_option_of_the_app(site):
+    from edgekit.camera.app import parser
+    from edgekit.cli import app
+
+    found = sections(site / "reference" / "cli" / "index.html")
+    commands = list(typer_commands(typer.main.get_command(app)))
+    assert len(commands) > 20
+    for path, options in commands[1:]:   # the root has --help only
+        assert path in found, f"{path}: not on the CLI reference page"
+        for option in options:
+            assert option in found[path], f"{path} {option}: not on the CLI reference page"
+    # the camera's commands parse their own arguments: `edgekit run`, and `edgekit device` for the rest
+    subs = {n: s for a in parser()._actions if isinstance(a, argparse._SubParsersAction) for n, s in a.choices.items()}
+    for name, sub in subs.items():
+        heading = "edgekit run" if name == "run" else f"edgekit device {name}"
+        assert heading in found, f"{heading}: not on the CLI reference page"
+        for action in sub._actions:
+            for option in action.option_strings or [action.dest]:
+                assert option in found[heading], f"{heading} {option}: not on the CLI reference page"
+
+
+def test_results_page_is_current_and_every_record_says_what_when_how_and_where():
+    spec = importlib.util.spec_from_file_location("results_page", ROOT / "benchmarks" / "results_page.py")
+    page = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(page)
+    records = page.load()
+    assert len(records) == len(list((ROOT / "benchmarks" / "results").glob("*.json")))
+    assert (ROOT / "docs" / "results" / "index.md").read_text() == page.render(records), (
+        "docs/results/index.md is out of date: run python benchmarks/results_page.py")
+    for name, record in records.items():
+        rows = record["rows"] if name == "main-command" else [record]
+        for row in rows:
+            assert re.fullmatch(r"\d{4}-\d\d-\d\d", row["date"]), name
+            assert row.get("machine") or row.get("cpu") or name == "fleet-flash", f"{name}: no machine"
+
+
+def test_results_page_refuses_a_record_without_its_provenance(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("results_page", ROOT / "benchmarks" / "results_page.py")
+    page = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(page)
+    (tmp_path / "raf-ssd-x.json").write_text('{"what": "a run", "date": "2026-12-02"}')
+    monkeypatch.setattr(page, "RESULTS", tmp_path)
+    with pytest.raises(SystemExit, match="raf-ssd-x.json: no command"):
+        page.load()
+
+
+def test_every_record_is_published_with_its_pictures(site):
+    results = ROOT / "benchmarks" / "results"
+    for record in results.glob("*.json"):
+        assert (site / "results" / record.stem / "index.html").is_file(), record.stem
+    for picture in results.glob("*.jpg"):
+        assert (site / "results" / picture.name).is_file(), picture.name
+
+
+def test_readme_is_one_screen_and_points_at_the_site():
+    readme = (ROOT / "README.md").read_text()
+    assert len(readme.splitlines()) <= 150
+    for target in re.findall(r"\]\((docs/[^)#]+)", readme):
+        assert (ROOT / target).is_file(), f"README links to {target}, which does not exist"
