@@ -20,7 +20,6 @@ import argparse
 import datetime as dt
 import json
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 

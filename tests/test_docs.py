@@ -101,3 +101,30 @@ def test_readme_is_one_screen_and_points_at_the_site():
     assert len(readme.splitlines()) <= 150
     for target in re.findall(r"\]\((docs/[^)#]+)", readme):
         assert (ROOT / target).is_file(), f"README links to {target}, which does not exist"
+
+
+def yaml_examples() -> list[tuple[Path, str]]:
+    """Every ```yaml block of the documentation's pages."""
+    return [(page, block) for page in sorted((ROOT / "docs").rglob("*.md"))
+            for block in re.findall(r"```yaml\n(.*?)```", page.read_text(), re.S)]
+
+
+def test_the_pages_recipe_and_fleet_examples_load_as_written(tmp_path):
+    from edgekit.deploy.fleet import load_fleet
+    from edgekit.recipes import load_recipe
+
+    loaded = 0
+    for page, block in yaml_examples():
+        text = re.sub(r"^ {3}", "", block, flags=re.M)   # blocks inside a numbered list are indented
+        first = text.split("\n")[0]
+        if first.startswith("extends:") and not first.endswith(".yaml"):   # a bundled recipe (not one beside it)
+            path = tmp_path / f"example-{loaded}.yaml"
+            path.write_text(text)
+            assert load_recipe(path).name, page
+            loaded += 1
+        elif text.startswith("known_hosts:"):
+            path = tmp_path / f"cameras-{loaded}.yaml"
+            path.write_text(text)
+            assert len(load_fleet(path).cameras) >= 1, page
+            loaded += 1
+    assert loaded >= 2
