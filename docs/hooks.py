@@ -30,13 +30,15 @@ def results_page():
 def typer_reference() -> str:
     """Every typer command, argument and option of ``edgekit``, as typer documents an app."""
     import typer
-    from typer.cli import MARKUP_MODE_KEY, get_docs_for_click
+    import typer.cli
+    from typer.cli import get_docs_for_click
 
     from edgekit.cli import app
 
     command = typer.main.get_command(app)
     ctx = typer.Context(command, info_name="edgekit")
-    ctx.ensure_object(dict)[MARKUP_MODE_KEY] = app.rich_markup_mode
+    if hasattr(typer.cli, "MARKUP_MODE_KEY"):   # typer 0.13+: help text rendered as the app's markup mode says
+        ctx.ensure_object(dict)[typer.cli.MARKUP_MODE_KEY] = app.rich_markup_mode
     return get_docs_for_click(obj=command, ctx=ctx, name="edgekit", title="CLI reference")
 
 

@@ -17,6 +17,14 @@ import typer
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def results_page():
+    """``benchmarks/results_page.py`` as a module (``benchmarks/`` is scripts, not a package)."""
+    spec = importlib.util.spec_from_file_location("results_page", ROOT / "benchmarks" / "results_page.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory) -> Path:
     """The site, built as CI builds it: ``mkdocs build --strict`` (a broken link or anchor fails it)."""
@@ -64,9 +72,7 @@ def test_cli_reference_lists_every_command_and_option_of_the_app(site):
 
 
 def test_results_page_is_current_and_every_record_says_what_when_how_and_where():
-    spec = importlib.util.spec_from_file_location("results_page", ROOT / "benchmarks" / "results_page.py")
-    page = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(page)
+    page = results_page()
     records = page.load()
     assert len(records) == len(list((ROOT / "benchmarks" / "results").glob("*.json")))
     assert (ROOT / "docs" / "results" / "index.md").read_text() == page.render(records), (
@@ -79,9 +85,7 @@ def test_results_page_is_current_and_every_record_says_what_when_how_and_where()
 
 
 def test_results_page_refuses_a_record_without_its_provenance(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("results_page", ROOT / "benchmarks" / "results_page.py")
-    page = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(page)
+    page = results_page()
     (tmp_path / "raf-ssd-x.json").write_text('{"what": "a run", "date": "2026-12-02"}')
     monkeypatch.setattr(page, "RESULTS", tmp_path)
     with pytest.raises(SystemExit, match="raf-ssd-x.json: no command"):
