@@ -51,12 +51,19 @@ def machine_cells(machine: dict | None) -> tuple[str, str]:
     return machine.get("processor") or "not recorded", ", ".join(flags) if flags else "not recorded"
 
 
+def per_cpu_rows(record: dict) -> list[dict]:
+    """The rows of a record that holds one measurement per CPU class, each with its own CPU, date and command
+    (the main command's); [] for any other record."""
+    rows = record.get("rows") or []
+    return rows if isinstance(rows[0] if rows else None, dict) and "cpu" in rows[0] else []
+
+
 def rows_of(name: str, record: dict) -> list[list[str]]:
-    """One table row per measurement in a record (the main command's record holds one per CPU class)."""
+    """One table row per measurement in a record."""
     link = f"[{name}]({name}.md)"
-    if "rows" in record and record["rows"] and "cpu" in record["rows"][0]:
+    if per_cpu_rows(record):
         out = []
-        for r in record["rows"]:
+        for r in per_cpu_rows(record):
             what = r["cpu_class"] + (f" (emulated: {r['emulated']})" if r.get("emulated") else "")
             out.append([link, cell(what), cell(r["cpu"]), cell(", ".join(r["isa"])), r["date"], f"`{cell(r['command'])}`"])
         return out
@@ -69,9 +76,9 @@ def load() -> dict[str, dict]:
     records = {}
     for path in sorted(RESULTS.glob("*.json")):
         record = json.loads(path.read_text())
-        missing = [k for k in ("what", "date", "command") if not record.get(k)]
-        if "rows" in record and record["rows"] and "cpu" in record["rows"][0]:
-            missing = [k for k in ("what",) if not record.get(k)]
+        dated = per_cpu_rows(record) or [record]        # where the date and the command are written
+        missing = ["what"] if not record.get("what") else []
+        missing += [k for k in ("date", "command") if not all(d.get(k) for d in dated)]
         if missing:
             raise SystemExit(f"{path}: no {', '.join(missing)} (every results file names what it is, its date and "
                              f"the command that made it)")
@@ -104,7 +111,7 @@ def record_page(name: str) -> str:
     """A record's own page: its provenance from the JSON, then its Markdown report."""
     record = json.loads((RESULTS / f"{name}.json").read_text())
     report = (RESULTS / f"{name}.md").read_text()
-    if "rows" in record and record["rows"] and "cpu" in record["rows"][0]:
+    if per_cpu_rows(record):
         return report
     cpu, flags = machine_cells(record.get("machine"))
     head = (f"*{record['what']}* — measured {record['date']} on {cpu} ({flags}) by `{record['command']}`; "
