@@ -69,12 +69,13 @@ def _relaunch(nproc: Optional[int]) -> None:
     """With --nproc N > 1 outside torchrun: this command again under torchrun, and its exit code."""
     import sys
 
-    from edgekit import distributed
-
     if nproc is not None and nproc < 1:
         raise EdgekitError(f"--nproc {nproc}: at least 1")
-    if nproc and nproc > 1 and distributed.world().size == 1:
-        raise typer.Exit(distributed.relaunch(sys.argv[1:], nproc))
+    if nproc and nproc > 1:
+        from edgekit import distributed
+
+        if distributed.world().size == 1:
+            raise typer.Exit(distributed.relaunch(sys.argv[1:], nproc))
 
 
 def _json(path: Optional[Path], obj) -> None:
@@ -179,11 +180,11 @@ def train(
 ) -> None:
     """Train the recipe's model (resumes from OUT.ckpt/ after an interruption); under torchrun, or with
     --nproc, on several processes together."""
+    _relaunch(nproc)
+    r = _mixed(load_recipe(recipe), pixel_labels)          # a bad recipe is refused before torch loads
     from edgekit.checkpoint import resolve_pretrained
     from edgekit.stages.train import train as run
 
-    _relaunch(nproc)
-    r = _mixed(load_recipe(recipe), pixel_labels)
     m = run(r, _source(data, test_data, split_file), dest, resolve_pretrained(r, pretrained), epochs, seed, threads)
     if m is None:               # a torchrun process other than the first: process 0 reports
         return
@@ -208,12 +209,12 @@ def prune(
 ) -> None:
     """Remove channels by the recipe's prune section, fine-tune (resumes like train), and measure whether
     it pays."""
+    r, t = load_recipe(recipe), load_target(target) if target else None
     from edgekit.report import prune_table
     from edgekit.stages.prune import prune as run
 
-    m = run(load_recipe(recipe), checkpoint, _source(data, test_data, split_file), dest, seed, epochs, threads,
-            target=load_target(target) if target else None)
-    res, p, d = m["results"], m["results"]["pruning"], m["results"]["decision"]
+    m = run(r, checkpoint, _source(data, test_data, split_file), dest, seed, epochs, threads, target=t)
+    p, d = m["results"]["pruning"], m["results"]["decision"]
     print_table("prune", *prune_table(d["table"], p["metric"]), out)
     print(d["reason"])
 
@@ -225,9 +226,10 @@ def export(
     dest: Annotated[Path, typer.Option("--out", help="Artifact folder to write")],
 ) -> None:
     """Export to ONNX (static shape), check it and compare it with PyTorch."""
+    r = load_recipe(recipe)
     from edgekit.stages.export import export as run
 
-    res = run(load_recipe(recipe), checkpoint, dest)
+    res = run(r, checkpoint, dest)
     print_table("export", ["artifact", "opset", "input", "max |ONNX-PyTorch|"],
                 [[str(dest), res["opset"], res["input_shape"], f"{res['max_abs_diff_vs_pytorch']:.2e}"]], out)
 
@@ -245,11 +247,10 @@ def quantize(
     target: Annotated[Optional[str], typer.Option(help="Target whose CPU decides the weight range (no VNNI: 7 bits)")] = None,
 ) -> None:
     """FP16 and INT8 (explicit Q/DQ, symmetric, per-channel weights) from a calibration set."""
+    r, reduce_range = load_recipe(recipe), target is not None and not load_target(target).int8_dot
     from edgekit.stages.quantize import quantize as run
 
-    reduce_range = target is not None and not load_target(target).int8_dot
-    res = run(load_recipe(recipe), onnx, calibration, data, dest, method, percentile, per_channel,
-              reduce_range=reduce_range)
+    res = run(r, onnx, calibration, data, dest, method, percentile, per_channel, reduce_range=reduce_range)
     print_table("quantize", ["file", "bytes"], [[k, v] for k, v in res["size_bytes"].items()], out)
 
 
@@ -309,9 +310,9 @@ def validate(
     threads: Threads = None,
 ) -> None:
     """Accuracy against FP32 and the paper, fps against the paper and the line rate; exit 1 if a gate fails."""
+    r, source = load_recipe(recipe), _source(data, test_data, split_file, split)
     from edgekit.stages.validate import validate as run_validate
 
-    r, source = load_recipe(recipe), _source(data, test_data, split_file, split)
     order = {"fp32": 0, "fp16": 1, "int8": 2}
     compiled = sorted((p for p in (run / "compile").glob("*-*") if p.is_dir() and p.name != "tensorrt-kit"),
                       key=lambda p: (p.name.rsplit("-", 1)[0], order.get(p.name.rsplit("-", 1)[1], 9)))
@@ -541,13 +542,13 @@ def build(
     nproc: Nproc = None,
 ) -> None:
     """Train (or load), export, quantize, compile and validate a recipe for a target."""
+    _relaunch(nproc)
+
+    r, t = _mixed(load_recipe(recipe, quick=quick), pixel_labels), load_target(target)   # before torch loads
     from edgekit.checkpoint import resolve_pretrained
     from edgekit.stages.build import BuildOptions
     from edgekit.stages.build import build as run
 
-    _relaunch(nproc)
-
-    r, t = _mixed(load_recipe(recipe, quick=quick), pixel_labels), load_target(target)
     mixed = f"-pixels{pixel_labels:g}" if pixel_labels is not None else ""
     run_dir = runs / f"{r.name}{'-quick' if quick else ''}{mixed}--{t.name}"
     opts = BuildOptions(data=data, test_data=test_data, split_file=split_file,

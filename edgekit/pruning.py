@@ -12,11 +12,13 @@ model to the stored widths, so no pickled modules are ever loaded.
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import torch
-import torch.nn as nn
+from typing import TYPE_CHECKING
 
 from edgekit.errors import EdgekitError
+
+if TYPE_CHECKING:        # torch is imported where a model is pruned, not where a recipe's section is read
+    import torch
+    import torch.nn as nn
 
 IMPORTANCE = ("l1", "l2", "fpgm", "bn-scale", "lamp")
 
@@ -63,6 +65,7 @@ class PruneSpec:
 
 def count_macs(model: nn.Module, example: torch.Tensor) -> tuple[int, int]:
     """(multiply-accumulates, parameters) of one forward pass on ``example``."""
+    import torch
     import torch_pruning as tp
 
     with torch.no_grad():
@@ -94,6 +97,9 @@ def prune_channels(model: nn.Module, example: torch.Tensor, spec: PruneSpec) -> 
 
 def _narrow(module: nn.Module, state: dict[str, torch.Tensor], prefix: str) -> None:
     """Give one conv / linear / norm layer the shapes its stored tensors have."""
+    import torch
+    import torch.nn as nn
+
     def stored(name: str) -> torch.Tensor | None:
         return state.get(f"{prefix}{name}")
 

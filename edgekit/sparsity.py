@@ -21,12 +21,15 @@ import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn as nn
 
 from edgekit.errors import EdgekitError
+
+if TYPE_CHECKING:        # torch is imported where a model is masked, not where a recipe's section is read
+    import torch
+    import torch.nn as nn
 
 PATTERN = "2:4"
 KNOWN = {"pattern", "min_channels", "ignore", "finetune", "max_drop"}
@@ -59,6 +62,9 @@ class SparsitySpec:
 
 def layer_macs(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
     """Multiply-accumulates of every Conv2d and Linear for one ``example`` image (forward hooks)."""
+    import torch
+    import torch.nn as nn
+
     macs: dict[str, int] = {}
     hooks = []
     for name, mod in model.named_modules():
@@ -78,6 +84,8 @@ def layer_macs(model: nn.Module, example: torch.Tensor) -> dict[str, int]:
 
 def layer_table(model: nn.Module, spec: SparsitySpec, example: torch.Tensor) -> list[dict]:
     """Every Conv2d / Linear with whether it gets the 2:4 pattern and, when not, why."""
+    import torch.nn as nn
+
     macs = layer_macs(model, example)
     rows = []
     for name, mod in model.named_modules():

@@ -185,3 +185,16 @@ def test_help_texts_read_as_sentences_at_any_width(columns: int) -> None:
         for line, following in zip(help_lines, help_lines[1:]):
             assert len(line) + 1 + len(following.split()[0]) > width, f"{name}: line broken early: {line!r}"
         assert help_lines[-1].endswith((".", ")")), f"{name}: {help_lines[-1]!r}"
+
+
+def test_the_command_line_starts_without_torch_and_refuses_a_bad_recipe_before_loading_it() -> None:
+    """`edgekit recipes`, `--help` and a mistyped recipe or target answer without importing torch (about 2 s of
+    every invocation on a 2-core CPU): torch loads only in the commands that train, export or quantize."""
+    probe = ("import sys, runpy; sys.argv = ['edgekit'] + sys.argv[1:]\n"
+             "try:\n    runpy.run_module('edgekit', run_name='__main__')\nexcept SystemExit as e:\n    code = e.code\n"
+             "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH', code)")
+    for args, code in ((["recipes"], "0"), (["build", "nope", "--target", "intel-cpu"], "2"),
+                       (["train", "nope", "--data", "/nowhere", "--out", "/nowhere"], "2"),
+                       (["build", "sdc-squeezenet-mrf", "--target", "no-such-target"], "2")):
+        done = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True)
+        assert done.stdout.strip().splitlines()[-1] == f"NO-TORCH {code}", (args, done.stdout[-500:], done.stderr[-500:])
