@@ -24,7 +24,7 @@ from edgekit.artifacts import write_json
 from edgekit.camera.runtime import RunOptions, run
 from edgekit.errors import run_reporting
 from edgekit.report import markdown_table, print_table
-from edgekit.stages.bench import bench, machine, read_frames
+from edgekit.stages.bench import bench, read_frames
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -59,7 +59,8 @@ def main() -> int:
                          "frames": summary["frames"]})
     best_bench, best_run = max(r["bench_e2e_fps"] for r in rows), max(r["run_fps"] for r in rows)
     ratio = best_run / best_bench
-    cpu = machine()
+    stamp = provenance(f"{built['recipe']} {m['artifact']}: edgekit run against edgekit bench's end-to-end figure")
+    cpu = stamp["machine"]
     headers = ["round", "bench e2e fps", "bench p50 ms", "run fps", "run p50 ms", "frames"]
     table = [[r["round"], r["bench_e2e_fps"], r["bench_e2e_p50_ms"], r["run_fps"], r["run_p50_ms"], r["frames"]]
              for r in rows]
@@ -69,8 +70,7 @@ def main() -> int:
                     f"{args.threads or cpu['cpus']} threads")
     print(summary_line)
     if args.name:
-        what = f"{built['recipe']} {m['artifact']}: edgekit run against edgekit bench's end-to-end figure"
-        write_json(RESULTS / f"{args.name}.json", {**provenance(what), "run": str(args.run), "recipe": built["recipe"],
+        write_json(RESULTS / f"{args.name}.json", {**stamp, "run": str(args.run), "recipe": built["recipe"],
                                                    "artifact": m["artifact"], "rounds": rows, "ratio": ratio,
                                                    "frames": args.frames})
         (RESULTS / f"{args.name}.md").write_text(

@@ -61,12 +61,10 @@ def per_cpu_rows(record: dict) -> list[dict]:
 def rows_of(name: str, record: dict) -> list[list[str]]:
     """One table row per measurement in a record."""
     link = f"[{name}]({name}.md)"
-    if per_cpu_rows(record):
-        out = []
-        for r in per_cpu_rows(record):
-            what = r["cpu_class"] + (f" (emulated: {r['emulated']})" if r.get("emulated") else "")
-            out.append([link, cell(what), cell(r["cpu"]), cell(", ".join(r["isa"])), r["date"], f"`{cell(r['command'])}`"])
-        return out
+    per_cpu = per_cpu_rows(record)
+    if per_cpu:
+        return [[link, cell(r["cpu_class"] + (f" (emulated: {r['emulated']})" if r.get("emulated") else "")),
+                 cell(r["cpu"]), cell(", ".join(r["isa"])), r["date"], f"`{cell(r['command'])}`"] for r in per_cpu]
     cpu, flags = machine_cells(record.get("machine"))
     return [[link, cell(record["what"]), cell(cpu), cell(flags), record["date"], f"`{cell(record['command'])}`"]]
 

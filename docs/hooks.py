@@ -8,7 +8,6 @@
 """
 from __future__ import annotations
 
-import argparse
 import importlib.util
 from pathlib import Path
 
@@ -42,24 +41,17 @@ def typer_reference() -> str:
     return get_docs_for_click(obj=command, ctx=ctx, name="edgekit", title="CLI reference")
 
 
-def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
-    """An argparse parser's sub-commands by name."""
-    return {name: sub for action in parser._actions if isinstance(action, argparse._SubParsersAction)
-            for name, sub in action.choices.items()}
-
-
 def camera_reference() -> str:
     """The camera package's commands, each with its argparse help as the camera prints it."""
-    from edgekit.camera.app import parser
+    from edgekit.camera.app import commands
 
     text = ["## The camera's commands", "",
             "`edgekit run` and `edgekit device` hand their arguments to the camera package, the same code as "
             "`python3 edgekit-device.pyz` on a camera (JetPack's own Python, nothing installed). Their options:", ""]
-    for prog, names in (("edgekit", ["run"]), ("edgekit device", ["verify", "golden", "activate", "rollback",
-                                                                  "status", "info", "build", "bench"])):
-        for name, sub in subcommands(parser(prog)).items():
-            if name in names:
-                text += [f"### `{prog} {name}`", "", "```text", sub.format_help().rstrip(), "```", ""]
+    as_run, as_device = commands("edgekit"), commands("edgekit device")     # `run` is `edgekit run`; the rest
+    for name in as_run:                                                       # are `edgekit device NAME`
+        sub = as_run[name] if name == "run" else as_device[name]
+        text += [f"### `{sub.prog}`", "", "```text", sub.format_help().rstrip(), "```", ""]
     return "\n".join(text)
 
 

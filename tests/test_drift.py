@@ -223,9 +223,9 @@ def test_each_tasks_frame_summary_is_its_answers_confidence_and_class() -> None:
 
 def test_the_run_commands_help_states_the_watchs_defaults() -> None:
     """`run --help` names the defaults without importing OpenCV to build its parser: held to DriftOptions."""
-    from edgekit.camera.app import parser
+    from edgekit.camera.app import commands
 
-    run = next(a for a in parser()._subparsers._group_actions if "run" in a.choices).choices["run"]
+    run = commands()["run"]
     text = " ".join(run.format_help().split())
     d = DriftOptions()
     assert (f"{d.window} frames, {d.false_alarms_per_day:g} false alarm a day, {100 * d.budget:g} % of the loop's "

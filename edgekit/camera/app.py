@@ -194,6 +194,12 @@ def parser(prog: str = "edgekit-device.pyz") -> argparse.ArgumentParser:
     return p
 
 
+def commands(prog: str = "edgekit-device.pyz") -> Dict[str, argparse.ArgumentParser]:
+    """Each command's own parser, by name (its help as the camera prints it: the CLI reference is made of them)."""
+    return {name: sub for action in parser(prog)._actions if isinstance(action, argparse._SubParsersAction)
+            for name, sub in action.choices.items()}
+
+
 def main(argv: Optional[List[str]] = None, trt: Any = None, cuda: Any = None, prog: str = "edgekit-device.pyz") -> int:
     commands = parser(prog)
     args = commands.parse_args(argv)
