@@ -171,9 +171,12 @@ def test_type_stubs_alone_are_not_taken_for_tensorrt(monkeypatch) -> None:
 
 # The interpreters JetPack 4.6 and 5.x ship, where this machine has them (pyenv), or EDGEKIT_DEVICE_PYTHONS
 # (paths separated by os.pathsep): numpy pinned to a release that supports each, the OpenCV each JetPack ships
-# (4.1.1 on 4.6, 4.5.4 on 5.x), and ONNX Runtime as a CPU slot's runtime (1.10: the last for Python 3.6).
+# (4.1.1 on 4.6, 4.5.4 on 5.x), and a CPU slot's runtimes: ONNX Runtime (1.10: the last for Python 3.6) and, on
+# 3.8, OpenVINO 2024.4 (no release with its C API 2.0 installs on 3.6).
 OLD_PYTHONS = {"3.6": ["numpy==1.19.5", "cryptography<41", "opencv-python-headless==4.1.1.26", "onnxruntime==1.10.0"],
-               "3.8": ["numpy==1.24.4", "cryptography<45", "opencv-python-headless==4.5.4.60", "onnxruntime==1.19.2"]}
+               "3.8": ["numpy==1.24.4", "cryptography<45", "opencv-python-headless==4.5.4.60", "onnxruntime==1.19.2",
+                       "openvino==2024.4.0"]}
+RUNTIMES = {"3.6": ["onnxruntime"], "3.8": ["onnxruntime", "openvino"]}
 
 
 def old_pythons() -> list[Path]:
@@ -198,8 +201,8 @@ def jetpack_python(request, pytestconfig) -> tuple[str, Path]:
     if not (venv / "bin" / "python").is_file():
         subprocess.run([str(python), "-m", "venv", "--clear", str(venv)], check=True)
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet"]
-    if subprocess.run([str(venv / "bin" / "python"), "-c", "import numpy, cryptography, cv2, onnxruntime"],
-                      capture_output=True).returncode:
+    if subprocess.run([str(venv / "bin" / "python"), "-c", "import numpy, cryptography, cv2, "
+                       + ", ".join(RUNTIMES[version])], capture_output=True).returncode:
         subprocess.run(pip + ["--upgrade", "pip<22"], check=True, capture_output=True)   # knows manylinux2014 wheels
         subprocess.run(pip + ["--only-binary=:all:"] + OLD_PYTHONS[version], check=True, capture_output=True)
     return version, venv / "bin" / "python"
@@ -246,14 +249,15 @@ def test_the_device_app_builds_a_kit_on_jetpacks_own_python(jetpack_python, tiny
     assert run.stdout.strip().splitlines()[-1].startswith(f"ok {version}.")
 
 
-def _ort_slot_bundle(recipe, export_dir: Path, images: list, key, out: Path) -> Path:
-    """A signed bundle of the recipe's model for ONNX Runtime, as ``edgekit bundle`` makes one for a CPU camera:
-    the export's opset-13 copy (ONNX Runtime 1.10, the last release for Python 3.6, reads opset <= 15), its
-    pipeline.json, golden frames with the outputs ONNX Runtime gives for them here, and a drift reference of the
-    frames' image features."""
+def _cpu_slot_bundle(recipe, export_dir: Path, images: list, key, out: Path, backend: str) -> Path:
+    """A signed bundle of the recipe's model for a CPU camera, as ``edgekit bundle`` makes one: for ONNX Runtime
+    the export's opset-13 copy (ONNX Runtime 1.10, the last release for Python 3.6, reads opset <= 15), for
+    OpenVINO the FP32 IR this machine's OpenVINO writes; its pipeline.json, golden frames with the outputs the
+    backend gives for them here, and a drift reference of the frames' image features."""
     import numpy as np
 
-    from edgekit.backends.onnxruntime import OrtRunner
+    from edgekit.backends import get_backend
+    from edgekit.backends.openvino import compile as compile_ir
     from edgekit.camera import drift, golden
     from edgekit.data import robustness
     from edgekit.drift.reference import Measured
@@ -263,15 +267,19 @@ def _ort_slot_bundle(recipe, export_dir: Path, images: list, key, out: Path) -> 
 
     art = out.parent / "artifact"
     art.mkdir(parents=True)
-    (art / "model.onnx").write_bytes((export_dir / copy_name(13)).read_bytes())
+    if backend == "openvino":
+        model = compile_ir(export_dir / "model.onnx", art, "fp32")
+    else:
+        model = art / "model.onnx"
+        model.write_bytes((export_dir / copy_name(13)).read_bytes())
     write_pipeline(recipe, art)
-    (art / "manifest.json").write_text('{"stage": "compile", "results": {"file": "model.onnx"}}\n')
+    (art / "manifest.json").write_text(json.dumps({"stage": "compile", "results": {"file": model.name}}))
     inputs = recipe.preprocess.batch(images)
-    runner = OrtRunner(art / "model.onnx", threads=1)
+    runner = get_backend(backend).load(model, threads=1)
     logits = np.concatenate([runner.infer(x[None])[0] for x in inputs])
     files = {f"model/{p.name}": p for p in sorted(art.iterdir()) if p.is_file()}
     for path in golden.write(art / "golden", images, inputs, ["logits"], {"logits": logits},
-                             {"fp32": {"artifact": "onnxruntime-fp32", "outputs": {"logits": logits}}}):
+                             {"fp32": {"artifact": f"{backend}-fp32", "outputs": {"logits": logits}}}):
         files[f"golden/{path.name}"] = path
     measured = Measured(images, recipe.preprocess.size)
     conditions = {name: {"values": measured.condition(name, degraded), "accuracy": None}
@@ -279,27 +287,31 @@ def _ort_slot_bundle(recipe, export_dir: Path, images: list, key, out: Path) -> 
     reference = drift.Reference({"format": drift.FORMAT, "size": measured.size, "values": measured.values,
                                  "conditions": conditions})
     files[f"{drift.FOLDER}/{drift.FILE}"] = reference.write(art)
-    write_bundle(files, {"recipe": recipe.name, "kind": "artifact", "artifact": "onnxruntime-fp32",
-                         "backend": "onnxruntime", "precision": "fp32", "target": "cpu"}, key, out)
+    write_bundle(files, {"recipe": recipe.name, "kind": "artifact", "artifact": f"{backend}-fp32",
+                         "backend": backend, "precision": "fp32", "target": "cpu"}, key, out)
     return out
 
 
-def test_the_camera_runs_the_line_on_jetpacks_own_python(jetpack_python, tiny_recipe, tiny_quantized, tiny_data,
-                                                         tmp_path) -> None:
+@pytest.mark.parametrize("backend", ["onnxruntime", "openvino"])
+def test_the_camera_runs_the_line_on_jetpacks_own_python(jetpack_python, backend, tiny_recipe, tiny_quantized,
+                                                         tiny_data, tmp_path) -> None:
     """Issue 29: the whole camera side under real CPython 3.6 / 3.8 with the OpenCV its JetPack ships, from the
     zipapp alone: verify a signed bundle, golden-check its slot, activate it, and ``run`` the line on a video
-    through ONNX Runtime, answering every frame as the workstation's runtime answers it."""
+    through ONNX Runtime, or OpenVINO 2024.4 on 3.8 (an older release than the one that wrote the IR, and the C
+    API's element types numbered as before 2026), answering every frame as the workstation's runtime does."""
     import cv2
 
-    from edgekit.camera import drift, slots
+    from edgekit.camera import drift
     from edgekit.camera.runtime import RunOptions, run
     from edgekit.deploy import keys, loopback
 
     version, python = jetpack_python
+    if backend not in RUNTIMES[version]:
+        pytest.skip(f"no {backend} release for Python {version} that edgekit runs")
     images = [cv2.imread(str(p)) for p in sorted((tiny_data / "IMAGES").glob("*.png"))[::7][:8]]
     key_file = keys.new_key("mill", tmp_path / "keys")
-    bundle = _ort_slot_bundle(tiny_recipe, tiny_quantized.parent / "export", images, keys.load_private(key_file),
-                              tmp_path / "src" / "line.bundle")
+    bundle = _cpu_slot_bundle(tiny_recipe, tiny_quantized.parent / "export", images, keys.load_private(key_file),
+                              tmp_path / "src" / "line.bundle", backend)
     install = loopback.prepare_install(tmp_path / "camera", key_file.with_suffix(".pub"))
     video = tmp_path / "line.avi"
     writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 25, (200, 200))
@@ -326,7 +338,7 @@ def test_the_camera_runs_the_line_on_jetpacks_own_python(jetpack_python, tiny_re
     assert sorted(states) == [8, 12, 16, 20] and set(states[20]["features"]) == set(drift.IMAGE_FEATURES)
     summary = json.loads((tmp_path / "line.summary.json").read_text())
     assert len(lines) == summary["frames"] == 24 and {line["slot"] for line in lines} == {slot}
-    assert summary["model"]["backend"] == "onnxruntime" and "status: http://127.0.0.1:" in ran.stderr
+    assert summary["model"]["backend"] == backend and "status: http://127.0.0.1:" in ran.stderr
     here = io.StringIO()
     run(RunOptions(str(video), install, status_port=None), here, log=lambda line: None)
     ours = [json.loads(line) for line in here.getvalue().splitlines()]

@@ -8,6 +8,7 @@ from typing import List, Optional
 
 import numpy as np
 
+from edgekit.backends.openvino_capi import CompiledModel
 from edgekit.errors import EdgekitError
 
 NAME = "openvino"
@@ -33,37 +34,51 @@ def compile(onnx_path: Path, out_dir: Path, precision: str, bf16: bool = False) 
 
 
 class OpenVinoRunner:
+    """An artifact compiled for this CPU by OpenVINO's C API (:mod:`edgekit.backends.openvino_capi`: the
+    ``openvino`` Python package is not imported), precision pinned as :func:`compile` wrote it."""
+
     backend = NAME
 
-    def __init__(self, path: Path, threads: int, batch: Optional[int] = None) -> None:
-        import openvino as ov
-
-        core = ov.Core()
-        try:
-            model = core.read_model(str(path))
-        except Exception as exc:  # OpenVINO raises RuntimeError with a multi-line frontend report
-            raise EdgekitError("{}: OpenVINO cannot read it ({})".format(
-                path, str(exc).strip().splitlines()[0][:200])) from exc
-        shape = tuple(model.input(0).get_shape())
-        if batch and batch != shape[0]:
-            model.reshape({model.input(0).get_any_name(): [batch] + list(shape[1:])})
-            shape = (batch,) + tuple(shape[1:])
+    def __init__(self, path: Path, threads: int, batch: Optional[int] = None, cache: Optional[Path] = None) -> None:
+        path = Path(path)
+        if not path.is_file():
+            raise EdgekitError("{}: model file not found".format(path))
         # never bf16 behind the user's back: only where the artifact was compiled to compute in it
-        self.precision = model.get_rt_info(HINT).astype(str) if model.has_rt_info(HINT) else "f32"
-        config = {
-            "INFERENCE_NUM_THREADS": threads,
-            "INFERENCE_PRECISION_HINT": self.precision,
-            "PERFORMANCE_HINT": "LATENCY",
-        }
-        self.compiled = core.compile_model(model, "CPU", config)
-        self.request = self.compiled.create_infer_request()
-        self.outputs = len(self.compiled.outputs)
-        self.input_shape = shape
+        self.precision = precision_hint(path)
+        config = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": self.precision,
+                  "PERFORMANCE_HINT": "LATENCY"}
+        self.model = CompiledModel(path, config, batch, cache)
+        self.input_shape = self.model.input_shape
+        self.from_cache = self.model.from_cache        # imported from a compiled blob, not compiled now
 
     def infer(self, batch: np.ndarray) -> List[np.ndarray]:
-        self.request.infer({0: batch})
-        return [self.request.get_output_tensor(i).data.copy() for i in range(self.outputs)]
+        return self.model.infer(batch)
+
+    def close(self) -> None:
+        self.model.close()
 
 
-def load(path: Path, threads: int, batch: Optional[int] = None) -> OpenVinoRunner:
-    return OpenVinoRunner(path, threads, batch)
+def precision_hint(path: Path) -> str:
+    """The IR's ``rt_info/runtime_options/INFERENCE_PRECISION_HINT`` (what :func:`compile` writes for bf16),
+    else (and for an ONNX file) ``f32``."""
+    from xml.etree.ElementTree import iterparse
+
+    if path.suffix != ".xml":
+        return "f32"
+    within = []
+    try:
+        for event, element in iterparse(str(path), events=("start", "end")):
+            if event == "start":
+                within.append(element.tag)
+                if within[1:] == ["rt_info", HINT[0], HINT[1]]:
+                    return element.get("value") or "f32"
+            else:
+                within.pop()
+                element.clear()
+    except SyntaxError as exc:              # ElementTree's ParseError
+        raise EdgekitError("{}: not an OpenVINO IR ({})".format(path, exc)) from None
+    return "f32"
+
+
+def load(path: Path, threads: int, batch: Optional[int] = None, cache: Optional[Path] = None) -> OpenVinoRunner:
+    return OpenVinoRunner(path, threads, batch, cache)

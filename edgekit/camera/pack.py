@@ -21,7 +21,7 @@ MIN_PYTHON = (3, 6)            # JetPack 4.6's Python: the oldest a supported Je
 WORKSTATION_ONLY = ("camera/pack.py",)
 DEVICE_MODULES = (
     "__init__.py", "errors.py", "artifacts.py", "timing.py", "backends/__init__.py",
-    "backends/onnxruntime.py", "backends/openvino.py",            # what a CPU camera's slot runs
+    "backends/onnxruntime.py", "backends/openvino.py", "backends/openvino_capi.py",   # a CPU slot's runtimes
     *("backends/tensorrt/{}.py".format(name) for name in (
         "__init__", "version", "engine", "cuda", "runner", "builder", "calibration_cache", "onnx_support",
         "kit_build", "jetson", "bench")),
