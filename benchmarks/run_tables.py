@@ -70,10 +70,12 @@ def make_video(images: list, frames: int, path: Path) -> Path:
 
 
 def installed_line(run: Path, root: Path, frames: int) -> tuple[dict, Path, list, Path]:
-    """The run's bundle installed in a camera folder under ``root`` (verified and activated, as flash does it)
+    """The run's bundle installed in a camera folder under ``root`` (verified, golden-checked and activated, as
+    flash does it)
     and an MJPG video of its test images cycled to ``frames`` frames: (bundle manifest, install folder, the
     images, the video)."""
     from edgekit.camera import slots
+    from edgekit.camera.model import LineModel
     from edgekit.data.recipe_data import load_split, read_images, recorded_source
     from edgekit.deploy import keys, loopback
     from edgekit.stages.bundle import bundle
@@ -83,6 +85,8 @@ def installed_line(run: Path, root: Path, frames: int) -> tuple[dict, Path, list
     key = keys.new_key("bench", root / "keys")
     manifest = bundle(run, built["target"], key, root / "line.bundle")
     install = loopback.prepare_install(root / "camera", key.with_suffix(".pub"))
-    slots.activate(install, slots.verify(install, root / "line.bundle")["slot"])
+    slot = slots.verify(install, root / "line.bundle")["slot"]
+    LineModel.from_slot(install, slot).close()        # flash's golden check (an OpenVINO slot's blob compiled)
+    slots.activate(install, slot)
     images = read_images(load_split(recipe, recorded_source(run)).test, "test images")
     return manifest, install, images, make_video(images, frames, root / "line.avi")

@@ -6,6 +6,7 @@ post-processing its ``pipeline.json`` describes; one frame at a time, batch 1, a
 """
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
@@ -20,6 +21,7 @@ from edgekit.errors import EdgekitError
 
 PREFERENCE = ("int8", "fp16", "fp32")       # fastest first: what a slot runs, and what a bundle carries
 MODEL = "model"                              # a slot's folder of what it runs
+BLOBS = "openvino-cache"                     # <install>/engines/<slot>/: OpenVINO's compiled blobs of its IR
 
 
 def slot_dir(install: Path, slot: str) -> Path:
@@ -50,6 +52,17 @@ def slot_model(install: Path, slot: str) -> Tuple[str, str, Path, Dict[str, Any]
     return manifest["backend"], manifest["precision"], folder / MODEL / results["file"], manifest
 
 
+def blob_cache(install: Path, slot: str) -> Optional[Path]:
+    """The folder of a slot's compiled blobs, made if need be; None where the install cannot be written to
+    (the slot is then compiled at every load)."""
+    folder = Path(install) / ENGINES / slot / BLOBS
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return folder
+
+
 class LineModel:
     """A runner (``infer(batch) -> outputs``) with the pipeline of the model it runs."""
 
@@ -63,23 +76,43 @@ class LineModel:
 
     @classmethod
     def from_slot(cls, install: Path, slot: str, threads: Optional[int] = None) -> "LineModel":
-        """A camera's slot, loaded and passed through its golden images before anyone may use it."""
+        """A camera's slot, loaded and passed through its golden images before anyone may use it.
+
+        An OpenVINO slot is compiled once per camera: its compiled blob is kept beside the slot (``BLOBS``) and
+        imported by the next load (the line's start, a hot swap after flash's golden check), which skips reading
+        and compiling the IR. A blob that fails to import is compiled again by OpenVINO; one that imports but
+        fails the golden images (gone bad on disk) is thrown away and the verified IR compiled afresh."""
+        try:
+            model = cls.checked(install, slot, threads)
+        except EdgekitError:
+            blobs = Path(install) / ENGINES / slot / BLOBS
+            if not blobs.is_dir() or not any(blobs.iterdir()):
+                raise
+            shutil.rmtree(str(blobs), ignore_errors=True)
+            model = cls.checked(install, slot, threads)
+        try:              # the watch is the line's instrument, never a reason not to run it
+            model.drift = drift.Reference.load(slot_dir(install, slot))
+            model.golden["drift_reference"] = model.drift is not None
+        except EdgekitError as exc:
+            model.drift_problem = str(exc)
+            model.golden["drift_reference"] = model.drift_problem
+        return model
+
+    @classmethod
+    def checked(cls, install: Path, slot: str, threads: Optional[int] = None) -> "LineModel":
+        """The slot's runner with its pipeline, once its golden images pass."""
         folder = slot_dir(install, slot)
         backend, precision, path, manifest = slot_model(install, slot)
         pipeline = Pipeline(folder / MODEL)                  # a bad pipeline fails before the model loads
-        model = cls(pipeline, get_backend(backend).load(path, threads or os.cpu_count() or 1), slot, precision,
-                    manifest)
+        blobs = blob_cache(install, slot) if backend == "openvino" else None
+        options = {"cache": blobs} if blobs else {}
+        runner = get_backend(backend).load(path, threads or os.cpu_count() or 1, **options)
+        model = cls(pipeline, runner, slot, precision, manifest)
         try:
             model.golden = golden.check(model, folder / golden.FOLDER, "slot {}".format(slot))
         except BaseException:
             model.close()
             raise
-        try:              # the watch is the line's instrument, never a reason not to run it
-            model.drift = drift.Reference.load(folder)
-            model.golden["drift_reference"] = model.drift is not None
-        except EdgekitError as exc:
-            model.drift_problem = str(exc)
-            model.golden["drift_reference"] = model.drift_problem
         return model
 
     @classmethod

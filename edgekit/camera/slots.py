@@ -10,7 +10,6 @@ A slot appears whole or not at all (:func:`edgekit.deploy.bundle.open_bundle`); 
 slot or the new one, never neither, whatever moment the process is killed. Slots other than the active
 and previous ones are removed after a switch. Device-side code: Python 3.6+.
 """
-import hashlib
 import json
 import os
 import shutil
@@ -18,21 +17,19 @@ from pathlib import Path
 from typing import Any, Dict, Optional
 
 from edgekit.camera import trust
-from edgekit.camera.bundle import MANIFEST, SIGNED, fsync_dir, open_bundle
+from edgekit.camera.bundle import MANIFEST, SIGNED, fsync_dir, open_bundle, sha256
 from edgekit.errors import EdgekitError
 
 ACTIVE, PREVIOUS, SLOTS, TRUSTED = "active", "previous", "slots", "trusted"
 HELD = "held"          # <install>/held/<pid>: the slot a running process (edgekit run) has loaded
 APP_FOLDER, APP_NAME = "app", "edgekit-device.pyz"   # <install>/app/: each camera program flash sent, and a link
-ENGINES = "engines"    # <install>/engines/<slot>/: TensorRT engines a device-kit slot had built on the camera
+ENGINES = "engines"    # <install>/engines/<slot>/: what the camera built for a slot (a device kit's TensorRT engines,
+                       # an OpenVINO IR's compiled blobs)
 
 
 def bundle_id(path: Path) -> str:
-    h = hashlib.sha256()
     with open(str(path), "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()[:16]
+        return sha256(f)[:16]
 
 
 def _link(install: Path, name: str) -> Optional[str]:
@@ -175,7 +172,7 @@ def damaged(install: Path, slot: str) -> list:
             found.append(name + " (missing)")
             continue
         with open(str(path), "rb") as f:
-            if hashlib.sha256(f.read()).hexdigest() != entry["sha256"]:
+            if sha256(f) != entry["sha256"]:
                 found.append(name + " (altered)")
     listed = set(files) | {MANIFEST, SIGNED}
     found += [p.relative_to(folder).as_posix() + " (not listed)" for p in folder.rglob("*")
