@@ -345,3 +345,113 @@ def test_the_line_watches_its_frames_against_the_reference_its_bundle_carries(ca
     rows = {r["feature"]: r for r in json.loads((tmp_path / "line.drift.json").read_text())["features"]}
     assert rows["sharpness"]["alerts"] >= 1 and rows["sharpness"]["first_alert_frame"] >= 60
     assert (tmp_path / "line.drift.png").is_file() and "sharpness" in drawn.stdout and "blur_" in drawn.stdout
+
+
+def _scaled_weights(xml: Path, weights: bytes, factor: float) -> bytes:
+    """``weights`` (an IR's .bin) with every f32 constant the IR lists multiplied by ``factor``: the same network,
+    other weights."""
+    import xml.etree.ElementTree as ET
+
+    out = bytearray(weights)
+    for layer in ET.parse(str(xml)).getroot().iter("layer"):
+        data = layer.find("data")
+        if layer.get("type") == "Const" and data is not None and data.get("element_type") == "f32":
+            start, size = int(data.get("offset")), int(data.get("size"))
+            out[start:start + size] = (np.frombuffer(weights[start:start + size], np.float32) * factor).tobytes()
+    return bytes(out)
+
+
+def test_an_openvino_slot_is_compiled_once_and_a_blob_gone_bad_is_compiled_again(camera, tmp_path) -> None:
+    """The slot's compiled blob is kept beside it and imported by the next load (the line's start, a swap after
+    flash's golden check); a blob that imports but computes something else (gone bad on disk) fails the golden
+    images, is thrown away, and the verified IR is compiled afresh: the slot still runs the line."""
+    import shutil
+
+    from edgekit.backends import get_backend
+    from edgekit.camera.model import BLOBS, LineModel, slot_model
+    from edgekit.camera.pipeline import Pipeline
+
+    install, slot = camera["install"], camera["first"]
+    blobs = install / slots.ENGINES / slot / BLOBS
+    shutil.rmtree(blobs, ignore_errors=True)
+    first = LineModel.from_slot(install, slot)
+    assert first.runner.backend == "openvino" and not first.runner.from_cache and len(list(blobs.glob("*.blob"))) == 1
+    again = LineModel.from_slot(install, slot)
+    assert again.runner.from_cache
+    first.close()
+    again.close()
+
+    model = install / slots.SLOTS / slot / "model"
+    weights = model / "model.bin"
+    original, mode = weights.read_bytes(), weights.stat().st_mode
+    weights.chmod(0o644)
+    shutil.rmtree(blobs)
+    weights.write_bytes(_scaled_weights(model / "model.xml", original, 1.5))   # a blob of other weights, made
+    get_backend("openvino").load(model / "model.xml", os.cpu_count(), cache=blobs).close()   # under the IR's name
+    weights.write_bytes(original)
+    weights.chmod(mode)
+    assert slots.damaged(install, slot) == []
+    runner = get_backend("openvino").load(model / "model.xml", os.cpu_count(), cache=blobs)
+    stale = LineModel(Pipeline(model), runner, slot, slot_model(install, slot)[1])
+    assert runner.from_cache
+    with pytest.raises(EdgekitError, match="golden images fail"):
+        golden.check(stale, model.parent / golden.FOLDER)
+    stale.close()
+    loaded = LineModel.from_slot(install, slot)
+    assert not loaded.runner.from_cache and loaded.golden["images"] == 8
+    loaded.close()
+    assert LineModel.from_slot(install, slot).runner.from_cache                # the new blob
+
+
+def test_the_status_endpoint_answers_what_it_must_and_refuses_the_rest(tmp_path) -> None:
+    """The endpoint's own HTTP/1.0 on socketserver: GET and HEAD of /metrics and /healthz, 405 for other methods,
+    400 for what is not a request line (or one longer than 8 KiB), and a client that sends nothing holds up no
+    one else."""
+    import socket
+
+    from edgekit.camera.status import LineMetrics, serve
+
+    metrics = LineMetrics()
+    server = serve(metrics, port=0)
+
+    def ask(raw: bytes) -> bytes:
+        with socket.create_connection(("127.0.0.1", server.server_port), timeout=5) as s:
+            s.sendall(raw)
+            return b"".join(iter(lambda: s.recv(65536), b""))
+    try:
+        silent = socket.create_connection(("127.0.0.1", server.server_port))
+        assert ask(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.0 503 Service Unavailable\r\n")
+        metrics.observe(0.01, False)
+        healthy = ask(b"GET /healthz?probe=1 HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert healthy.startswith(b"HTTP/1.0 200 OK\r\n") and b'{"healthy": true, ' in healthy
+        head, body = ask(b"GET /metrics HTTP/1.1\r\n\r\n").split(b"\r\n\r\n", 1)
+        assert b"Content-Type: text/plain; version=0.0.4" in head and b"edgekit_frames_total 1.0" in body
+        assert f"Content-Length: {len(body)}".encode() in head
+        assert ask(b"HEAD /metrics HTTP/1.1\r\n\r\n").endswith(b"\r\n\r\n")              # no body
+        assert ask(b"POST /metrics HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.0 405 ")
+        assert ask(b"GET /nothing HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.0 404 ")
+        assert ask(b"hello\r\n\r\n").startswith(b"HTTP/1.0 400 ")
+        assert ask(b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n").startswith(b"HTTP/1.0 400 ")
+        silent.close()
+    finally:
+        server.shutdown()
+
+
+def test_the_camera_program_runs_the_line_without_what_it_does_not_need(camera, tmp_path) -> None:
+    """Issue 29's memory: the camera's program, running an OpenVINO slot with its status endpoint on, imports
+    neither the ``openvino`` package (the C library is enough) nor OpenSSL's hashlib, http.server's client and
+    e-mail parsing, numpy.random or numpy.ma: together over 20 MB resident on a camera."""
+    from edgekit.camera import pack
+
+    app = pack.write_app(tmp_path / pack.APP)
+    video = _video(camera["images"], tmp_path / "v.avi", 6)
+    done = subprocess.run([sys.executable, "-X", "importtime", str(app), "run", "--install", str(camera["install"]),
+                           "--source", str(video), "--status-port", "0", "--out", str(tmp_path / "l.jsonl")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert len(_lines((tmp_path / "l.jsonl").read_text())) == 6
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert {"edgekit.backends.openvino_capi", "edgekit.camera.drift"} <= imported
+    unwanted = {"openvino", "hashlib", "_hashlib", "ssl", "http.client", "http.server", "email", "numpy.random",
+                "numpy.ma", "cryptography"}
+    assert not unwanted & imported, unwanted & imported

@@ -23,7 +23,6 @@ at once and on disk (files and folders fsynced before the rename, the parent aft
 Device-side code: Python 3.6+, the standard library and ``cryptography``.
 """
 import contextlib
-import hashlib
 import json
 import os
 import posixpath
@@ -44,9 +43,17 @@ MAX_MEMBER = 4 << 30          # 4 GiB: larger than any engine or model a camera 
 MAX_BUNDLE = 16 << 30         # what a signed header may announce
 
 
+def new_sha256(data: bytes = b""):
+    """hashlib's SHA-256, imported here: hashlib loads OpenSSL (3.6 MB resident), which running the line never
+    needs."""
+    import hashlib
+
+    return hashlib.sha256(data)
+
+
 def sha256(f, size: Optional[int] = None) -> str:
     """SHA-256 of ``f`` from where it stands: to its end, or exactly ``size`` bytes (fewer: an error)."""
-    h = hashlib.sha256()
+    h = new_sha256()
     left = size
     while left is None or left > 0:
         block = f.read(1 << 20 if left is None else min(1 << 20, left))
@@ -239,7 +246,7 @@ def open_bundle(path: Path, trusted: Dict[str, Any], dest: Path, max_member: int
             for name, member in sorted(payload.items()):
                 target = staging / name
                 target.parent.mkdir(parents=True, exist_ok=True)
-                h = hashlib.sha256()
+                h = new_sha256()
                 left = manifest["files"][name]["size"]
                 with tar.extractfile(member) as src, open(str(target), "wb") as out:
                     while left > 0:                   # never past the listed size

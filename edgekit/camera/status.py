@@ -4,19 +4,21 @@ Prometheus server or node-exporter's textfile, ``/healthz`` for a watchdog (200 
 mill's network only when told to.
 
 The exposition is written here (standard library alone, Python 3.6+: ``prometheus_client`` needs 3.8 and
-costs 100 ms of start-up); ``tests/test_line.py`` reads it back with ``prometheus_client``'s own parser.
+costs 100 ms of start-up); ``tests/test_line.py`` reads it back with ``prometheus_client``'s own parser. The
+endpoint answers HTTP/1.0 GET and HEAD on ``socketserver`` alone: ``http.server`` imports ``http.client``, the
+``email`` parser and OpenSSL, 5.7 MB resident on a camera that serves two read-only paths.
 """
 import bisect
 import collections
 import json
+import socketserver
 import threading
 import time
-from socketserver import ThreadingMixIn
 from typing import Any, Dict, List, Optional, Tuple
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import numpy as np
 
+from edgekit.camera.drift import sorted_quantiles
 from edgekit.errors import EdgekitError
 
 QUANTILES = (0.5, 0.9, 0.99)
@@ -101,7 +103,7 @@ class LineMetrics:
         with self._lock:
             seconds, stamps = np.array(self._seconds), list(self._stamps)
         fps = (len(stamps) - 1) / max(stamps[-1] - stamps[0], 1e-9) if len(stamps) > 1 else 0.0
-        return fps, {q: float(np.quantile(seconds, q)) if len(seconds) else 0.0 for q in QUANTILES}
+        return fps, {q: float(sorted_quantiles(np.sort(seconds), q)) if len(seconds) else 0.0 for q in QUANTILES}
 
     def summary(self) -> Dict[str, Any]:
         """The figures so far, for the end-of-run table and JSON."""
@@ -162,37 +164,67 @@ class LineMetrics:
         return "\n".join(lines) + "\n"
 
 
-class _Quiet(WSGIRequestHandler):
-    def log_message(self, *args: Any) -> None:     # requests are not the runtime's output
-        pass
+class _Handler(socketserver.StreamRequestHandler):
+    """One request: its line and headers read (bounded: a client that sends more, or nothing for ``timeout``
+    seconds, gets no answer), one response, the connection closed."""
+
+    timeout = 5.0
+    MAX_LINE, MAX_HEADERS = 8192, 100
+    REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
+               503: "Service Unavailable"}
+
+    def handle(self) -> None:
+        try:
+            request = self.rfile.readline(self.MAX_LINE + 1)
+            for _ in range(self.MAX_HEADERS):
+                header = self.rfile.readline(self.MAX_LINE + 1)
+                if header in (b"\r\n", b"\n", b"") or len(header) > self.MAX_LINE:
+                    break
+        except OSError:                         # timed out or reset: nobody to answer
+            return
+        parts = request.split()
+        if len(request) > self.MAX_LINE or len(parts) != 3 or not parts[2].startswith(b"HTTP/"):
+            code, kind, body = 400, "text/plain", b"bad request\n"
+        elif parts[0] not in (b"GET", b"HEAD"):
+            code, kind, body = 405, "text/plain", b"GET or HEAD\n"
+        else:
+            code, kind, body = self.server.answer(parts[1].split(b"?")[0].decode("latin-1"))
+        head = "HTTP/1.0 {} {}\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n".format(
+            code, self.REASONS[code], kind, len(body))
+        try:
+            self.wfile.write(head.encode("latin-1") + (body if parts and parts[0] != b"HEAD" else b""))
+        except OSError:
+            pass
 
 
-class _Threaded(ThreadingMixIn, WSGIServer):
+class _Server(socketserver.ThreadingTCPServer):
     daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: Tuple[str, int], answer) -> None:
+        self.answer = answer        # path -> (status code, content type, body)
+        super().__init__(address, _Handler)
 
 
 def serve(metrics: LineMetrics, host: str = "127.0.0.1", port: int = 9108, stale_s: float = 10.0):
     """Start the status endpoint on a daemon thread; returns the server (``server.server_port``,
     ``server.shutdown()``)."""
 
-    def app(environ, start_response):
-        path = environ.get("PATH_INFO")
+    def answer(path: str) -> Tuple[int, str, bytes]:
         if path == "/healthz":
             age = time.monotonic() - metrics.last_frame if metrics.last_frame else None
             healthy = age is not None and age <= stale_s
             body = json.dumps({"healthy": healthy, "seconds_since_frame": age and round(age, 3)}).encode()
-            start_response("200 OK" if healthy else "503 Service Unavailable", [("Content-Type", "application/json")])
-            return [body]
+            return (200 if healthy else 503), "application/json", body
         if path in ("/metrics", "/"):
-            start_response("200 OK", [("Content-Type", CONTENT_TYPE)])
-            return [metrics.exposition().encode()]
-        start_response("404 Not Found", [("Content-Type", "text/plain")])
-        return [b"/metrics or /healthz\n"]
+            return 200, CONTENT_TYPE, metrics.exposition().encode()
+        return 404, "text/plain", b"/metrics or /healthz\n"
 
     try:
-        server = make_server(host, port, app, server_class=_Threaded, handler_class=_Quiet)
+        server = _Server((host, port), answer)
     except OSError as exc:
         raise EdgekitError("status endpoint {}:{}: {} (another `edgekit run`? --status-port -1 turns it "
                            "off)".format(host, port, exc.strerror or exc)) from None
+    server.server_port = server.server_address[1]
     threading.Thread(target=server.serve_forever, name="edgekit-status", daemon=True).start()
     return server

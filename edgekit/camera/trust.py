@@ -2,10 +2,10 @@
 ``trusted/``; the private halves sign bundles on the workstation (:mod:`edgekit.deploy.keys`).
 
 A key is named by its fingerprint: the first 16 hex digits of the SHA-256 of its raw 32 public bytes."""
-import hashlib
 from pathlib import Path
 from typing import Dict
 
+from edgekit.camera.bundle import new_sha256
 from edgekit.errors import EdgekitError
 
 PUBLIC = ".pub"
@@ -24,7 +24,7 @@ def _crypto():
 def fingerprint(public_key) -> str:
     serialization, _ = _crypto()
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[:16]
+    return new_sha256(raw).hexdigest()[:16]
 
 
 def load_public(path: Path):

@@ -71,7 +71,7 @@ def components(logits: np.ndarray, spec: PostprocessSpec) -> Segmentation:
     label, prob = _class_map(logits, spec)
     h, w = label.shape
     out, defects = np.zeros_like(label), []
-    for k in np.unique(label[label > 0]):
+    for k in np.flatnonzero(np.bincount(label.ravel())[1:]) + 1:    # the classes present (np.unique: numpy.ma)
         n, parts, stats, _ = cv2.connectedComponentsWithStats((label == k).astype(np.uint8),
                                                               connectivity=spec.connectivity)
         mean = np.bincount(parts.ravel(), weights=prob.ravel(), minlength=n) / np.maximum(stats[:, cv2.CC_STAT_AREA], 1)
