@@ -368,11 +368,11 @@ def test_an_openvino_slot_is_compiled_once_and_a_blob_gone_bad_is_compiled_again
     import shutil
 
     from edgekit.backends import get_backend
-    from edgekit.camera.model import BLOBS, LineModel, slot_model
+    from edgekit.camera.model import LineModel, blob_folder, slot_model
     from edgekit.camera.pipeline import Pipeline
 
     install, slot = camera["install"], camera["first"]
-    blobs = install / slots.ENGINES / slot / BLOBS
+    blobs = blob_folder(install, slot)
     shutil.rmtree(blobs, ignore_errors=True)
     first = LineModel.from_slot(install, slot)
     assert first.runner.backend == "openvino" and not first.runner.from_cache and len(list(blobs.glob("*.blob"))) == 1

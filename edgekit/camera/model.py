@@ -52,10 +52,14 @@ def slot_model(install: Path, slot: str) -> Tuple[str, str, Path, Dict[str, Any]
     return manifest["backend"], manifest["precision"], folder / MODEL / results["file"], manifest
 
 
+def blob_folder(install: Path, slot: str) -> Path:
+    return Path(install) / ENGINES / slot / BLOBS
+
+
 def blob_cache(install: Path, slot: str) -> Optional[Path]:
     """The folder of a slot's compiled blobs, made if need be; None where the install cannot be written to
     (the slot is then compiled at every load)."""
-    folder = Path(install) / ENGINES / slot / BLOBS
+    folder = blob_folder(install, slot)
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:
@@ -85,7 +89,7 @@ class LineModel:
         try:
             model = cls.checked(install, slot, threads)
         except EdgekitError:
-            blobs = Path(install) / ENGINES / slot / BLOBS
+            blobs = blob_folder(install, slot)
             if not blobs.is_dir() or not any(blobs.iterdir()):
                 raise
             shutil.rmtree(str(blobs), ignore_errors=True)

@@ -165,8 +165,8 @@ class LineMetrics:
 
 
 class _Handler(socketserver.StreamRequestHandler):
-    """One request: its line and headers read (bounded: a client that sends more, or nothing for ``timeout``
-    seconds, gets no answer), one response, the connection closed."""
+    """One request: its line and headers read (a line over 8 KiB is a bad request; a client silent for
+    ``timeout`` seconds is dropped unanswered), one response, the connection closed."""
 
     timeout = 5.0
     MAX_LINE, MAX_HEADERS = 8192, 100
