@@ -4,6 +4,8 @@
     <install>/slots/<id>/          an unpacked, verified bundle (``id``: the bundle file's SHA-256, 16 hex)
     <install>/active -> slots/<id> the slot the runtime runs
     <install>/previous -> ...      the slot before it, for rollback
+    <install>/engines/<id>/        what the camera built for a slot: a device kit's TensorRT engines, an
+                                   OpenVINO IR's compiled blob (removed with the slot)
 
 A slot appears whole or not at all (:func:`edgekit.deploy.bundle.open_bundle`); ``active`` and
 ``previous`` are symbolic links replaced by a rename, which POSIX makes atomic: a reader sees the old
