@@ -1,6 +1,7 @@
 """What running the line costs a camera: peak memory, start to first answer, and throughput of the camera's
-program (``python3 edgekit-device.pyz run``) against ``edgekit run`` of this edgekit and, with ``--baseline``,
-``edgekit run`` of an earlier commit (checked out into a temporary git worktree), all in one run on one machine.
+program (``python3 edgekit-device.pyz run``) against ``edgekit run`` of this edgekit and, with ``--baseline`` (once
+or more), ``edgekit run`` of earlier commits (each checked out into a temporary git worktree), all in one run on one
+machine.
 
 The run's bundle is installed into a local camera folder (verified, golden-checked, activated, as flash does
 it); a video (MJPG AVI) of the run's test images is cycled to ``--frames`` frames. Each program is started as
@@ -20,7 +21,7 @@ for /metrics and /healthz is on, as ``run`` starts it by default. The camera's p
 must stay within ``--max-rss-mb`` (120) and ``--max-start-s`` (1.0), or this script fails. Table on stdout,
 JSON and Markdown in ``benchmarks/results/``::
 
-    python benchmarks/line_memory.py --run runs/sdc --baseline 3a766c2 --name line-memory-sdc
+    python benchmarks/line_memory.py --run runs/sdc --baseline 3a766c2 --baseline a218b67 --name line-memory-sdc
 """
 from __future__ import annotations
 
@@ -143,7 +144,8 @@ def main() -> int:
     ap.add_argument("--run", type=Path, required=True, help="a finished `edgekit build` run folder")
     ap.add_argument("--frames", type=int, default=1000)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--baseline", default=None, help="a commit whose `edgekit run` is measured beside (git worktree)")
+    ap.add_argument("--baseline", action="append", default=[],
+                    help="a commit whose `edgekit run` is measured beside (git worktree); repeat for several")
     ap.add_argument("--max-rss-mb", type=float, default=120.0)
     ap.add_argument("--max-start-s", type=float, default=1.0)
     ap.add_argument("--name", default=None, help="record in benchmarks/results/NAME.{json,md}")
@@ -166,12 +168,13 @@ def main() -> int:
         if m["backend"] == "openvino":      # the start after the slot's compiled blob was lost (or never made)
             floor_blob(model, root / "floor-blobs")
             programs["edgekit-device.pyz run, compiling the slot (no blob)"] = (camera, env)
-        if args.baseline:
-            worktree = root / "baseline"
-            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(worktree), args.baseline],
+        worktrees = []
+        for commit in args.baseline:
+            worktrees.append(root / f"baseline-{commit}")
+            subprocess.run(["git", "-C", str(ROOT), "worktree", "add", "--detach", "-q", str(worktrees[-1]), commit],
                            check=True)
-            programs[f"edgekit run at {args.baseline}"] = ([sys.executable, "-m", "edgekit", *run_args],
-                                                            {**env, "PYTHONPATH": str(worktree)})
+            programs[f"edgekit run at {commit}"] = ([sys.executable, "-m", "edgekit", *run_args],
+                                                    {**env, "PYTHONPATH": str(worktrees[-1])})
         try:
             rounds = {name: [] for name in programs}
             for _ in range(args.rounds):
@@ -183,8 +186,8 @@ def main() -> int:
             imported = {name: heavy_imports(with_out(command, root / "lines.jsonl"), environment, root / "lines.jsonl")
                         for name, (command, environment) in programs.items()}
         finally:
-            if args.baseline:
-                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(root / "baseline")])
+            for worktree in worktrees:
+                subprocess.run(["git", "-C", str(ROOT), "worktree", "remove", "--force", str(worktree)])
     rows = [{"program": name, "peak_rss_mb": max(r["peak_rss_mb"] for r in rs),
              "peak_anonymous_mb": max(r["peak_anonymous_mb"] for r in rs),
              "first_answer_s": min(r["first_answer_s"] for r in rs), "fps": max(r["fps"] for r in rs),
