@@ -7,6 +7,14 @@ import cv2
 import numpy as np
 
 
+def opencv_single_threaded() -> None:
+    """OpenCV's own thread pool off, in a process that runs the line (or times it as the line runs): its
+    frames are small, and the workers OpenCV starts to decode, resize and measure them take cores from the
+    model's runtime (2 AVX2 cores, sdc INT8: `edgekit run` 116 fps with the pool, 131 without; bench's end to
+    end 124 and 137: docs/history.md, benchmarks/results/line-throughput-sdc-avx2.md)."""
+    cv2.setNumThreads(1)
+
+
 class Preprocess(NamedTuple):
     size: int = 200
     channels: int = 3

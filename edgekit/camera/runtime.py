@@ -23,6 +23,7 @@ from typing import IO, Any, Callable, Dict, Optional, Tuple
 
 from edgekit.camera.drift import DriftOptions, DriftWatch
 from edgekit.camera.model import LineModel
+from edgekit.camera.preprocess import opencv_single_threaded
 from edgekit.camera.slots import ACTIVE, PREVIOUS, hold, status_links
 from edgekit.camera.sources import open_source, prefetch
 from edgekit.camera.status import LineMetrics, serve
@@ -115,6 +116,7 @@ def run(opts: RunOptions, out: IO[str] = sys.stdout, log: Optional[Callable[[str
         on_frame: Optional[Callable[[int], None]] = None) -> Dict[str, Any]:
     """Run until the source ends (or ``max_frames``); returns the summary."""
     log = log or (lambda line: print(f"edgekit run: {line}", file=sys.stderr, flush=True))
+    opencv_single_threaded()
     install = Path(opts.install)
     if status_links(install)[ACTIVE] is None:
         raise EdgekitError(f"{install}: no active slot (flash a bundle first)")

@@ -71,9 +71,11 @@ def end_to_end(folder: Path, runner, warmup: int, iters: int, max_seconds: float
     (``--frames``) give the line's figure."""
     from edgekit.camera import pipeline
     from edgekit.camera.model import LineModel
+    from edgekit.camera.preprocess import opencv_single_threaded
 
     if not (Path(folder) / pipeline.FILE).is_file():
         return None
+    opencv_single_threaded()                         # as the line runs
     model = LineModel.for_runner(folder, runner)
     used = f"{len(frames)} decoded frames" if frames else "one random frame"
     if not frames:
