@@ -12,7 +12,7 @@ golden-checking the slot, the first frame), peak memory is the process's own hig
 ``wait4`` counts the parent's own pages the child had before ``exec``), beside the largest anonymous memory
 seen (``smaps_rollup``: the part that is not shared-library pages), and the modules it imported are read
 from a ``-X importtime`` run of the same command. Beside them, the floor: numpy, OpenCV and the slot's runtime
-alone (OpenVINO through its C library, with edgekit's ctypes declarations of it and a compiled blob made
+alone (OpenVINO through its C library by edgekit's runner, the same settings, a compiled blob made
 beforehand, as the camera's), loading the same model file with the runner's settings, decoding the same video and
 answering each frame (resized, no other pre-processing) with one line: what any program running this model on
 this video on this machine needs. For an OpenVINO slot a last row starts the camera's program after the
@@ -49,10 +49,9 @@ import json, os, sys, time
 import cv2, numpy
 path, backend, video, out, blobs = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
 threads = os.cpu_count()
-if backend == "openvino":           # the C library through edgekit's declarations of it, its blob already made
-    from edgekit.backends.openvino_capi import CompiledModel
-    compiled = CompiledModel(path, {"INFERENCE_NUM_THREADS": threads, "PERFORMANCE_HINT": "LATENCY",
-                                    "INFERENCE_PRECISION_HINT": "f32"}, cache=blobs)
+if backend == "openvino":           # the C library through edgekit's runner, its blob already made
+    from edgekit.backends.openvino import load
+    compiled = load(path, threads, cache=blobs)
     shape, infer = compiled.input_shape, compiled.infer
 else:
     import onnxruntime
@@ -133,10 +132,9 @@ def with_out(command: list[str], lines: Path) -> list[str]:
 
 def floor_blob(model: Path, folder: Path) -> None:
     """The floor's compiled blob of an OpenVINO model, made before it is measured (as flash makes the camera's)."""
-    from edgekit.backends.openvino_capi import CompiledModel
+    from edgekit.backends.openvino import load
 
-    CompiledModel(model, {"INFERENCE_NUM_THREADS": os.cpu_count(), "PERFORMANCE_HINT": "LATENCY",
-                          "INFERENCE_PRECISION_HINT": "f32"}, cache=folder).close()
+    load(model, os.cpu_count(), cache=folder).close()
 
 
 def main() -> int:
